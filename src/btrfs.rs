@@ -1,0 +1,1 @@
+//! The only code that runs btrfs-progs: snapshots, subvolume facts, send and receive streams.

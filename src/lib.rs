@@ -1,0 +1,13 @@
+//! ferry replicates btrfs shares between storage appliances on a schedule:
+//! snapshot, incremental `btrfs send` over mutual TLS, verified receive, history in SQLite.
+//!
+//! The `ferry` binary is a thin CLI over this library; the daemons are library
+//! functions so integration tests can start them in-process.
+
+pub mod btrfs;
+pub mod cli;
+pub mod identity;
+pub mod names;
+pub mod schedule;
+pub mod store;
+pub mod wire;
