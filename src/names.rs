@@ -1,6 +1,7 @@
 //! Validation of the names users and peers give to things (appliances, pools, tasks,
 //! shares, snapshots) before any of them becomes part of a path, a row or a message.
 
+use chrono::{DateTime, NaiveDateTime, Utc};
 use thiserror::Error;
 
 /// Why a name was refused. The message names the rule, so the user can fix it.
@@ -85,6 +86,28 @@ fn validate_with_max(kind: &'static str, name: &str, max: usize) -> Result<(), N
     Ok(())
 }
 
+/// The timestamp in snapshot names: UTC, to the second, sortable as text.
+const SNAPSHOT_TIME: &str = "%Y%m%dT%H%M%SZ";
+
+/// The name of a task's snapshot taken at `at`: `<share>_<task>_<yyyymmddThhmmssZ>`.
+pub fn snapshot_name(share: &str, task: &str, at: DateTime<Utc>) -> String {
+    format!("{share}_{task}_{}", at.format(SNAPSHOT_TIME))
+}
+
+/// When a snapshot of this share and task was taken, or `None` when `name` is not
+/// one of theirs. Exact: task `a` does not claim the snapshots of task `a_b`.
+pub fn snapshot_time(share: &str, task: &str, name: &str) -> Option<DateTime<Utc>> {
+    let stamp = name
+        .strip_prefix(share)?
+        .strip_prefix('_')?
+        .strip_prefix(task)?
+        .strip_prefix('_')?;
+    NaiveDateTime::parse_from_str(stamp, SNAPSHOT_TIME)
+        .ok()
+        .filter(|t| t.format(SNAPSHOT_TIME).to_string() == stamp)
+        .map(|t| t.and_utc())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -126,5 +149,20 @@ mod tests {
         assert_eq!(validate("task", &"a".repeat(MAX_NAME)), Ok(()));
         assert!(validate_snapshot(&"a".repeat(MAX_SNAPSHOT_NAME)).is_ok());
         assert!(validate_snapshot(&"a".repeat(MAX_SNAPSHOT_NAME + 1)).is_err());
+    }
+
+    #[test]
+    fn snapshot_names_belong_to_exactly_one_task() {
+        let at = DateTime::parse_from_rfc3339("2026-11-21T05:37:56Z")
+            .expect("valid")
+            .with_timezone(&Utc);
+        let name = snapshot_name("photos", "a", at);
+        assert_eq!(name, "photos_a_20261121T053756Z");
+        assert_eq!(snapshot_time("photos", "a", &name), Some(at));
+        let other = snapshot_name("photos", "a_b", at);
+        assert_eq!(snapshot_time("photos", "a", &other), None);
+        assert_eq!(snapshot_time("photos", "a", "photos_a_2026"), None);
+        assert_eq!(snapshot_time("photo", "s_a", &name), None);
+        assert!(validate_snapshot(&name).is_ok());
     }
 }

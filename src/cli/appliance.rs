@@ -1,0 +1,200 @@
+//! `ferry appliance add|list|remove`: the peers this appliance trusts.
+
+use std::net::IpAddr;
+
+use clap::{Args, Subcommand};
+use serde::Serialize;
+
+use super::output::{or_dash, print_json, time, Table};
+use super::{bad_input, Ctx};
+use crate::identity::{self, Fingerprint};
+use crate::names;
+use crate::store::{Appliance, NewAppliance};
+
+pub const DEFAULT_META_PORT: u16 = 10003;
+pub const DEFAULT_DATA_PORT: u16 = 10002;
+
+#[derive(Debug, Subcommand)]
+pub enum ApplianceCommand {
+    /// Trust a peer: it may send to this appliance, and tasks may send to it.
+    Add(AddArgs),
+    /// List known peers.
+    List(ListArgs),
+    /// Forget a peer (refused while tasks send to it).
+    Remove { name: String },
+}
+
+#[derive(Debug, Args)]
+pub struct AddArgs {
+    /// The peer's name (as it calls itself in `ferry id`, or any name you like).
+    name: String,
+    /// The peer's host name or IP address.
+    #[arg(long)]
+    address: String,
+    /// The peer's certificate fingerprint, as printed by `ferry id` on the peer.
+    #[arg(long)]
+    fingerprint: String,
+    /// The peer receiver's meta (control) port.
+    #[arg(long, default_value_t = DEFAULT_META_PORT, value_parser = clap::value_parser!(u16).range(1..))]
+    meta_port: u16,
+    /// The peer receiver's data (bulk) port.
+    #[arg(long, default_value_t = DEFAULT_DATA_PORT, value_parser = clap::value_parser!(u16).range(1..))]
+    data_port: u16,
+}
+
+#[derive(Debug, Args)]
+pub struct ListArgs {
+    /// Print JSON (see the README for the fields).
+    #[arg(long)]
+    json: bool,
+}
+
+#[derive(Serialize)]
+struct ApplianceView<'a> {
+    name: &'a str,
+    address: &'a str,
+    fingerprint: &'a str,
+    meta_port: u16,
+    data_port: u16,
+    uuid: Option<uuid::Uuid>,
+    created_at: chrono::DateTime<chrono::Utc>,
+}
+
+impl<'a> From<&'a Appliance> for ApplianceView<'a> {
+    fn from(a: &'a Appliance) -> Self {
+        ApplianceView {
+            name: &a.name,
+            address: &a.address,
+            fingerprint: &a.fingerprint,
+            meta_port: a.meta_port,
+            data_port: a.data_port,
+            uuid: a.uuid,
+            created_at: a.created_at,
+        }
+    }
+}
+
+pub fn run(ctx: &Ctx, cmd: ApplianceCommand) -> anyhow::Result<()> {
+    match cmd {
+        ApplianceCommand::Add(args) => add(ctx, args),
+        ApplianceCommand::List(args) => list(ctx, args),
+        ApplianceCommand::Remove { name } => remove(ctx, &name),
+    }
+}
+
+fn add(ctx: &Ctx, args: AddArgs) -> anyhow::Result<()> {
+    let store = ctx.store()?;
+    if let Err(e) = names::validate("appliance", &args.name) {
+        bad_input!("{e}");
+    }
+    if let Err(why) = validate_address(&args.address) {
+        bad_input!("address {:?} {why}; give a host name or an IP address", args.address);
+    }
+    let fingerprint: Fingerprint = match args.fingerprint.parse() {
+        Ok(fp) => fp,
+        Err(e) => bad_input!("fingerprint {:?}: {e}", args.fingerprint),
+    };
+    let fingerprint = fingerprint.to_string();
+    if store.appliance(&args.name)?.is_some() {
+        bad_input!(
+            "appliance {} already exists; remove it first (`ferry appliance remove {}`) or pick another name",
+            args.name, args.name
+        );
+    }
+    if let Some(other) = store.appliance_by_fingerprint(&fingerprint)? {
+        bad_input!(
+            "fingerprint {fingerprint} already belongs to appliance {}; one appliance, one name",
+            other.name
+        );
+    }
+    if identity::load(&ctx.state_dir)?.fingerprint.to_string() == fingerprint {
+        bad_input!("fingerprint {fingerprint} is this appliance's own; give the peer's, from `ferry id` on the peer");
+    }
+    store.add_appliance(&NewAppliance {
+        name: &args.name,
+        address: &args.address,
+        fingerprint: &fingerprint,
+        meta_port: args.meta_port,
+        data_port: args.data_port,
+    })?;
+    println!(
+        "added appliance {} at {} (meta port {}, data port {})",
+        args.name, args.address, args.meta_port, args.data_port
+    );
+    Ok(())
+}
+
+fn list(ctx: &Ctx, args: ListArgs) -> anyhow::Result<()> {
+    let appliances = ctx.store()?.appliances()?;
+    if args.json {
+        let views: Vec<ApplianceView> = appliances.iter().map(Into::into).collect();
+        return print_json(&views);
+    }
+    let mut table = Table::new(&["NAME", "ADDRESS", "META", "DATA", "UUID", "ADDED", "FINGERPRINT"]);
+    for a in &appliances {
+        table.row(vec![
+            a.name.clone(),
+            a.address.clone(),
+            a.meta_port.to_string(),
+            a.data_port.to_string(),
+            or_dash(a.uuid),
+            time(a.created_at),
+            a.fingerprint.clone(),
+        ]);
+    }
+    table.print();
+    Ok(())
+}
+
+fn remove(ctx: &Ctx, name: &str) -> anyhow::Result<()> {
+    let store = ctx.store()?;
+    let Some(appliance) = store.appliance(name)? else {
+        bad_input!("no appliance named {name}; `ferry appliance list` shows the known ones");
+    };
+    let tasks = store.tasks_targeting(appliance.id)?;
+    if !tasks.is_empty() {
+        bad_input!(
+            "appliance {name} is the target of task(s) {}; delete them first (`ferry task delete NAME --yes`)",
+            tasks.join(", ")
+        );
+    }
+    store.remove_appliance(name)?;
+    println!("removed appliance {name}; its history rows are kept");
+    Ok(())
+}
+
+/// An IP address, or a host name by RFC 1123 (no lookup: the peer may be offline).
+fn validate_address(address: &str) -> Result<(), &'static str> {
+    if address.parse::<IpAddr>().is_ok() {
+        return Ok(());
+    }
+    if address.is_empty() || address.len() > 253 {
+        return Err("is not 1 to 253 characters long");
+    }
+    let label_ok = |l: &str| {
+        !l.is_empty()
+            && l.len() <= 63
+            && !l.starts_with('-')
+            && !l.ends_with('-')
+            && l.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-')
+    };
+    if !address.trim_end_matches('.').split('.').all(label_ok) {
+        return Err("is not a valid host name");
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::validate_address;
+
+    #[test]
+    fn addresses() {
+        for ok in ["192.0.2.1", "::1", "nas2", "nas2.example.org", "a-b.c"] {
+            assert!(validate_address(ok).is_ok(), "{ok}");
+        }
+        for bad in ["", "nas 2", "-nas", "nas_2", "a..b", "http://nas", "1.2.3.4:22"] {
+            assert!(validate_address(bad).is_err(), "{bad}");
+        }
+    }
+}

@@ -1,0 +1,141 @@
+//! The `ferry` command line: one file per command group, each thin over the library.
+//! Errors are `anyhow` here; `BadInput` marks the user's mistakes (exit 2).
+
+mod appliance;
+mod history;
+mod init;
+mod output;
+mod pool;
+mod task;
+mod task_add;
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+use thiserror::Error;
+
+use crate::store::{self, Store};
+
+/// The default place for state; `--state-dir` or `FERRY_STATE_DIR` override it.
+pub const DEFAULT_STATE_DIR: &str = "/var/lib/ferry";
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "ferry",
+    version,
+    about = "Scheduled, verified, encrypted btrfs replication between appliances"
+)]
+pub struct Cli {
+    /// Where this appliance keeps its state (database, key, certificate).
+    #[arg(long, global = true, env = "FERRY_STATE_DIR", default_value = DEFAULT_STATE_DIR)]
+    state_dir: PathBuf,
+
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Create this appliance's identity (TLS key and certificate) and state database.
+    Init(init::InitArgs),
+    /// Print this appliance's name, uuid and certificate fingerprint.
+    Id(init::IdArgs),
+    /// Peer appliances this one sends to or receives from.
+    #[command(subcommand)]
+    Appliance(appliance::ApplianceCommand),
+    /// Local btrfs pools that accept replicas from peers.
+    #[command(subcommand)]
+    Pool(pool::PoolCommand),
+    /// Replication tasks: one share, sent to one appliance on a schedule.
+    #[command(subcommand)]
+    Task(task::TaskCommand),
+    /// What was sent and received, newest first.
+    #[command(subcommand)]
+    History(history::HistoryCommand),
+}
+
+/// A mistake in what the user asked for: exit code 2, and nothing was changed.
+#[derive(Debug, Error)]
+#[error("{0}")]
+pub struct BadInput(pub String);
+
+/// Returns early with a `BadInput` built like `format!`.
+macro_rules! bad_input {
+    ($($arg:tt)*) => {
+        return Err($crate::cli::BadInput(format!($($arg)*)).into())
+    };
+}
+pub(crate) use bad_input;
+
+/// What every command needs: where the state lives.
+pub struct Ctx {
+    pub state_dir: PathBuf,
+}
+
+impl Ctx {
+    /// Opens the state database; an uninitialized state dir is the user's mistake.
+    pub fn store(&self) -> anyhow::Result<Store> {
+        match Store::open(&self.state_dir) {
+            Err(e @ store::Error::NotInitialized(_)) => Err(BadInput(e.to_string()).into()),
+            other => Ok(other?),
+        }
+    }
+}
+
+/// Runs the CLI and maps the outcome to ferry's exit codes:
+/// 0 ok, 1 the operation failed, 2 bad usage or bad input.
+pub fn main() -> ExitCode {
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(e) => return usage_error(e),
+    };
+    init_logging();
+    let ctx = Ctx {
+        state_dir: cli.state_dir,
+    };
+    let result = match cli.command {
+        Command::Init(args) => init::init(&ctx, args),
+        Command::Id(args) => init::id(&ctx, args),
+        Command::Appliance(cmd) => appliance::run(&ctx, cmd),
+        Command::Pool(cmd) => pool::run(&ctx, cmd),
+        Command::Task(cmd) => task::run(&ctx, cmd),
+        Command::History(cmd) => history::run(&ctx, cmd),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            // `{:#}` joins the context chain into one line: "what failed: why".
+            eprintln!("ferry: {e:#}");
+            if e.downcast_ref::<BadInput>().is_some() {
+                ExitCode::from(2)
+            } else {
+                ExitCode::FAILURE
+            }
+        }
+    }
+}
+
+/// clap's own errors are several lines; users get the first, plus where to look.
+fn usage_error(e: clap::Error) -> ExitCode {
+    if !e.use_stderr() {
+        // --help and --version are not errors.
+        let _ = e.print();
+        return ExitCode::SUCCESS;
+    }
+    let rendered = e.render().to_string();
+    let first = rendered.lines().next().unwrap_or("invalid usage");
+    let first = first.strip_prefix("error: ").unwrap_or(first);
+    eprintln!("ferry: {first} (see 'ferry --help')");
+    ExitCode::from(2)
+}
+
+fn init_logging() {
+    use tracing_subscriber::EnvFilter;
+    let filter = EnvFilter::try_from_env("FERRY_LOG").unwrap_or_else(|_| EnvFilter::new("warn"));
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+        .try_init();
+}

@@ -1,0 +1,151 @@
+//! How the CLI prints: aligned tables, human sizes, rates and times, and `--json`.
+
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use serde::Serialize;
+
+/// Prints `value` as pretty JSON: the stable, documented form for scripts.
+pub fn print_json<T: Serialize + ?Sized>(value: &T) -> anyhow::Result<()> {
+    println!("{}", serde_json::to_string_pretty(value)?);
+    Ok(())
+}
+
+/// A table whose columns are padded to their widest cell. The last column is
+/// not padded, so long error texts do not push trailing spaces.
+pub struct Table {
+    rows: Vec<Vec<String>>,
+}
+
+impl Table {
+    pub fn new(headers: &[&str]) -> Self {
+        Table {
+            rows: vec![headers.iter().map(|h| h.to_string()).collect()],
+        }
+    }
+
+    pub fn row(&mut self, cells: Vec<String>) {
+        self.rows.push(cells);
+    }
+
+    pub fn render(&self) -> String {
+        let columns = self.rows.iter().map(Vec::len).max().unwrap_or(0);
+        let widths: Vec<usize> = (0..columns)
+            .map(|c| {
+                self.rows
+                    .iter()
+                    .filter_map(|r| r.get(c))
+                    .map(|cell| cell.chars().count())
+                    .max()
+                    .unwrap_or(0)
+            })
+            .collect();
+        let mut out = String::new();
+        for row in &self.rows {
+            let mut line = String::new();
+            for (c, cell) in row.iter().enumerate() {
+                if c + 1 == row.len() {
+                    line.push_str(cell);
+                } else {
+                    line.push_str(&format!("{cell:<w$}  ", w = widths[c]));
+                }
+            }
+            out.push_str(line.trim_end());
+            out.push('\n');
+        }
+        out
+    }
+
+    pub fn print(&self) {
+        print!("{}", self.render());
+    }
+}
+
+/// Prints `key: value` lines with the keys aligned (for `show` commands).
+pub fn print_fields(fields: &[(&str, String)]) {
+    let width = fields.iter().map(|(k, _)| k.len()).max().unwrap_or(0);
+    for (key, value) in fields {
+        println!("{key:<width$}  {value}");
+    }
+}
+
+/// Bytes in binary units: `512 B`, `1.5 KiB`, `3.2 GiB`.
+pub fn bytes(n: u64) -> String {
+    const UNITS: [&str; 6] = ["B", "KiB", "MiB", "GiB", "TiB", "PiB"];
+    let mut value = n as f64;
+    let mut unit = 0;
+    while value >= 1024.0 && unit + 1 < UNITS.len() {
+        value /= 1024.0;
+        unit += 1;
+    }
+    if unit == 0 {
+        format!("{n} B")
+    } else {
+        format!("{value:.1} {}", UNITS[unit])
+    }
+}
+
+/// A transfer rate, or `-` when the time is too short to mean anything.
+pub fn rate(bytes_moved: u64, elapsed: Duration) -> String {
+    let secs = elapsed.as_secs_f64();
+    if secs < 0.001 {
+        return "-".to_string();
+    }
+    format!("{}/s", bytes((bytes_moved as f64 / secs) as u64))
+}
+
+/// A short elapsed time: `850ms`, `12s`, `3m05s`, `2h01m`.
+pub fn elapsed(d: Duration) -> String {
+    let s = d.as_secs();
+    match s {
+        0 => format!("{}ms", d.as_millis()),
+        1..=59 => format!("{s}s"),
+        60..=3599 => format!("{}m{:02}s", s / 60, s % 60),
+        _ => format!("{}h{:02}m", s / 3600, (s % 3600) / 60),
+    }
+}
+
+/// A point in time as the tables show it (UTC, to the second).
+pub fn time(t: DateTime<Utc>) -> String {
+    t.format("%Y-%m-%d %H:%M:%SZ").to_string()
+}
+
+/// The time between two points, or from `start` to now for a running row.
+pub fn span(start: DateTime<Utc>, end: Option<DateTime<Utc>>) -> Duration {
+    (end.unwrap_or_else(Utc::now) - start)
+        .to_std()
+        .unwrap_or_default()
+}
+
+pub fn or_dash(value: Option<impl ToString>) -> String {
+    value.map_or_else(|| "-".to_string(), |v| v.to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sizes_rates_and_times() {
+        assert_eq!(bytes(0), "0 B");
+        assert_eq!(bytes(1023), "1023 B");
+        assert_eq!(bytes(1536), "1.5 KiB");
+        assert_eq!(bytes(3 << 30), "3.0 GiB");
+        assert_eq!(rate(10 << 20, Duration::from_secs(2)), "5.0 MiB/s");
+        assert_eq!(rate(10, Duration::ZERO), "-");
+        assert_eq!(elapsed(Duration::from_millis(850)), "850ms");
+        assert_eq!(elapsed(Duration::from_secs(185)), "3m05s");
+        assert_eq!(elapsed(Duration::from_secs(7260)), "2h01m");
+    }
+
+    #[test]
+    fn tables_align_all_but_the_last_column() {
+        let mut t = Table::new(&["NAME", "STATUS", "ERROR"]);
+        t.row(vec!["a".into(), "failed".into(), "long reason".into()]);
+        t.row(vec!["photos".into(), "ok".into(), String::new()]);
+        assert_eq!(
+            t.render(),
+            "NAME    STATUS  ERROR\na       failed  long reason\nphotos  ok\n"
+        );
+    }
+}

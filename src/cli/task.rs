@@ -1,0 +1,253 @@
+//! `ferry task list|show|enable|disable|delete` (and `add`, in `task_add`).
+
+use clap::{Args, Subcommand};
+use serde::Serialize;
+
+use super::output::{or_dash, print_fields, print_json, time, Table};
+use super::task_add::{self, AddArgs};
+use super::{bad_input, Ctx};
+use crate::schedule::Schedule;
+use crate::store::{SendFilter, Status, Store, Task};
+use crate::{btrfs, names};
+
+#[derive(Debug, Subcommand)]
+pub enum TaskCommand {
+    /// Replicate a share to an appliance's pool on a schedule.
+    Add(Box<AddArgs>),
+    /// List tasks with their last result.
+    List(JsonArg),
+    /// Show one task in full.
+    Show {
+        name: String,
+        #[command(flatten)]
+        json: JsonArg,
+    },
+    /// Resume a disabled task's schedule.
+    Enable { name: String },
+    /// Pause a task's schedule (its snapshots and history stay).
+    Disable { name: String },
+    /// Delete a task. Its snapshots stay unless --purge-snapshots; its history stays.
+    Delete(DeleteArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct JsonArg {
+    /// Print JSON (see the README for the fields).
+    #[arg(long)]
+    json: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct DeleteArgs {
+    name: String,
+    /// Confirm the deletion.
+    #[arg(long)]
+    yes: bool,
+    /// Also delete the task's snapshots on this appliance (replicas on the target stay).
+    #[arg(long)]
+    purge_snapshots: bool,
+}
+
+/// A task as `list --json` and `show --json` print it.
+#[derive(Serialize)]
+struct TaskView<'a> {
+    name: &'a str,
+    share: &'a std::path::Path,
+    target: &'a str,
+    pool: &'a str,
+    frequency: &'a str,
+    schedule: String,
+    enabled: bool,
+    meta_port: Option<u16>,
+    data_port: Option<u16>,
+    keep_source: u32,
+    keep_target: u32,
+    snapshot_dir: &'a std::path::Path,
+    compress: i32,
+    created_at: chrono::DateTime<chrono::Utc>,
+    last_status: Option<Status>,
+    last_run: Option<chrono::DateTime<chrono::Utc>>,
+    last_error: Option<String>,
+}
+
+impl<'a> TaskView<'a> {
+    fn new(store: &Store, t: &'a Task) -> anyhow::Result<Self> {
+        let last = store
+            .send_history(&SendFilter {
+                task: Some(&t.name),
+                limit: Some(1),
+            })?
+            .into_iter()
+            .next();
+        Ok(TaskView {
+            name: &t.name,
+            share: &t.share,
+            target: &t.target,
+            pool: &t.pool,
+            frequency: &t.frequency,
+            schedule: Schedule::parse(&t.frequency)
+                .map_or_else(|e| format!("invalid: {e}"), |s| s.to_string()),
+            enabled: t.enabled,
+            meta_port: t.meta_port,
+            data_port: t.data_port,
+            keep_source: t.keep_source,
+            keep_target: t.keep_target,
+            snapshot_dir: &t.snapshot_dir,
+            compress: t.compress,
+            created_at: t.created_at,
+            last_status: last.as_ref().map(|r| r.status),
+            last_run: last.as_ref().map(|r| r.started_at),
+            last_error: last.and_then(|r| r.error),
+        })
+    }
+}
+
+pub fn run(ctx: &Ctx, cmd: TaskCommand) -> anyhow::Result<()> {
+    match cmd {
+        TaskCommand::Add(args) => task_add::add(ctx, *args),
+        TaskCommand::List(args) => list(ctx, args.json),
+        TaskCommand::Show { name, json } => show(ctx, &name, json.json),
+        TaskCommand::Enable { name } => set_enabled(ctx, &name, true),
+        TaskCommand::Disable { name } => set_enabled(ctx, &name, false),
+        TaskCommand::Delete(args) => delete(ctx, args),
+    }
+}
+
+/// The task by that name, or the user's mistake.
+fn existing(store: &Store, name: &str) -> anyhow::Result<Task> {
+    match store.task(name)? {
+        Some(t) => Ok(t),
+        None => bad_input!("no task named {name}; `ferry task list` shows the tasks"),
+    }
+}
+
+fn list(ctx: &Ctx, json: bool) -> anyhow::Result<()> {
+    let store = ctx.store()?;
+    let tasks = store.tasks()?;
+    let views = tasks
+        .iter()
+        .map(|t| TaskView::new(&store, t))
+        .collect::<anyhow::Result<Vec<_>>>()?;
+    if json {
+        return print_json(&views);
+    }
+    let mut table = Table::new(&[
+        "NAME", "ENABLED", "SCHEDULE", "TARGET", "POOL", "LAST", "LAST RUN", "SHARE",
+    ]);
+    for v in &views {
+        table.row(vec![
+            v.name.to_string(),
+            yes_no(v.enabled),
+            v.schedule.clone(),
+            v.target.to_string(),
+            v.pool.to_string(),
+            or_dash(v.last_status),
+            or_dash(v.last_run.map(time)),
+            v.share.display().to_string(),
+        ]);
+    }
+    table.print();
+    Ok(())
+}
+
+fn show(ctx: &Ctx, name: &str, json: bool) -> anyhow::Result<()> {
+    let store = ctx.store()?;
+    let task = existing(&store, name)?;
+    let v = TaskView::new(&store, &task)?;
+    if json {
+        return print_json(&v);
+    }
+    let port = |p: Option<u16>| p.map_or_else(|| "the appliance's".to_string(), |p| p.to_string());
+    print_fields(&[
+        ("name", v.name.to_string()),
+        ("share", v.share.display().to_string()),
+        ("target", format!("{} (pool {})", v.target, v.pool)),
+        ("schedule", format!("{} ({})", v.schedule, v.frequency)),
+        ("enabled", yes_no(v.enabled)),
+        ("meta port", port(v.meta_port)),
+        ("data port", port(v.data_port)),
+        ("keep", format!("{} on this appliance, {} on the target", v.keep_source, v.keep_target)),
+        ("snapshot dir", v.snapshot_dir.display().to_string()),
+        ("compression", compression(v.compress)),
+        ("created", time(v.created_at)),
+        ("last run", or_dash(v.last_run.map(time))),
+        ("last status", or_dash(v.last_status)),
+        ("last error", or_dash(v.last_error.clone())),
+    ]);
+    Ok(())
+}
+
+fn set_enabled(ctx: &Ctx, name: &str, enabled: bool) -> anyhow::Result<()> {
+    let store = ctx.store()?;
+    existing(&store, name)?;
+    let word = if enabled { "enabled" } else { "disabled" };
+    if store.set_task_enabled(name, enabled)? {
+        println!("task {name} {word}");
+    } else {
+        println!("task {name} was already {word}; nothing changed");
+    }
+    Ok(())
+}
+
+fn delete(ctx: &Ctx, args: DeleteArgs) -> anyhow::Result<()> {
+    let store = ctx.store()?;
+    let task = existing(&store, &args.name)?;
+    if !args.yes {
+        bad_input!(
+            "refusing to delete task {} without --yes; its snapshots are kept unless you add --purge-snapshots",
+            args.name
+        );
+    }
+    // Snapshots go first: if a deletion fails, the task is still there to retry.
+    let purged = if args.purge_snapshots {
+        purge_snapshots(&task)?
+    } else {
+        0
+    };
+    store.delete_task(&task.name)?;
+    if args.purge_snapshots {
+        println!("deleted task {} and {purged} of its snapshots; history is kept", task.name);
+    } else {
+        println!(
+            "deleted task {}; its snapshots stay in {}, history is kept",
+            task.name,
+            task.snapshot_dir.display()
+        );
+    }
+    Ok(())
+}
+
+/// Deletes this task's snapshots on this appliance; returns how many.
+fn purge_snapshots(task: &Task) -> anyhow::Result<usize> {
+    if !task.snapshot_dir.exists() {
+        return Ok(0);
+    }
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
+    let share = task.share_name();
+    runtime.block_on(async {
+        let mut purged = 0;
+        for snap in btrfs::list(&task.snapshot_dir).await? {
+            if names::snapshot_time(&share, &task.name, &snap.name).is_some() {
+                btrfs::delete(&snap.path).await?;
+                purged += 1;
+            }
+        }
+        // Leave the directory if anything else lives there.
+        let _ = std::fs::remove_dir(&task.snapshot_dir);
+        Ok(purged)
+    })
+}
+
+fn yes_no(b: bool) -> String {
+    if b { "yes" } else { "no" }.to_string()
+}
+
+pub fn compression(level: i32) -> String {
+    if level == 0 {
+        "off".to_string()
+    } else {
+        format!("zstd level {level}")
+    }
+}

@@ -1,0 +1,171 @@
+//! `ferry task add`: every check runs before anything is written, so a refused
+//! task leaves no trace.
+
+use std::path::{Path, PathBuf};
+
+use clap::Args;
+
+use super::pool::btrfs_subvolume_path;
+use super::task::compression;
+use super::{bad_input, Ctx};
+use crate::schedule::Schedule;
+use crate::store::NewTask;
+use crate::{btrfs, names};
+
+/// Where snapshots go by default: a directory beside the share, on its filesystem.
+pub const DEFAULT_SNAPSHOT_DIR: &str = ".ferry-snapshots";
+
+#[derive(Debug, Args)]
+pub struct AddArgs {
+    /// The task's name.
+    name: String,
+    /// The share to replicate: a btrfs subvolume.
+    #[arg(long)]
+    share: PathBuf,
+    /// The appliance to send to (see `ferry appliance list`).
+    #[arg(long)]
+    target: String,
+    /// The pool on the target that receives the replicas.
+    #[arg(long)]
+    pool: String,
+    /// How often: seconds (300), a duration (5m, 1h) or a cron expression; at least every 60s.
+    #[arg(long)]
+    frequency: String,
+    /// Override the target's meta port for this task.
+    #[arg(long, value_parser = clap::value_parser!(u16).range(1..))]
+    meta_port: Option<u16>,
+    /// Override the target's data port for this task.
+    #[arg(long, value_parser = clap::value_parser!(u16).range(1..))]
+    data_port: Option<u16>,
+    /// Snapshots to keep on this appliance (the newest confirmed one is always kept).
+    #[arg(long, default_value_t = 3, value_parser = clap::value_parser!(u32).range(1..))]
+    keep_source: u32,
+    /// Replicas to keep on the target (the newest is always kept).
+    #[arg(long, default_value_t = 5, value_parser = clap::value_parser!(u32).range(1..))]
+    keep_target: u32,
+    /// Where snapshots go: on the share's filesystem, outside the share
+    /// [default: .ferry-snapshots/<share> beside the share].
+    #[arg(long)]
+    snapshot_dir: Option<PathBuf>,
+    /// zstd level for the stream, 1-19; 0 sends it uncompressed.
+    #[arg(long, default_value_t = 3, value_parser = clap::value_parser!(i32).range(0..=19))]
+    compress: i32,
+}
+
+pub fn add(ctx: &Ctx, args: AddArgs) -> anyhow::Result<()> {
+    let store = ctx.store()?;
+    if let Err(e) = names::validate("task", &args.name) {
+        bad_input!("{e}");
+    }
+    if store.task(&args.name)?.is_some() {
+        bad_input!("task {} already exists; pick another name or delete it first", args.name);
+    }
+    let Some(target) = store.appliance(&args.target)? else {
+        bad_input!(
+            "no appliance named {}; add it first with `ferry appliance add {} --address HOST --fingerprint FP`",
+            args.target, args.target
+        );
+    };
+    if let Err(e) = names::validate("pool", &args.pool) {
+        bad_input!("{e}");
+    }
+    let schedule = match Schedule::parse(&args.frequency) {
+        Ok(s) => s,
+        Err(e) => bad_input!("{e}"),
+    };
+    let share = btrfs_subvolume_path("share", &args.share)?;
+    let share_path = Path::new(&share);
+    let share_name = share_path
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    if let Err(e) = names::validate("share", &share_name) {
+        bad_input!("{e} (the share's directory name names it on the target)");
+    }
+    if let Some(other) = store
+        .tasks()?
+        .into_iter()
+        .find(|t| t.target_id == target.id && t.share_name() == share_name)
+    {
+        bad_input!(
+            "task {} already sends a share named {share_name} to {}; the target keeps one replica line per share name",
+            other.name, target.name
+        );
+    }
+    let snapshot_dir = match &args.snapshot_dir {
+        Some(dir) => absolute(dir)?,
+        None => share_path
+            .parent()
+            .unwrap_or(share_path)
+            .join(DEFAULT_SNAPSHOT_DIR)
+            .join(&share_name),
+    };
+    check_snapshot_dir(share_path, &snapshot_dir)?;
+    let Some(snapshot_dir) = snapshot_dir.to_str() else {
+        bad_input!("snapshot dir {} is not valid UTF-8", snapshot_dir.display());
+    };
+
+    store.add_task(&NewTask {
+        name: &args.name,
+        share: &share,
+        target_id: target.id,
+        pool: &args.pool,
+        frequency: &schedule.canonical(),
+        meta_port: args.meta_port,
+        data_port: args.data_port,
+        keep_source: args.keep_source,
+        keep_target: args.keep_target,
+        snapshot_dir,
+        compress: args.compress,
+    })?;
+    println!(
+        "added task {}: {share} to {} pool {}, {schedule}, {}; snapshots in {snapshot_dir}",
+        args.name,
+        target.name,
+        args.pool,
+        compression(args.compress)
+    );
+    Ok(())
+}
+
+fn absolute(path: &Path) -> anyhow::Result<PathBuf> {
+    Ok(if path.is_absolute() {
+        path.to_path_buf()
+    } else {
+        std::env::current_dir()?.join(path)
+    })
+}
+
+/// The snapshot dir may not exist yet (the first run creates it), so its nearest
+/// existing ancestor must be on the share's filesystem, and outside the share:
+/// snapshots inside the share would be part of the next snapshot.
+fn check_snapshot_dir(share: &Path, dir: &Path) -> anyhow::Result<()> {
+    let mut existing = dir;
+    while !existing.exists() {
+        match existing.parent() {
+            Some(parent) => existing = parent,
+            None => break,
+        }
+    }
+    let rest = dir.strip_prefix(existing).unwrap_or(Path::new(""));
+    let resolved = existing.canonicalize()?.join(rest);
+    if resolved.starts_with(share) {
+        bad_input!(
+            "snapshot dir {} is inside the share {}; give a --snapshot-dir outside it on the same filesystem",
+            resolved.display(),
+            share.display()
+        );
+    }
+    if existing.exists() && !existing.is_dir() {
+        bad_input!("snapshot dir {} is not a directory", existing.display());
+    }
+    if !btrfs::same_filesystem(share, existing)? {
+        bad_input!(
+            "snapshot dir {} is not on the share's filesystem (btrfs snapshots stay on their filesystem); \
+             give a --snapshot-dir on the same filesystem as {}",
+            resolved.display(),
+            share.display()
+        );
+    }
+    Ok(())
+}
