@@ -3,6 +3,9 @@
 
 mod disk;
 mod fingerprint;
+mod tls;
+#[cfg(test)]
+mod tls_tests;
 
 use std::path::PathBuf;
 
@@ -10,6 +13,9 @@ use rustls::pki_types::{CertificateDer, PrivateKeyDer};
 
 pub use disk::{create, exists, load, CERT_FILE, KEY_FILE};
 pub use fingerprint::{Fingerprint, ParseFingerprintError};
+pub use tls::{
+    client_config, peer_fingerprint, server_config, server_name, StaticPeers, TrustedPeers,
+};
 
 /// This appliance's key and certificate, as loaded from the state directory.
 pub struct Identity {
@@ -54,4 +60,6 @@ pub enum Error {
     KeyPermissions { path: PathBuf, mode: u32 },
     #[error("cannot generate the key and certificate: {0}")]
     Generate(#[from] rcgen::Error),
+    #[error("cannot build the TLS configuration: {0}")]
+    Tls(#[from] rustls::Error),
 }
