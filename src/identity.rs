@@ -1,1 +1,0 @@
-//! An appliance's identity: its TLS key and self-signed certificate, and fingerprints that pin peers.
