@@ -1,0 +1,137 @@
+//! Running the real `ferry` binary as an appliance with its own state directory,
+//! and reading its database to prove a refused command wrote nothing.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+use tempfile::TempDir;
+
+/// One appliance: a state directory and the binary pointed at it.
+pub struct Node {
+    _dir: TempDir,
+    pub state: PathBuf,
+}
+
+impl Node {
+    /// A state directory that `ferry init` has not seen yet.
+    pub fn uninitialized() -> Self {
+        let dir = tempfile::Builder::new()
+            .prefix("ferry-state-")
+            .tempdir()
+            .expect("temp dir");
+        let state = dir.path().join("state");
+        Node { _dir: dir, state }
+    }
+
+    /// An initialized appliance named `name`.
+    pub fn init(name: &str) -> Self {
+        let node = Self::uninitialized();
+        node.ok(&["init", "--name", name]);
+        node
+    }
+
+    pub fn run(&self, args: &[&str]) -> Output {
+        Command::new(env!("CARGO_BIN_EXE_ferry"))
+            .args(args)
+            .env("FERRY_STATE_DIR", &self.state)
+            .env_remove("FERRY_LOG")
+            .output()
+            .expect("run ferry")
+    }
+
+    /// Runs a command that must succeed; returns its stdout.
+    pub fn ok(&self, args: &[&str]) -> String {
+        let out = self.run(args);
+        let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+        assert!(
+            out.status.success(),
+            "ferry {args:?} failed ({:?}):\n{}{}",
+            out.status.code(),
+            stdout,
+            String::from_utf8_lossy(&out.stderr)
+        );
+        stdout
+    }
+
+    /// Runs a command that must fail with `code`, print one line on stderr, and
+    /// leave the database exactly as it was. Returns that line.
+    pub fn refused(&self, code: i32, args: &[&str]) -> String {
+        let before = self.dump();
+        let out = self.run(args);
+        let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+        assert_eq!(
+            out.status.code(),
+            Some(code),
+            "ferry {args:?}: expected exit {code}; stdout: {} stderr: {stderr}",
+            String::from_utf8_lossy(&out.stdout)
+        );
+        assert_eq!(
+            stderr.trim_end().lines().count(),
+            1,
+            "ferry {args:?}: expected one line on stderr, got:\n{stderr}"
+        );
+        assert!(stderr.starts_with("ferry: "), "{stderr}");
+        assert_eq!(self.dump(), before, "ferry {args:?} changed the database");
+        stderr.trim_end().to_string()
+    }
+
+    pub fn json(&self, args: &[&str]) -> serde_json::Value {
+        let out = self.ok(args);
+        serde_json::from_str(&out).unwrap_or_else(|e| panic!("ferry {args:?}: {e}\n{out}"))
+    }
+
+    pub fn fingerprint(&self) -> String {
+        self.json(&["id", "--json"])["fingerprint"]
+            .as_str()
+            .expect("fingerprint")
+            .to_string()
+    }
+
+    pub fn store(&self) -> ferry::store::Store {
+        ferry::store::Store::open(&self.state).expect("open store")
+    }
+
+    /// Every row of every table, as text: equal dumps mean nothing was written.
+    pub fn dump(&self) -> String {
+        dump_db(&self.state.join("state.db"))
+    }
+}
+
+pub fn dump_db(path: &Path) -> String {
+    if !path.exists() {
+        return "(no database)".to_string();
+    }
+    let conn = rusqlite::Connection::open(path).expect("open db");
+    let mut out = String::new();
+    let version: i64 = conn
+        .pragma_query_value(None, "user_version", |r| r.get(0))
+        .expect("user_version");
+    out.push_str(&format!("user_version {version}\n"));
+    let tables: Vec<String> = conn
+        .prepare("SELECT name FROM sqlite_master WHERE type = 'table' ORDER BY name")
+        .expect("prepare")
+        .query_map([], |r| r.get(0))
+        .expect("query")
+        .collect::<Result<_, _>>()
+        .expect("tables");
+    for table in tables {
+        out.push_str(&format!("[{table}]\n"));
+        let mut stmt = conn
+            .prepare(&format!("SELECT * FROM \"{table}\" ORDER BY rowid"))
+            .expect("prepare");
+        let columns = stmt.column_count();
+        let rows = stmt
+            .query_map([], |r| {
+                let cells: Vec<String> = (0..columns)
+                    .map(|i| format!("{:?}", r.get_ref(i).map(|v| format!("{v:?}"))))
+                    .collect();
+                Ok(cells.join(" | "))
+            })
+            .expect("query");
+        for row in rows {
+            out.push_str(&row.expect("row"));
+            out.push('\n');
+        }
+    }
+    out
+}
