@@ -1,1 +1,0 @@
-//! The `ferry/1` protocol: framing and messages for the meta (control) and data (bulk) ports.

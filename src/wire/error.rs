@@ -1,0 +1,117 @@
+use std::time::Duration;
+
+use super::meta::Meta;
+
+/// Everything that can go wrong on either port. Each message is one line a
+/// person can act on; [`Error::is_temporary`] tells retry logic what to do.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error("connection error: {0}")]
+    Io(#[from] std::io::Error),
+    #[error("peer closed the connection")]
+    Closed,
+    #[error("connection closed in the middle of a {what}")]
+    Truncated { what: &'static str },
+    #[error("no word from the peer for {after:?}")]
+    Timeout { after: Duration },
+    #[error(
+        "peer announced a {len}-byte frame, over the {max}-byte limit (is it a ferry/1 peer?)"
+    )]
+    FrameTooLarge { len: u64, max: usize },
+    #[error("could not decode a message from the peer: {0}")]
+    Decode(serde_json::Error),
+    #[error("could not encode a message: {0}")]
+    Encode(serde_json::Error),
+    #[error(
+        "peer speaks {theirs}, this appliance speaks {ours}; upgrade ferry on the older appliance"
+    )]
+    VersionMismatch { ours: String, theirs: String },
+    #[error("protocol violation: expected {expected}, got {got}")]
+    Unexpected { expected: &'static str, got: String },
+    #[error("peer reported: {reason}")]
+    Peer { reason: String },
+    #[error("peer refused: {reason}")]
+    Refused { reason: String, busy: bool },
+    #[error("peer aborted: {reason}")]
+    Aborted { reason: String },
+    #[error("malformed data stream: {what}")]
+    Malformed { what: String },
+    #[error(
+        "chunk at offset {offset} announces a {field} of {len} bytes, over the {max}-byte limit"
+    )]
+    ChunkTooLarge {
+        offset: u64,
+        field: &'static str,
+        len: u64,
+        max: usize,
+    },
+    #[error(
+        "chunk starts at offset {got}, expected {expected}: the stream skipped or repeated data"
+    )]
+    OffsetMismatch { expected: u64, got: u64 },
+    #[error("chunk at offset {offset} decompressed to {got} bytes, but announced {expected}")]
+    SizeMismatch {
+        offset: u64,
+        expected: usize,
+        got: usize,
+    },
+    #[error("chunk at offset {offset} does not decompress: {reason}")]
+    Decompress { offset: u64, reason: String },
+    #[error("data stream ends claiming {announced} bytes, but {received} arrived")]
+    TotalMismatch { announced: u64, received: u64 },
+    #[error("zstd failed locally: {0}")]
+    Zstd(std::io::Error),
+}
+
+impl Error {
+    /// Whether trying again later (new connection, same request) may succeed.
+    ///
+    /// Lost connections, silence and busy peers are temporary. Anything that
+    /// says the peer or its data is wrong is permanent: retrying would send the
+    /// same bytes to the same code and fail the same way.
+    pub fn is_temporary(&self) -> bool {
+        match self {
+            // I/O errors below the framing are the network's, not the peer's.
+            Error::Io(_) | Error::Closed | Error::Truncated { .. } | Error::Timeout { .. } => true,
+            Error::Refused { busy, .. } => *busy,
+            // An abort is the peer giving up on this attempt (shutdown, its own
+            // failure), not a verdict on our request.
+            Error::Aborted { .. } => true,
+            Error::FrameTooLarge { .. }
+            | Error::Decode(_)
+            | Error::Encode(_)
+            | Error::VersionMismatch { .. }
+            | Error::Unexpected { .. }
+            | Error::Peer { .. }
+            | Error::Malformed { .. }
+            | Error::ChunkTooLarge { .. }
+            | Error::OffsetMismatch { .. }
+            | Error::SizeMismatch { .. }
+            | Error::Decompress { .. }
+            | Error::TotalMismatch { .. }
+            | Error::Zstd(_) => false,
+        }
+    }
+
+    /// Turns a message that was not the awaited reply into an error, keeping
+    /// what the peer said when it said something meaningful.
+    pub fn unexpected(expected: &'static str, got: Meta) -> Error {
+        match got {
+            Meta::Error { reason } | Meta::Failed { reason } => Error::Peer { reason },
+            Meta::Refused { reason, busy } => Error::Refused { reason, busy },
+            Meta::Abort { reason } => Error::Aborted { reason },
+            other => Error::Unexpected {
+                expected,
+                got: other.kind(),
+            },
+        }
+    }
+
+    /// Maps an early EOF from `read_exact` to [`Error::Truncated`].
+    pub(crate) fn eof_is_truncated(what: &'static str) -> impl Fn(std::io::Error) -> Error {
+        move |e| match e.kind() {
+            std::io::ErrorKind::UnexpectedEof => Error::Truncated { what },
+            _ => Error::Io(e),
+        }
+    }
+}

@@ -1,0 +1,71 @@
+//! The `ferry/1` protocol: framing and messages for the meta (control) and data (bulk) ports.
+//! Generic over `AsyncRead + AsyncWrite`: callers bring the TLS stream, tests bring in-memory pipes.
+//!
+//! # Protocol `ferry/1`
+//!
+//! Two TCP ports per receiver, both inside mutually authenticated TLS that the
+//! caller sets up (nothing here reads from a peer before that).
+//!
+//! - **Meta port** (default 10003): request/reply control, one [`Meta`]
+//!   message per frame.
+//! - **Data port** (default 10002): one connection per transfer, sender to
+//!   receiver only, carrying the `btrfs send` stream in chunks.
+//!
+//! ## Meta framing
+//!
+//! `len: u32 BE` then `len` bytes of one JSON object, `len <= MAX_FRAME`
+//! (1 MiB). The object's `"type"` is the snake_case message name. A larger
+//! length is refused before anything is allocated, so plaintext or a foreign
+//! protocol on the port fails cleanly (`"GET "` reads as a 1.2 GB length).
+//!
+//! ## A meta session (S = sender, R = receiver)
+//!
+//! ```text
+//! S->R hello{protocol,appliance,name}  R->S hello{...}   each sends first, then reads;
+//!                                                         different protocol: error{reason} naming both, close
+//! S->R inventory{share}                R->S inventory_reply{replicas}
+//! S->R begin{share,snapshot,snapshot_uuid,parent,pool,keep}
+//!                                      R->S ready{session} | refused{reason,busy}
+//!      ... the stream goes over a data connection naming `session` ...
+//! S->R commit{stream_bytes,blake3}     R->S received{received_uuid} | failed{reason}
+//! ```
+//!
+//! Exchanges run one at a time and may repeat on one connection. Either side
+//! may send `abort{reason}` after the hellos, and `ping` (answered by `pong`)
+//! whenever it is waiting. Errors cross the wire as messages with a reason a
+//! person can read.
+//!
+//! ## Data connection
+//!
+//! ```text
+//! S->R frame(JSON {protocol, session, offset})            see DataHello
+//! S->R 1u8 | offset u64 | raw_len u32 | codec u8 | wire_len u32 | wire_len bytes   (chunk, repeated)
+//! S->R 2u8 | total u64                                      (end)
+//! ```
+//!
+//! Integers are big-endian. Offsets count bytes of the uncompressed send
+//! stream and must be contiguous from the hello's offset; `total` must equal
+//! the offset after the last chunk. Codec 0 is raw (`wire_len == raw_len`),
+//! codec 1 one zstd frame that decompresses to exactly `raw_len` bytes, so any
+//! chunk decodes on its own and a resumed stream can start at a chunk
+//! boundary. There are no acknowledgements: TCP back pressure paces the
+//! sender, and the verdict comes back on the meta port (`commit` carries the
+//! count and blake3 of the uncompressed bytes).
+//!
+//! ## Limits
+//!
+//! [`MAX_FRAME`] 1 MiB per meta frame; [`MAX_CHUNK`] 4 MiB for `raw_len` and
+//! `wire_len`; senders use [`CHUNK_SIZE`] 1 MiB. A waiting side pings after
+//! [`KEEPALIVE_INTERVAL`] (10 s) of silence and gives the peer up after
+//! [`DEAD_AFTER`] (30 s); the handshake waits at most [`DEAD_AFTER`] for the
+//! peer's hello. [`Error::is_temporary`] classifies every failure for retries.
+
+mod data;
+mod error;
+mod frame;
+mod meta;
+
+pub use data::{ChunkReader, ChunkWriter, Codec, StreamStats, CHUNK_SIZE, MAX_CHUNK};
+pub use error::Error;
+pub use frame::{read_frame, write_frame, MetaConn, DEAD_AFTER, KEEPALIVE_INTERVAL, MAX_FRAME};
+pub use meta::{handshake, read_data_hello, DataHello, Hello, Meta, Parent, Replica, PROTOCOL};
