@@ -27,12 +27,14 @@ pub struct SendStream {
     state: State,
 }
 
+struct Running {
+    stdout: ChildStdout,
+    child: Child,
+    stderr: JoinHandle<Vec<u8>>,
+}
+
 enum State {
-    Streaming {
-        stdout: ChildStdout,
-        child: Child,
-        stderr: JoinHandle<Vec<u8>>,
-    },
+    Streaming(Box<Running>),
     Finishing(Finishing),
     Succeeded,
     /// The message of the error already returned once.
@@ -61,11 +63,11 @@ pub fn send(snapshot: &Path, parent: Option<&Path>) -> Result<SendStream, Error>
     };
     Ok(SendStream {
         command: line,
-        state: State::Streaming {
+        state: State::Streaming(Box::new(Running {
             stdout,
             child,
             stderr: drain(stderr),
-        },
+        })),
     })
 }
 
@@ -116,11 +118,12 @@ impl SendStream {
     /// makes btrfs send fail, and that failure is returned.
     pub async fn finish(mut self) -> Result<(), Error> {
         match std::mem::replace(&mut self.state, State::Succeeded) {
-            State::Streaming {
-                stdout,
-                child,
-                stderr,
-            } => {
+            State::Streaming(running) => {
+                let Running {
+                    stdout,
+                    child,
+                    stderr,
+                } = *running;
                 drop(stdout);
                 wait(self.command.clone(), child, stderr).await.map(drop)
             }
@@ -145,7 +148,8 @@ impl AsyncRead for SendStream {
         let this = self.get_mut();
         loop {
             match &mut this.state {
-                State::Streaming { stdout, .. } => {
+                State::Streaming(running) => {
+                    let stdout = &mut running.stdout;
                     let before = buf.filled().len();
                     match ready!(Pin::new(stdout).poll_read(cx, buf)) {
                         Ok(()) if buf.filled().len() > before || buf.remaining() == 0 => {
@@ -163,9 +167,10 @@ impl AsyncRead for SendStream {
                             return Poll::Ready(Err(io::Error::other(err)));
                         }
                     }
-                    if let State::Streaming { child, stderr, .. } =
+                    if let State::Streaming(running) =
                         std::mem::replace(&mut this.state, State::Succeeded)
                     {
+                        let Running { child, stderr, .. } = *running;
                         let command = this.command.clone();
                         this.state = State::Finishing(Box::pin(async move {
                             wait(command, child, stderr).await.map(drop)
