@@ -381,3 +381,45 @@ fn harness_cleans_leftovers_of_dead_test_processes() {
     common::clean_leftovers_of_dead_processes();
     assert_pool_gone(&mount, &dir);
 }
+
+#[test]
+fn harness_tree_comparison_reports_the_first_difference() {
+    let pool = TestPool::new();
+    let (a, b) = (pool.mount.join("a"), pool.mount.join("b"));
+    for dir in [&a, &b] {
+        std::fs::create_dir(dir).unwrap();
+        write(&dir.join("f"), b"same");
+        write(&dir.join("g"), b"same");
+    }
+    let differs = |what: &str| {
+        let diff = common::tree_difference(&common::tree_digest(&a), &common::tree_digest(&b))
+            .unwrap_or_else(|| panic!("{what}: no difference found"));
+        assert!(diff.contains(what), "expected `{what}` in: {diff}");
+    };
+    assert_eq!(
+        common::tree_difference(&common::tree_digest(&a), &common::tree_digest(&b)),
+        None
+    );
+    write(&b.join("f"), b"diff");
+    differs("./f: File");
+    write(&b.join("f"), b"same");
+    std::fs::set_permissions(b.join("f"), std::fs::Permissions::from_mode(0o600)).unwrap();
+    differs("mode");
+    std::fs::set_permissions(b.join("f"), std::fs::Permissions::from_mode(0o644)).unwrap();
+    std::os::unix::fs::chown(b.join("f"), Some(7), None).unwrap();
+    differs("owner 0:0 vs 7:0");
+    std::os::unix::fs::chown(b.join("f"), Some(0), None).unwrap();
+    xattr::set(b.join("f"), "user.x", b"1").unwrap();
+    differs("xattrs");
+    xattr::remove(b.join("f"), "user.x").unwrap();
+    std::fs::remove_file(b.join("g")).unwrap();
+    std::fs::hard_link(b.join("f"), b.join("g")).unwrap();
+    differs("hard links");
+    std::fs::remove_file(b.join("g")).unwrap();
+    differs("./g: only in the first tree");
+    std::fs::File::create(b.join("g"))
+        .unwrap()
+        .set_len(4)
+        .unwrap();
+    differs("sparse: true");
+}

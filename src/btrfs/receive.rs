@@ -167,18 +167,10 @@ pub async fn receive(
 
 fn source_error(command: &str, e: io::Error) -> Error {
     if e.get_ref().is_some_and(|inner| inner.is::<Error>()) {
-        if let Some(inner) = e.into_inner() {
-            if let Ok(err) = inner.downcast::<Error>() {
-                return *err;
-            }
+        if let Some(Ok(err)) = e.into_inner().map(|inner| inner.downcast::<Error>()) {
+            return *err;
         }
-        // Unreachable in practice: the check above saw an Error inside.
-        return Error::Io {
-            command: command.to_string(),
-            what: "reading the stream to receive",
-            source: io::Error::other("source failed"),
-            stderr: String::new(),
-        };
+        unreachable!("checked that an Error is inside");
     }
     Error::Io {
         command: command.to_string(),
