@@ -49,7 +49,12 @@ pub fn send(snapshot: &Path, parent: Option<&Path>) -> Result<SendStream, Error>
         args.push(parent.into());
     }
     args.push(snapshot.into());
-    let (mut cmd, line) = command(&args);
+    let (cmd, line) = command(&args);
+    stream(cmd, line)
+}
+
+/// Streams the stdout of `cmd`; split from [`send`] so the plumbing is testable without btrfs.
+fn stream(mut cmd: tokio::process::Command, line: String) -> Result<SendStream, Error> {
     let mut child = cmd
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
@@ -198,5 +203,54 @@ impl AsyncRead for SendStream {
                 }
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn sh(script: &str) -> SendStream {
+        let mut cmd = tokio::process::Command::new("sh");
+        cmd.args(["-c", script]).kill_on_drop(true);
+        stream(cmd, format!("sh -c {script}")).unwrap()
+    }
+
+    #[tokio::test]
+    async fn failure_after_full_output_is_an_error_not_eof_even_with_huge_stderr() {
+        // 1 MiB of stderr before any stdout would deadlock a reader that drains stdout only.
+        let mut s =
+            sh("head -c 1048576 /dev/zero | tr '\\0' e >&2; echo payload; echo boom >&2; exit 3");
+        let mut out = Vec::new();
+        let err = tokio::io::copy(&mut s, &mut out).await.unwrap_err();
+        assert_eq!(out, b"payload\n");
+        let inner = err
+            .get_ref()
+            .and_then(|e| e.downcast_ref::<Error>())
+            .unwrap();
+        assert!(matches!(inner, Error::Failed { .. }), "{inner:?}");
+        assert!(inner.stderr().unwrap().ends_with("boom"));
+        assert!(inner.to_string().contains("exit status: 3"));
+        // The failure sticks; it never turns into a clean end later.
+        assert!(s.read(&mut [0u8; 8]).await.is_err());
+        assert!(s.finish().await.is_err());
+    }
+
+    #[tokio::test]
+    async fn exit_zero_is_a_clean_end() {
+        let mut s = sh("echo hello; echo chatter >&2");
+        let mut out = String::new();
+        s.read_to_string(&mut out).await.unwrap();
+        assert_eq!(out, "hello\n");
+        s.finish().await.unwrap();
+    }
+
+    #[tokio::test]
+    async fn finishing_early_reports_the_failure() {
+        let s = sh("head -c 10000000 /dev/zero");
+        assert!(
+            s.finish().await.is_err(),
+            "closing the pipe early is not success"
+        );
     }
 }
