@@ -15,7 +15,8 @@ fn init_creates_a_private_identity_and_a_second_init_changes_nothing() {
     let node = Node::uninitialized();
     let out = node.ok(&["init", "--name", "nas1"]);
     assert!(out.contains("fingerprint  SHA256:"), "{out}");
-    let mode = |p: &std::path::Path| std::fs::metadata(p).expect("stat").permissions().mode() & 0o777;
+    let mode =
+        |p: &std::path::Path| std::fs::metadata(p).expect("stat").permissions().mode() & 0o777;
     assert_eq!(mode(&node.state), 0o700);
     assert_eq!(mode(&node.state.join("key.pem")), 0o600);
 
@@ -25,11 +26,17 @@ fn init_creates_a_private_identity_and_a_second_init_changes_nothing() {
     let fp = node.fingerprint();
     assert!(fp.starts_with("SHA256:") && fp.len() == 7 + 64, "{fp}");
     let text = node.ok(&["id"]);
-    assert!(text.contains(&fp) && text.contains("ferry appliance add nas1"), "{text}");
+    assert!(
+        text.contains(&fp) && text.contains("ferry appliance add nas1"),
+        "{text}"
+    );
 
     let key = std::fs::read(node.state.join("key.pem")).expect("key");
     let again = node.ok(&["init"]);
-    assert!(again.contains("already initialized") && again.contains("nothing changed"), "{again}");
+    assert!(
+        again.contains("already initialized") && again.contains("nothing changed"),
+        "{again}"
+    );
     node.ok(&["init", "--name", "nas1"]);
     let err = node.refused(2, &["init", "--name", "other"]);
     assert!(err.contains("already initialized as nas1"), "{err}");
@@ -84,21 +91,51 @@ fn unknown_commands_and_flags_are_one_line_usage_errors() {
 #[test]
 fn appliances_add_list_remove() {
     let node = Node::init("nas1");
-    let out = node.ok(&["appliance", "add", "nas2", "--address", "192.0.2.2", "--fingerprint", FP]);
+    let out = node.ok(&[
+        "appliance",
+        "add",
+        "nas2",
+        "--address",
+        "192.0.2.2",
+        "--fingerprint",
+        FP,
+    ]);
     assert!(out.contains("added appliance nas2"), "{out}");
     // Fingerprints are normalized: colons and upper case are accepted.
     let upper = format!(
         "sha256:{}",
-        "AB".repeat(32).as_bytes().chunks(2).map(|c| std::str::from_utf8(c).unwrap_or("")).collect::<Vec<_>>().join(":")
+        "AB".repeat(32)
+            .as_bytes()
+            .chunks(2)
+            .map(|c| std::str::from_utf8(c).unwrap_or(""))
+            .collect::<Vec<_>>()
+            .join(":")
     );
     node.ok(&[
-        "appliance", "add", "nas3", "--address", "nas3.example.org", "--fingerprint", &upper,
-        "--meta-port", "20003", "--data-port", "20002",
+        "appliance",
+        "add",
+        "nas3",
+        "--address",
+        "nas3.example.org",
+        "--fingerprint",
+        &upper,
+        "--meta-port",
+        "20003",
+        "--data-port",
+        "20002",
     ]);
     let list = node.json(&["appliance", "list", "--json"]);
-    let names: Vec<_> = list.as_array().expect("array").iter().map(|a| a["name"].clone()).collect();
+    let names: Vec<_> = list
+        .as_array()
+        .expect("array")
+        .iter()
+        .map(|a| a["name"].clone())
+        .collect();
     assert_eq!(names, ["nas2", "nas3"]);
-    assert_eq!(list[1]["fingerprint"], format!("SHA256:{}", "ab".repeat(32)));
+    assert_eq!(
+        list[1]["fingerprint"],
+        format!("SHA256:{}", "ab".repeat(32))
+    );
     assert_eq!(list[1]["meta_port"], 20003);
     assert_eq!(list[1]["data_port"], 20002);
     assert_eq!(list[0]["meta_port"], 10003);
@@ -106,29 +143,161 @@ fn appliances_add_list_remove() {
     assert!(list[0]["uuid"].is_null());
     assert!(list[0]["created_at"].is_string());
     let table = node.ok(&["appliance", "list"]);
-    assert!(table.starts_with("NAME") && table.contains("nas3.example.org"), "{table}");
+    assert!(
+        table.starts_with("NAME") && table.contains("nas3.example.org"),
+        "{table}"
+    );
 
     node.ok(&["appliance", "remove", "nas3"]);
-    assert_eq!(node.json(&["appliance", "list", "--json"]).as_array().map(Vec::len), Some(1));
+    assert_eq!(
+        node.json(&["appliance", "list", "--json"])
+            .as_array()
+            .map(Vec::len),
+        Some(1)
+    );
 }
 
 #[test]
 fn appliance_bad_input_is_refused_and_writes_nothing() {
     let node = Node::init("nas1");
-    node.ok(&["appliance", "add", "nas2", "--address", "192.0.2.2", "--fingerprint", FP]);
+    node.ok(&[
+        "appliance",
+        "add",
+        "nas2",
+        "--address",
+        "192.0.2.2",
+        "--fingerprint",
+        FP,
+    ]);
     let own = node.fingerprint();
     let other = format!("SHA256:{}", "1".repeat(64));
     let cases: &[(&[&str], &str)] = &[
-        (&["appliance", "add", "nas2", "--address", "h", "--fingerprint", &other], "already exists"),
-        (&["appliance", "add", "x", "--address", "h", "--fingerprint", FP], "already belongs to appliance nas2"),
-        (&["appliance", "add", "x", "--address", "h", "--fingerprint", &own], "this appliance's own"),
-        (&["appliance", "add", "x", "--address", "h", "--fingerprint", "abc"], "64 hex"),
-        (&["appliance", "add", "x", "--address", "h", "--fingerprint", "MD5:00"], "SHA256"),
-        (&["appliance", "add", "x/y", "--address", "h", "--fingerprint", &other], "'/'"),
-        (&["appliance", "add", "x", "--address", "not a host", "--fingerprint", &other], "host name"),
-        (&["appliance", "add", "x", "--address", "h", "--fingerprint", &other, "--meta-port", "0"], "meta-port"),
-        (&["appliance", "add", "x", "--address", "h", "--fingerprint", &other, "--data-port", "70000"], "data-port"),
-        (&["appliance", "add", "x", "--address", "h", "--fingerprint", &other, "--data-port", "ten"], "data-port"),
+        (
+            &[
+                "appliance",
+                "add",
+                "nas2",
+                "--address",
+                "h",
+                "--fingerprint",
+                &other,
+            ],
+            "already exists",
+        ),
+        (
+            &[
+                "appliance",
+                "add",
+                "x",
+                "--address",
+                "h",
+                "--fingerprint",
+                FP,
+            ],
+            "already belongs to appliance nas2",
+        ),
+        (
+            &[
+                "appliance",
+                "add",
+                "x",
+                "--address",
+                "h",
+                "--fingerprint",
+                &own,
+            ],
+            "this appliance's own",
+        ),
+        (
+            &[
+                "appliance",
+                "add",
+                "x",
+                "--address",
+                "h",
+                "--fingerprint",
+                "abc",
+            ],
+            "64 hex",
+        ),
+        (
+            &[
+                "appliance",
+                "add",
+                "x",
+                "--address",
+                "h",
+                "--fingerprint",
+                "MD5:00",
+            ],
+            "SHA256",
+        ),
+        (
+            &[
+                "appliance",
+                "add",
+                "x/y",
+                "--address",
+                "h",
+                "--fingerprint",
+                &other,
+            ],
+            "'/'",
+        ),
+        (
+            &[
+                "appliance",
+                "add",
+                "x",
+                "--address",
+                "not a host",
+                "--fingerprint",
+                &other,
+            ],
+            "host name",
+        ),
+        (
+            &[
+                "appliance",
+                "add",
+                "x",
+                "--address",
+                "h",
+                "--fingerprint",
+                &other,
+                "--meta-port",
+                "0",
+            ],
+            "meta-port",
+        ),
+        (
+            &[
+                "appliance",
+                "add",
+                "x",
+                "--address",
+                "h",
+                "--fingerprint",
+                &other,
+                "--data-port",
+                "70000",
+            ],
+            "data-port",
+        ),
+        (
+            &[
+                "appliance",
+                "add",
+                "x",
+                "--address",
+                "h",
+                "--fingerprint",
+                &other,
+                "--data-port",
+                "ten",
+            ],
+            "data-port",
+        ),
         (&["appliance", "remove", "nope"], "no appliance named nope"),
     ];
     for (args, expected) in cases {
@@ -160,8 +329,14 @@ fn pools_accept_only_mounted_btrfs_subvolumes() {
     let tmp = tempfile::tempdir_in("/dev/shm").expect("tmp");
     let not_btrfs = tmp.path().to_str().expect("utf8");
     let cases: &[(&[&str], &str)] = &[
-        (&["pool", "add", "x", plain.to_str().expect("utf8")], "not a btrfs subvolume"),
-        (&["pool", "add", "x", not_btrfs], "not on a btrfs filesystem"),
+        (
+            &["pool", "add", "x", plain.to_str().expect("utf8")],
+            "not a btrfs subvolume",
+        ),
+        (
+            &["pool", "add", "x", not_btrfs],
+            "not on a btrfs filesystem",
+        ),
         (&["pool", "add", "x", "/nonexistent/pool"], "No such file"),
         (&["pool", "add", "backup", mount], "already exists"),
         (&["pool", "add", "x", mount], "is already pool main"),
@@ -173,5 +348,10 @@ fn pools_accept_only_mounted_btrfs_subvolumes() {
         assert!(err.contains(expected), "{args:?}: {err}");
     }
     node.ok(&["pool", "remove", "main"]);
-    assert_eq!(node.json(&["pool", "list", "--json"]).as_array().map(Vec::len), Some(1));
+    assert_eq!(
+        node.json(&["pool", "list", "--json"])
+            .as_array()
+            .map(Vec::len),
+        Some(1)
+    );
 }

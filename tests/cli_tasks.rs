@@ -23,14 +23,31 @@ fn source() -> Source {
     let pool = TestPool::new();
     let share = pool.subvolume("photos").to_str().expect("utf8").to_string();
     let node = Node::init("nas1");
-    node.ok(&["appliance", "add", "nas2", "--address", "127.0.0.1", "--fingerprint", FP]);
+    node.ok(&[
+        "appliance",
+        "add",
+        "nas2",
+        "--address",
+        "127.0.0.1",
+        "--fingerprint",
+        FP,
+    ]);
     Source { node, pool, share }
 }
 
 fn add_photos(s: &Source, extra: &[&str]) -> String {
     let mut args = vec![
-        "task", "add", "photos", "--share", &s.share, "--target", "nas2", "--pool", "backup",
-        "--frequency", "5m",
+        "task",
+        "add",
+        "photos",
+        "--share",
+        &s.share,
+        "--target",
+        "nas2",
+        "--pool",
+        "backup",
+        "--frequency",
+        "5m",
     ];
     args.extend_from_slice(extra);
     s.node.ok(&args)
@@ -39,7 +56,17 @@ fn add_photos(s: &Source, extra: &[&str]) -> String {
 #[test]
 fn task_add_list_show_enable_disable() {
     let s = source();
-    let out = add_photos(&s, &["--keep-source", "4", "--compress", "0", "--data-port", "20002"]);
+    let out = add_photos(
+        &s,
+        &[
+            "--keep-source",
+            "4",
+            "--compress",
+            "0",
+            "--data-port",
+            "20002",
+        ],
+    );
     assert!(out.contains("added task photos"), "{out}");
 
     let list = s.node.json(&["task", "list", "--json"]);
@@ -51,7 +78,10 @@ fn task_add_list_show_enable_disable() {
     assert_eq!(t["frequency"], "300");
     assert_eq!(t["schedule"], "every 5m");
     assert_eq!(t["enabled"], true);
-    assert_eq!((t["keep_source"].as_u64(), t["keep_target"].as_u64()), (Some(4), Some(5)));
+    assert_eq!(
+        (t["keep_source"].as_u64(), t["keep_target"].as_u64()),
+        (Some(4), Some(5))
+    );
     assert_eq!(t["compress"], 0);
     assert_eq!(t["data_port"], 20002);
     assert!(t["meta_port"].is_null());
@@ -62,23 +92,51 @@ fn task_add_list_show_enable_disable() {
     assert!(!default_dir.exists());
 
     let table = s.node.ok(&["task", "list"]);
-    assert!(table.contains("photos") && table.contains("every 5m"), "{table}");
+    assert!(
+        table.contains("photos") && table.contains("every 5m"),
+        "{table}"
+    );
     let show = s.node.ok(&["task", "show", "photos"]);
     assert!(show.contains("zstd") || show.contains("off"), "{show}");
-    assert_eq!(s.node.json(&["task", "show", "photos", "--json"])["name"], "photos");
+    assert_eq!(
+        s.node.json(&["task", "show", "photos", "--json"])["name"],
+        "photos"
+    );
 
-    assert!(s.node.ok(&["task", "disable", "photos"]).contains("disabled"));
-    assert_eq!(s.node.json(&["task", "show", "photos", "--json"])["enabled"], false);
-    assert!(s.node.ok(&["task", "disable", "photos"]).contains("already disabled"));
+    assert!(s
+        .node
+        .ok(&["task", "disable", "photos"])
+        .contains("disabled"));
+    assert_eq!(
+        s.node.json(&["task", "show", "photos", "--json"])["enabled"],
+        false
+    );
+    assert!(s
+        .node
+        .ok(&["task", "disable", "photos"])
+        .contains("already disabled"));
     assert!(s.node.ok(&["task", "enable", "photos"]).contains("enabled"));
-    assert_eq!(s.node.json(&["task", "show", "photos", "--json"])["enabled"], true);
+    assert_eq!(
+        s.node.json(&["task", "show", "photos", "--json"])["enabled"],
+        true
+    );
 
     // Cron and a custom snapshot dir on the same filesystem.
     let docs = s.pool.subvolume("docs");
     let dir = s.pool.mount.join("snaps");
     s.node.ok(&[
-        "task", "add", "docs", "--share", docs.to_str().expect("utf8"), "--target", "nas2",
-        "--pool", "backup", "--frequency", "*/15 * * * *", "--snapshot-dir",
+        "task",
+        "add",
+        "docs",
+        "--share",
+        docs.to_str().expect("utf8"),
+        "--target",
+        "nas2",
+        "--pool",
+        "backup",
+        "--frequency",
+        "*/15 * * * *",
+        "--snapshot-dir",
         dir.to_str().expect("utf8"),
     ]);
     let docs = s.node.json(&["task", "show", "docs", "--json"]);
@@ -104,8 +162,17 @@ fn task_add_bad_input_is_refused_and_writes_nothing() {
     // `task add x` of the share `other`, with some flags changed or added.
     let add = |name: &str, changes: &[(&str, &str)]| -> Vec<String> {
         let mut args: Vec<String> = [
-            "task", "add", name, "--share", other, "--target", "nas2", "--pool", "backup",
-            "--frequency", "5m",
+            "task",
+            "add",
+            name,
+            "--share",
+            other,
+            "--target",
+            "nas2",
+            "--pool",
+            "backup",
+            "--frequency",
+            "5m",
         ]
         .iter()
         .map(|a| a.to_string())
@@ -123,16 +190,31 @@ fn task_add_bad_input_is_refused_and_writes_nothing() {
         (add("x", &[("--target", "nas9")]), "no appliance named nas9"),
         (add("x", &[("--frequency", "30")]), "minimum is 60s"),
         (add("x", &[("--frequency", "59s")]), "minimum is 60s"),
-        (add("x", &[("--frequency", "*/10 * * * * *")]), "minimum is 60s"),
+        (
+            add("x", &[("--frequency", "*/10 * * * * *")]),
+            "minimum is 60s",
+        ),
         (add("x", &[("--frequency", "often")]), "neither seconds"),
         (add("x", &[("--share", plain)]), "not a btrfs subvolume"),
-        (add("x", &[("--share", not_btrfs)]), "not on a btrfs filesystem"),
-        (add("x", &[("--share", "/nonexistent/share")]), "No such file"),
-        (add("x", &[("--share", &s.share)]), "already sends a share named photos"),
+        (
+            add("x", &[("--share", not_btrfs)]),
+            "not on a btrfs filesystem",
+        ),
+        (
+            add("x", &[("--share", "/nonexistent/share")]),
+            "No such file",
+        ),
+        (
+            add("x", &[("--share", &s.share)]),
+            "already sends a share named photos",
+        ),
         (add("x", &[("--pool", "../etc")]), "pool name"),
         (add("x/y", &[]), "task name"),
         (add("x", &[("--snapshot-dir", &inside)]), "inside the share"),
-        (add("x", &[("--snapshot-dir", elsewhere)]), "not on the share's filesystem"),
+        (
+            add("x", &[("--snapshot-dir", elsewhere)]),
+            "not on the share's filesystem",
+        ),
         (add("x", &[("--meta-port", "0")]), "meta-port"),
         (add("x", &[("--data-port", "65536")]), "data-port"),
         (add("x", &[("--keep-source", "0")]), "keep-source"),
@@ -176,21 +258,36 @@ fn task_delete_needs_yes_keeps_snapshots_and_history_unless_purged() {
     let s = source();
     add_photos(&s, &[]);
     let snap = snapshot(&s, "photos_photos_20261121T053756Z");
-    s.node.store().begin_send(&NewSend { task_id: None, task: "photos", target: "nas2", share: "photos" }).expect("row");
+    s.node
+        .store()
+        .begin_send(&NewSend {
+            task_id: None,
+            task: "photos",
+            target: "nas2",
+            share: "photos",
+        })
+        .expect("row");
 
     let err = s.node.refused(2, &["task", "delete", "photos"]);
-    assert!(err.contains("--yes") && err.contains("--purge-snapshots"), "{err}");
+    assert!(
+        err.contains("--yes") && err.contains("--purge-snapshots"),
+        "{err}"
+    );
     let out = s.node.ok(&["task", "delete", "photos", "--yes"]);
     assert!(out.contains("snapshots stay"), "{out}");
     assert!(snap.exists(), "a plain delete must keep snapshots");
     // History outlives the task and can still be asked for by name.
-    let rows = s.node.json(&["history", "send", "--task", "photos", "--json"]);
+    let rows = s
+        .node
+        .json(&["history", "send", "--task", "photos", "--json"]);
     assert_eq!(rows.as_array().map(Vec::len), Some(1));
 
     add_photos(&s, &[]);
     let foreign = snapshot(&s, "photos_photos_extra_20261121T053756Z");
     let snap2 = snapshot(&s, "photos_photos_20261121T060000Z");
-    let out = s.node.ok(&["task", "delete", "photos", "--yes", "--purge-snapshots"]);
+    let out = s
+        .node
+        .ok(&["task", "delete", "photos", "--yes", "--purge-snapshots"]);
     assert!(out.contains("2 of its snapshots"), "{out}");
     assert!(!snap.exists() && !snap2.exists());
     assert!(foreign.exists(), "another task's snapshot was purged");
@@ -199,46 +296,125 @@ fn task_delete_needs_yes_keeps_snapshots_and_history_unless_purged() {
 #[test]
 fn history_tables_filters_limits_and_json() {
     let node = Node::init("nas1");
-    node.ok(&["appliance", "add", "nas2", "--address", "127.0.0.1", "--fingerprint", FP]);
-    assert!(node.ok(&["history", "send"]).contains("no sends recorded yet"));
-    assert!(node.ok(&["history", "receive"]).contains("no receives recorded yet"));
+    node.ok(&[
+        "appliance",
+        "add",
+        "nas2",
+        "--address",
+        "127.0.0.1",
+        "--fingerprint",
+        FP,
+    ]);
+    assert!(node
+        .ok(&["history", "send"])
+        .contains("no sends recorded yet"));
+    assert!(node
+        .ok(&["history", "receive"])
+        .contains("no receives recorded yet"));
 
     let store = node.store();
     for task in ["photos", "docs", "photos"] {
         let id = store
-            .begin_send(&NewSend { task_id: None, task, target: "nas2", share: task })
+            .begin_send(&NewSend {
+                task_id: None,
+                task,
+                target: "nas2",
+                share: task,
+            })
             .expect("row");
-        store.set_send_plan(id, &format!("{task}_{task}_20261121T053756Z"), None, Kind::Full).expect("plan");
-        store.set_send_progress(id, 3 << 30, 1 << 30).expect("progress");
-        store.finish_send(id, Status::Succeeded, None, Some(uuid::Uuid::new_v4())).expect("finish");
+        store
+            .set_send_plan(
+                id,
+                &format!("{task}_{task}_20261121T053756Z"),
+                None,
+                Kind::Full,
+            )
+            .expect("plan");
+        store
+            .set_send_progress(id, 3 << 30, 1 << 30)
+            .expect("progress");
+        store
+            .finish_send(id, Status::Succeeded, None, Some(uuid::Uuid::new_v4()))
+            .expect("finish");
     }
     let failed = store
-        .begin_send(&NewSend { task_id: None, task: "photos", target: "nas2", share: "photos" })
-        .expect("row");
-    store.finish_send(failed, Status::Failed, Some("connection lost after 1024 bytes"), None).expect("finish");
-    let rx = store
-        .begin_receive(&NewReceive {
-            source: "nas2", source_uuid: None, share: "music", pool: "backup",
-            snapshot: "music_m_20261121T053756Z", parent: None, kind: Kind::Incremental,
+        .begin_send(&NewSend {
+            task_id: None,
+            task: "photos",
+            target: "nas2",
+            share: "photos",
         })
         .expect("row");
-    store.finish_receive(rx, Status::Succeeded, None, None).expect("finish");
+    store
+        .finish_send(
+            failed,
+            Status::Failed,
+            Some("connection lost after 1024 bytes"),
+            None,
+        )
+        .expect("finish");
+    let rx = store
+        .begin_receive(&NewReceive {
+            source: "nas2",
+            source_uuid: None,
+            share: "music",
+            pool: "backup",
+            snapshot: "music_m_20261121T053756Z",
+            parent: None,
+            kind: Kind::Incremental,
+        })
+        .expect("row");
+    store
+        .finish_receive(rx, Status::Succeeded, None, None)
+        .expect("finish");
 
     let table = node.ok(&["history", "send"]);
     let lines: Vec<&str> = table.lines().collect();
-    assert!(lines[0].starts_with("ID") && lines[0].contains("RATE"), "{table}");
-    assert!(lines[1].starts_with('4') && lines[1].contains("failed") && lines[1].contains("connection lost"), "{table}");
-    assert!(table.contains("3.0 GiB") && table.contains("1.0 GiB"), "{table}");
+    assert!(
+        lines[0].starts_with("ID") && lines[0].contains("RATE"),
+        "{table}"
+    );
+    assert!(
+        lines[1].starts_with('4')
+            && lines[1].contains("failed")
+            && lines[1].contains("connection lost"),
+        "{table}"
+    );
+    assert!(
+        table.contains("3.0 GiB") && table.contains("1.0 GiB"),
+        "{table}"
+    );
 
-    let photos = node.json(&["history", "send", "--task", "photos", "--limit", "2", "--json"]);
+    let photos = node.json(&[
+        "history", "send", "--task", "photos", "--limit", "2", "--json",
+    ]);
     let rows = photos.as_array().expect("array");
     assert_eq!(rows.len(), 2);
-    assert_eq!((rows[0]["id"].as_i64(), rows[1]["id"].as_i64()), (Some(4), Some(3)));
+    assert_eq!(
+        (rows[0]["id"].as_i64(), rows[1]["id"].as_i64()),
+        (Some(4), Some(3))
+    );
     for field in [
-        "id", "task", "target", "share", "snapshot", "parent", "kind", "status", "error",
-        "started_at", "ended_at", "stream_bytes", "wire_bytes", "received_uuid",
+        "id",
+        "task",
+        "target",
+        "share",
+        "snapshot",
+        "parent",
+        "kind",
+        "status",
+        "error",
+        "started_at",
+        "ended_at",
+        "stream_bytes",
+        "wire_bytes",
+        "received_uuid",
     ] {
-        assert!(rows[1].get(field).is_some(), "send row lacks {field}: {}", rows[1]);
+        assert!(
+            rows[1].get(field).is_some(),
+            "send row lacks {field}: {}",
+            rows[1]
+        );
     }
     assert_eq!(rows[1]["kind"], "full");
     assert_eq!(rows[1]["status"], "succeeded");
@@ -247,8 +423,19 @@ fn history_tables_filters_limits_and_json() {
     let received = node.json(&["history", "receive", "--source", "nas2", "--json"]);
     assert_eq!(received[0]["kind"], "incremental");
     assert_eq!(received[0]["pool"], "backup");
-    for field in ["source", "source_uuid", "share", "pool", "snapshot", "status", "stream_bytes"] {
-        assert!(received[0].get(field).is_some(), "receive row lacks {field}");
+    for field in [
+        "source",
+        "source_uuid",
+        "share",
+        "pool",
+        "snapshot",
+        "status",
+        "stream_bytes",
+    ] {
+        assert!(
+            received[0].get(field).is_some(),
+            "receive row lacks {field}"
+        );
     }
 
     let err = node.refused(2, &["history", "send", "--task", "nope"]);

@@ -88,7 +88,10 @@ fn add(ctx: &Ctx, args: AddArgs) -> anyhow::Result<()> {
         bad_input!("{e}");
     }
     if let Err(why) = validate_address(&args.address) {
-        bad_input!("address {:?} {why}; give a host name or an IP address", args.address);
+        bad_input!(
+            "address {:?} {why}; give a host name or an IP address",
+            args.address
+        );
     }
     let fingerprint: Fingerprint = match args.fingerprint.parse() {
         Ok(fp) => fp,
@@ -130,7 +133,15 @@ fn list(ctx: &Ctx, args: ListArgs) -> anyhow::Result<()> {
         let views: Vec<ApplianceView> = appliances.iter().map(Into::into).collect();
         return print_json(&views);
     }
-    let mut table = Table::new(&["NAME", "ADDRESS", "META", "DATA", "UUID", "ADDED", "FINGERPRINT"]);
+    let mut table = Table::new(&[
+        "NAME",
+        "ADDRESS",
+        "META",
+        "DATA",
+        "UUID",
+        "ADDED",
+        "FINGERPRINT",
+    ]);
     for a in &appliances {
         table.row(vec![
             a.name.clone(),
@@ -193,7 +204,15 @@ mod tests {
         for ok in ["192.0.2.1", "::1", "nas2", "nas2.example.org", "a-b.c"] {
             assert!(validate_address(ok).is_ok(), "{ok}");
         }
-        for bad in ["", "nas 2", "-nas", "nas_2", "a..b", "http://nas", "1.2.3.4:22"] {
+        for bad in [
+            "",
+            "nas 2",
+            "-nas",
+            "nas_2",
+            "a..b",
+            "http://nas",
+            "1.2.3.4:22",
+        ] {
             assert!(validate_address(bad).is_err(), "{bad}");
         }
     }

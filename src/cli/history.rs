@@ -56,7 +56,9 @@ fn send(ctx: &Ctx, args: SendArgs) -> anyhow::Result<()> {
     let store = ctx.store()?;
     if let Some(task) = &args.task {
         if store.task(task)?.is_none() && !store.has_send_history(task)? {
-            bad_input!("no task named {task}, and no history for one; `ferry task list` shows the tasks");
+            bad_input!(
+                "no task named {task}, and no history for one; `ferry task list` shows the tasks"
+            );
         }
     }
     let rows = store.send_history(&SendFilter {

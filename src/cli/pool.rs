@@ -73,7 +73,11 @@ fn list(ctx: &Ctx, args: ListArgs) -> anyhow::Result<()> {
     }
     let mut table = Table::new(&["NAME", "ADDED", "PATH"]);
     for p in &pools {
-        table.row(vec![p.name.clone(), time(p.created_at), p.path.display().to_string()]);
+        table.row(vec![
+            p.name.clone(),
+            time(p.created_at),
+            p.path.display().to_string(),
+        ]);
     }
     table.print();
     Ok(())

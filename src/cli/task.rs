@@ -166,7 +166,13 @@ fn show(ctx: &Ctx, name: &str, json: bool) -> anyhow::Result<()> {
         ("enabled", yes_no(v.enabled)),
         ("meta port", port(v.meta_port)),
         ("data port", port(v.data_port)),
-        ("keep", format!("{} on this appliance, {} on the target", v.keep_source, v.keep_target)),
+        (
+            "keep",
+            format!(
+                "{} on this appliance, {} on the target",
+                v.keep_source, v.keep_target
+            ),
+        ),
         ("snapshot dir", v.snapshot_dir.display().to_string()),
         ("compression", compression(v.compress)),
         ("created", time(v.created_at)),
@@ -206,7 +212,10 @@ fn delete(ctx: &Ctx, args: DeleteArgs) -> anyhow::Result<()> {
     };
     store.delete_task(&task.name)?;
     if args.purge_snapshots {
-        println!("deleted task {} and {purged} of its snapshots; history is kept", task.name);
+        println!(
+            "deleted task {} and {purged} of its snapshots; history is kept",
+            task.name
+        );
     } else {
         println!(
             "deleted task {}; its snapshots stay in {}, history is kept",

@@ -58,7 +58,10 @@ pub fn add(ctx: &Ctx, args: AddArgs) -> anyhow::Result<()> {
         bad_input!("{e}");
     }
     if store.task(&args.name)?.is_some() {
-        bad_input!("task {} already exists; pick another name or delete it first", args.name);
+        bad_input!(
+            "task {} already exists; pick another name or delete it first",
+            args.name
+        );
     }
     let Some(target) = store.appliance(&args.target)? else {
         bad_input!(

@@ -1,0 +1,181 @@
+//! `btrfs receive -e` fed through an `AsyncWrite`, finished by its exit status.
+
+use std::io;
+use std::path::{Path, PathBuf};
+use std::pin::Pin;
+use std::process::Stdio;
+use std::task::{Context, Poll};
+
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+use tokio::process::{Child, ChildStdin};
+use tokio::task::JoinHandle;
+
+use super::parse::received_name;
+use super::send::{drain, wait};
+use super::{command, trimmed, Error};
+
+/// What a finished receive created.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Received {
+    /// The subvolume's name, as btrfs receive reported it.
+    pub name: String,
+    /// `dest_dir/name`, ready for [`super::show`].
+    pub path: PathBuf,
+}
+
+/// A running `btrfs receive -e dest_dir`; write the send stream into it, then [`finish`].
+///
+/// `-e` makes btrfs stop at the stream's end marker, so one receive takes exactly one
+/// subvolume: bytes after the marker are never read as a second stream, and a stream
+/// cut short (no end marker) fails instead of looking complete.
+///
+/// Dropping it unfinished kills btrfs receive. The half-written subvolume it leaves in
+/// `dest_dir` (writable, no received UUID) is the caller's to delete.
+///
+/// [`finish`]: Receive::finish
+pub struct Receive {
+    command: String,
+    dest: PathBuf,
+    child: Child,
+    stdin: Option<ChildStdin>,
+    stdout: JoinHandle<Vec<u8>>,
+    stderr: JoinHandle<Vec<u8>>,
+}
+
+impl Receive {
+    /// Starts `btrfs receive -e dest_dir`. Must be called within a tokio runtime.
+    pub fn start(dest_dir: &Path) -> Result<Receive, Error> {
+        let args = ["receive".as_ref(), "-e".as_ref(), dest_dir.as_os_str()];
+        let (mut cmd, line) = command(args);
+        let mut child = cmd
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .map_err(|e| Error::spawn(line.clone(), e))?;
+        let (Some(stdin), Some(stdout), Some(stderr)) =
+            (child.stdin.take(), child.stdout.take(), child.stderr.take())
+        else {
+            return Err(Error::Spawn {
+                command: line,
+                source: io::Error::other("stdin/stdout/stderr pipes missing"),
+            });
+        };
+        Ok(Receive {
+            command: line,
+            dest: dest_dir.to_path_buf(),
+            child,
+            stdin: Some(stdin),
+            stdout: drain(stdout),
+            stderr: drain(stderr),
+        })
+    }
+
+    /// The command line, for messages.
+    pub fn command(&self) -> &str {
+        &self.command
+    }
+
+    /// The process id of btrfs receive, while it runs.
+    pub fn id(&self) -> Option<u32> {
+        self.child.id()
+    }
+
+    /// Closes the stream, waits for btrfs receive, and names what it received.
+    pub async fn finish(mut self) -> Result<Received, Error> {
+        if let Some(mut stdin) = self.stdin.take() {
+            // A failed shutdown means btrfs already stopped reading; its exit status says why.
+            let _ = stdin.shutdown().await;
+        }
+        let stderr = wait(self.command.clone(), self.child, self.stderr).await?;
+        // Older btrfs-progs print "At subvol" on stdout, newer on stderr.
+        let stdout = trimmed(&self.stdout.await.unwrap_or_default());
+        let output = format!("{stdout}\n{stderr}");
+        match received_name(&output) {
+            Some(name) => Ok(Received {
+                path: self.dest.join(&name),
+                name,
+            }),
+            None => Err(Error::Parse {
+                command: self.command,
+                reason: format!("no `At subvol`/`At snapshot` line in: {}", output.trim()),
+            }),
+        }
+    }
+}
+
+impl AsyncWrite for Receive {
+    fn poll_write(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        match self.stdin.as_mut() {
+            Some(stdin) => Pin::new(stdin).poll_write(cx, buf),
+            None => Poll::Ready(Err(io::ErrorKind::BrokenPipe.into())),
+        }
+    }
+
+    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        match self.stdin.as_mut() {
+            Some(stdin) => Pin::new(stdin).poll_flush(cx),
+            None => Poll::Ready(Ok(())),
+        }
+    }
+
+    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        let result = match self.stdin.as_mut() {
+            Some(stdin) => std::task::ready!(Pin::new(stdin).poll_shutdown(cx)),
+            None => Ok(()),
+        };
+        // Dropping the pipe is what delivers EOF to btrfs receive.
+        self.stdin = None;
+        Poll::Ready(result)
+    }
+}
+
+/// Receives everything `reader` yields into `dest_dir`.
+///
+/// When the reader fails with an `io::Error` that wraps an [`Error`] (a failed
+/// [`super::SendStream`]), that error is returned as is; btrfs receive is then killed.
+pub async fn receive(
+    dest_dir: &Path,
+    mut reader: impl AsyncRead + Unpin,
+) -> Result<Received, Error> {
+    let mut rx = Receive::start(dest_dir)?;
+    let mut buf = vec![0u8; 256 * 1024];
+    loop {
+        let n = match reader.read(&mut buf).await {
+            Ok(0) => break,
+            Ok(n) => n,
+            Err(e) => return Err(source_error(&rx.command, e)),
+        };
+        if let Err(write_err) = rx.write_all(&buf[..n]).await {
+            // btrfs receive stopped reading; its stderr says why, the pipe error does not.
+            let command = rx.command.clone();
+            rx.finish().await?;
+            return Err(Error::Io {
+                command,
+                what: "stream continues after its end marker",
+                source: write_err,
+                stderr: String::new(),
+            });
+        }
+    }
+    rx.finish().await
+}
+
+fn source_error(command: &str, e: io::Error) -> Error {
+    if e.get_ref().is_some_and(|inner| inner.is::<Error>()) {
+        if let Some(Ok(err)) = e.into_inner().map(|inner| inner.downcast::<Error>()) {
+            return *err;
+        }
+        unreachable!("checked that an Error is inside");
+    }
+    Error::Io {
+        command: command.to_string(),
+        what: "reading the stream to receive",
+        source: e,
+        stderr: String::new(),
+    }
+}
