@@ -57,9 +57,10 @@ pub enum Meta {
     Error {
         reason: String,
     },
-    /// Sender asks: what do you hold from me for this share?
+    /// Sender asks: what do you hold from me for this share, in this pool?
     Inventory {
         share: String,
+        pool: String,
     },
     InventoryReply {
         replicas: Vec<Replica>,

@@ -16,6 +16,7 @@ fn every_variant() -> Vec<Meta> {
         },
         Meta::Inventory {
             share: "photos".into(),
+            pool: "backup".into(),
         },
         Meta::InventoryReply {
             replicas: vec![Replica {
@@ -163,9 +164,12 @@ async fn a_future_hello_of_another_shape_still_reads_as_a_version_mismatch() {
 #[tokio::test]
 async fn non_hello_first_frame_is_a_protocol_error() {
     let (mut a, mut b) = pair();
-    b.send(&Meta::Inventory { share: "s".into() })
-        .await
-        .unwrap();
+    b.send(&Meta::Inventory {
+        share: "s".into(),
+        pool: "p".into(),
+    })
+    .await
+    .unwrap();
     let err = handshake(&mut a, Hello::new(Uuid::new_v4(), "nas1"))
         .await
         .unwrap_err();

@@ -23,7 +23,7 @@
 //! ```text
 //! S->R hello{protocol,appliance,name}  R->S hello{...}   each sends first, then reads;
 //!                                                         different protocol: error{reason} naming both, close
-//! S->R inventory{share}                R->S inventory_reply{replicas}
+//! S->R inventory{share,pool}           R->S inventory_reply{replicas}
 //! S->R begin{share,snapshot,snapshot_uuid,parent,pool,keep}
 //!                                      R->S ready{session} | refused{reason,busy}
 //!      ... the stream goes over a data connection naming `session` ...
