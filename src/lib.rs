@@ -9,5 +9,6 @@ pub mod cli;
 pub mod identity;
 pub mod names;
 pub mod schedule;
+pub mod sender;
 pub mod store;
 pub mod wire;

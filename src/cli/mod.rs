@@ -8,6 +8,7 @@ mod output;
 mod pool;
 mod task;
 mod task_add;
+mod task_run;
 
 use std::path::PathBuf;
 use std::process::ExitCode;

@@ -5,6 +5,7 @@ use serde::Serialize;
 
 use super::output::{or_dash, print_fields, print_json, time, Table};
 use super::task_add::{self, AddArgs};
+use super::task_run;
 use super::{bad_input, Ctx};
 use crate::schedule::Schedule;
 use crate::store::{SendFilter, Status, Store, Task};
@@ -28,6 +29,13 @@ pub enum TaskCommand {
     Disable { name: String },
     /// Delete a task. Its snapshots stay unless --purge-snapshots; its history stays.
     Delete(DeleteArgs),
+    /// Run a task once now (exit 0 only when the target confirmed it).
+    Run {
+        name: String,
+        /// Show a progress bar (bytes, rate, elapsed) when stderr is a terminal.
+        #[arg(long)]
+        progress: bool,
+    },
 }
 
 #[derive(Debug, Args)]
@@ -110,6 +118,7 @@ pub fn run(ctx: &Ctx, cmd: TaskCommand) -> anyhow::Result<()> {
         TaskCommand::Enable { name } => set_enabled(ctx, &name, true),
         TaskCommand::Disable { name } => set_enabled(ctx, &name, false),
         TaskCommand::Delete(args) => delete(ctx, args),
+        TaskCommand::Run { name, progress } => task_run::run(ctx, &name, progress),
     }
 }
 

@@ -2,6 +2,7 @@
 //! after themselves (and after crashed earlier runs), and tree comparison.
 #![allow(dead_code)]
 
+pub mod content;
 pub mod ferry;
 mod tree;
 

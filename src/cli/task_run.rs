@@ -1,0 +1,89 @@
+//! `ferry task run NAME [--progress]`: one run now, through the same code the
+//! scheduler uses. Exit 0 only when the target confirmed the snapshot.
+
+use std::time::{Duration, Instant};
+
+use anyhow::Context;
+use indicatif::{ProgressBar, ProgressStyle};
+use tokio::sync::watch;
+use tokio_util::sync::CancellationToken;
+
+use super::output::{bytes, elapsed, rate};
+use super::{bad_input, Ctx};
+use crate::sender::{self, Progress};
+
+pub fn run(ctx: &Ctx, name: &str, progress: bool) -> anyhow::Result<()> {
+    if ctx.store()?.task(name)?.is_none() {
+        bad_input!("no task named {name}; `ferry task list` shows the tasks");
+    }
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("cannot start the async runtime")?;
+    runtime.block_on(async {
+        let cancel = CancellationToken::new();
+        tokio::spawn(cancel_on_signal(cancel.clone()));
+        let (tx, rx) = watch::channel(Progress::default());
+        let bar = progress.then(|| tokio::spawn(show_progress(rx)));
+        let started = Instant::now();
+        let result = sender::run_task(&ctx.state_dir, name, Some(tx), cancel).await;
+        if let Some(bar) = bar {
+            let _ = bar.await;
+        }
+        let outcome = result.with_context(|| format!("task {name} failed"))?;
+        let took = started.elapsed();
+        println!(
+            "task {name}: sent {} ({}{}), {} stream, {} on the wire, {} in {}; confirmed received_uuid {}",
+            outcome.snapshot,
+            outcome.kind,
+            outcome
+                .parent
+                .as_ref()
+                .map(|p| format!(" from {p}"))
+                .unwrap_or_default(),
+            bytes(outcome.stream_bytes),
+            bytes(outcome.wire_bytes),
+            rate(outcome.stream_bytes, took),
+            elapsed(took),
+            outcome.received_uuid
+        );
+        Ok(())
+    })
+}
+
+/// Ctrl-C or SIGTERM stops the run cleanly: the row says "interrupted by shutdown".
+async fn cancel_on_signal(cancel: CancellationToken) {
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {}
+        () = term => {}
+    }
+    cancel.cancel();
+}
+
+/// Draws bytes, rate and elapsed time on stderr; indicatif hides the bar when
+/// stderr is not a terminal, so logs and pipes stay clean. The total size of a
+/// btrfs send stream is not known in advance, so there is no ETA.
+async fn show_progress(mut rx: watch::Receiver<Progress>) {
+    let bar = ProgressBar::new_spinner();
+    bar.set_style(
+        ProgressStyle::with_template(
+            "{spinner} {bytes} sent, {binary_bytes_per_sec}, {elapsed_precise} {msg}",
+        )
+        .unwrap_or_else(|_| ProgressStyle::default_spinner()),
+    );
+    bar.enable_steady_tick(Duration::from_millis(200));
+    while rx.changed().await.is_ok() {
+        let p = *rx.borrow();
+        bar.set_position(p.stream_bytes);
+        bar.set_message(format!("({} on the wire)", bytes(p.wire_bytes)));
+    }
+    bar.finish_and_clear();
+}
