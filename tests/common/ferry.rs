@@ -39,6 +39,17 @@ impl Node {
             .expect("run ferry")
     }
 
+    /// Like `run`, for async tests whose runtime also serves a daemon.
+    pub async fn run_async(&self, args: &[&str]) -> Output {
+        tokio::process::Command::new(env!("CARGO_BIN_EXE_ferry"))
+            .args(args)
+            .env("FERRY_STATE_DIR", &self.state)
+            .env_remove("FERRY_LOG")
+            .output()
+            .await
+            .expect("run ferry")
+    }
+
     /// Runs a command that must succeed; returns its stdout.
     pub fn ok(&self, args: &[&str]) -> String {
         let out = self.run(args);
