@@ -4,12 +4,18 @@ PREFIX ?= /usr/local
 
 .PHONY: build test lint install deps
 
-# What the tests need on a fresh Debian machine: btrfs-progs for real pools.
+# What the tests need on a fresh Debian machine: btrfs-progs for real pools,
+# systemd-analyze to verify the units.
+DEB_NEEDS = mkfs.btrfs:btrfs-progs systemd-analyze:systemd
+
 deps:
-	@if ! command -v mkfs.btrfs >/dev/null 2>&1; then \
-		echo "installing btrfs-progs"; \
+	@missing=""; for need in $(DEB_NEEDS); do \
+		command -v $${need%%:*} >/dev/null 2>&1 || missing="$$missing $${need##*:}"; \
+	done; \
+	if [ -n "$$missing" ]; then \
+		echo "installing$$missing"; \
 		DEBIAN_FRONTEND=noninteractive apt-get update -q && \
-		DEBIAN_FRONTEND=noninteractive apt-get install -y -q btrfs-progs; \
+		DEBIAN_FRONTEND=noninteractive apt-get install -y -q $$missing; \
 	fi
 
 build:

@@ -6,6 +6,7 @@
 
 pub mod btrfs;
 pub mod cli;
+pub mod config;
 pub mod identity;
 pub mod names;
 pub mod schedule;

@@ -1,0 +1,323 @@
+//! The daemons' configuration file (`/etc/ferry/ferry.toml`): every key optional with
+//! a default, unknown keys and out-of-range values refused with the key and file named.
+
+use std::fmt;
+use std::io;
+use std::net::{IpAddr, Ipv4Addr};
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+use thiserror::Error;
+
+/// Where the daemons look when `--config` is not given.
+pub const DEFAULT_PATH: &str = "/etc/ferry/ferry.toml";
+/// The receiver's control port.
+pub const DEFAULT_META_PORT: u16 = 10003;
+/// The receiver's bulk port.
+pub const DEFAULT_DATA_PORT: u16 = 10002;
+
+/// Why a configuration could not be used. Every message is one line naming the file,
+/// and the key when one is at fault, so it reads well in the journal.
+#[derive(Debug, Error)]
+pub enum ConfigError {
+    #[error("config file {} does not exist", path.display())]
+    Missing { path: PathBuf },
+    #[error("cannot read config file {}: {source}", path.display())]
+    Read { path: PathBuf, source: io::Error },
+    #[error("{}: {reason}", at(path, *line))]
+    Syntax {
+        path: PathBuf,
+        line: Option<usize>,
+        reason: String,
+    },
+    #[error("{}: {key}: {reason}", at(path, *line))]
+    Invalid {
+        path: PathBuf,
+        line: Option<usize>,
+        key: String,
+        reason: String,
+    },
+}
+
+fn at(path: &Path, line: Option<usize>) -> String {
+    match line {
+        Some(line) => format!("{}:{line}", path.display()),
+        None => path.display().to_string(),
+    }
+}
+
+/// How much the daemons log; `RUST_LOG`, when the daemon honours it, is finer grained.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LogLevel {
+    Error,
+    Warn,
+    #[default]
+    Info,
+    Debug,
+    Trace,
+}
+
+impl LogLevel {
+    /// The word used in the file, which is also a valid `tracing` filter directive.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            LogLevel::Error => "error",
+            LogLevel::Warn => "warn",
+            LogLevel::Info => "info",
+            LogLevel::Debug => "debug",
+            LogLevel::Trace => "trace",
+        }
+    }
+}
+
+impl fmt::Display for LogLevel {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl From<LogLevel> for tracing::Level {
+    fn from(level: LogLevel) -> Self {
+        match level {
+            LogLevel::Error => tracing::Level::ERROR,
+            LogLevel::Warn => tracing::Level::WARN,
+            LogLevel::Info => tracing::Level::INFO,
+            LogLevel::Debug => tracing::Level::DEBUG,
+            LogLevel::Trace => tracing::Level::TRACE,
+        }
+    }
+}
+
+/// The whole file. `FERRY_STATE_DIR` and `--state-dir` override `state_dir`.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Config {
+    pub state_dir: PathBuf,
+    pub log_level: LogLevel,
+    pub receiver: ReceiverSettings,
+    pub sender: SenderSettings,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            state_dir: PathBuf::from(crate::cli::DEFAULT_STATE_DIR),
+            log_level: LogLevel::default(),
+            receiver: ReceiverSettings::default(),
+            sender: SenderSettings::default(),
+        }
+    }
+}
+
+/// `[receiver]`: what `ferry receiver` listens on and how long it waits for peers.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ReceiverSettings {
+    pub listen: IpAddr,
+    pub meta_port: u16,
+    pub data_port: u16,
+    /// Concurrent receives across all sources.
+    pub max_receives: u32,
+    #[serde(with = "human_duration")]
+    pub handshake_timeout: Duration,
+    #[serde(with = "human_duration")]
+    pub data_timeout: Duration,
+}
+
+impl Default for ReceiverSettings {
+    fn default() -> Self {
+        ReceiverSettings {
+            listen: IpAddr::V4(Ipv4Addr::UNSPECIFIED),
+            meta_port: DEFAULT_META_PORT,
+            data_port: DEFAULT_DATA_PORT,
+            max_receives: 4,
+            handshake_timeout: Duration::from_secs(10),
+            data_timeout: Duration::from_secs(30),
+        }
+    }
+}
+
+/// `[sender]`: how many sends run at once and how failed runs back off.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct SenderSettings {
+    /// Concurrent sends across all tasks.
+    pub max_sends: u32,
+    /// Delay before the first retry after a failed run; doubles up to `retry_max`.
+    #[serde(with = "human_duration")]
+    pub retry_first: Duration,
+    #[serde(with = "human_duration")]
+    pub retry_max: Duration,
+}
+
+impl Default for SenderSettings {
+    fn default() -> Self {
+        SenderSettings {
+            max_sends: 2,
+            retry_first: Duration::from_secs(30),
+            retry_max: Duration::from_secs(3600),
+        }
+    }
+}
+
+/// Reads and validates the file at `path`, which must exist.
+pub fn load(path: &Path) -> Result<Config, ConfigError> {
+    match std::fs::read_to_string(path) {
+        Ok(text) => parse(&text, path),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => Err(ConfigError::Missing {
+            path: path.to_path_buf(),
+        }),
+        Err(source) => Err(ConfigError::Read {
+            path: path.to_path_buf(),
+            source,
+        }),
+    }
+}
+
+/// `Some(path)`: that file, which must exist. `None`: [`DEFAULT_PATH`] if it exists,
+/// else the defaults, so a fresh install runs without writing a config first.
+pub fn load_or_default(path: Option<&Path>) -> Result<Config, ConfigError> {
+    load_or_default_at(path, Path::new(DEFAULT_PATH))
+}
+
+fn load_or_default_at(path: Option<&Path>, default_path: &Path) -> Result<Config, ConfigError> {
+    match path {
+        Some(path) => load(path),
+        // Only absence means "use the defaults": an unreadable default file is an
+        // error, or a permissions mistake would silently drop the admin's settings.
+        None => match load(default_path) {
+            Err(ConfigError::Missing { .. }) => Ok(Config::default()),
+            other => other,
+        },
+    }
+}
+
+/// Parses `text` as the file `path` (named in errors) and validates it.
+pub fn parse(text: &str, path: &Path) -> Result<Config, ConfigError> {
+    let line_of = |span: Option<std::ops::Range<usize>>| {
+        span.and_then(|s| text.get(..s.start))
+            .map(|before| before.matches('\n').count() + 1)
+    };
+    let de = toml::Deserializer::parse(text).map_err(|e| ConfigError::Syntax {
+        path: path.to_path_buf(),
+        line: line_of(e.span()),
+        reason: one_line(e.message()),
+    })?;
+    let config: Config = serde_path_to_error::deserialize(de).map_err(|e| {
+        // The path names the key at fault, unknown keys included.
+        let key = e.path().to_string();
+        let inner = e.into_inner();
+        let message = one_line(inner.message());
+        let reason = match message.strip_prefix("unknown field ") {
+            Some(rest) => match rest.split_once(", ") {
+                Some((_, expected)) => format!("unknown key ({expected})"),
+                None => "unknown key".to_string(),
+            },
+            None => message,
+        };
+        ConfigError::Invalid {
+            path: path.to_path_buf(),
+            line: line_of(inner.span()),
+            key,
+            reason,
+        }
+    })?;
+    config
+        .validate()
+        .map_err(|(key, reason)| ConfigError::Invalid {
+            path: path.to_path_buf(),
+            line: None,
+            key: key.to_string(),
+            reason,
+        })?;
+    Ok(config)
+}
+
+impl Config {
+    /// Range checks serde's types cannot express. Returns the offending key and why.
+    fn validate(&self) -> Result<(), (&'static str, String)> {
+        let r = &self.receiver;
+        let s = &self.sender;
+        // A daemon's working directory is whatever systemd gave it, so a relative
+        // state_dir would land somewhere nobody looks.
+        if !self.state_dir.is_absolute() {
+            return Err(("state_dir", "must be an absolute path".into()));
+        }
+        for (key, port) in [
+            ("receiver.meta_port", r.meta_port),
+            ("receiver.data_port", r.data_port),
+        ] {
+            // 0 means "any free port" to the OS, which a peer could never be told.
+            if port == 0 {
+                return Err((key, "port must be between 1 and 65535".into()));
+            }
+        }
+        if r.meta_port == r.data_port {
+            return Err((
+                "receiver.data_port",
+                format!(
+                    "{} is also receiver.meta_port; they must differ",
+                    r.data_port
+                ),
+            ));
+        }
+        for (key, count) in [
+            ("receiver.max_receives", r.max_receives),
+            ("sender.max_sends", s.max_sends),
+        ] {
+            if count == 0 {
+                return Err((key, "must be at least 1".into()));
+            }
+        }
+        for (key, d) in [
+            ("receiver.handshake_timeout", r.handshake_timeout),
+            ("receiver.data_timeout", r.data_timeout),
+            ("sender.retry_first", s.retry_first),
+            ("sender.retry_max", s.retry_max),
+        ] {
+            if d.is_zero() {
+                return Err((key, "must be longer than 0s".into()));
+            }
+        }
+        if s.retry_first > s.retry_max {
+            return Err((
+                "sender.retry_first",
+                format!(
+                    "{} is longer than sender.retry_max ({})",
+                    humantime::format_duration(s.retry_first),
+                    humantime::format_duration(s.retry_max)
+                ),
+            ));
+        }
+        Ok(())
+    }
+}
+
+fn one_line(message: &str) -> String {
+    message.split_whitespace().collect::<Vec<_>>().join(" ")
+}
+
+/// Durations as humantime strings ("30s", "1h 30m"), the form `ferry task add` takes.
+mod human_duration {
+    use serde::{Deserialize, Deserializer, Serializer};
+    use std::time::Duration;
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
+        let text = String::deserialize(d)?;
+        humantime::parse_duration(&text).map_err(|e| {
+            serde::de::Error::custom(format!(
+                "{text:?} is not a duration ({e}); write e.g. \"30s\", \"5m\" or \"1h\""
+            ))
+        })
+    }
+
+    pub fn serialize<S: Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&humantime::format_duration(*d).to_string())
+    }
+}
+
+#[cfg(test)]
+#[path = "config_tests.rs"]
+mod tests;
