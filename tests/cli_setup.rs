@@ -148,6 +148,29 @@ fn appliances_add_list_remove() {
         "{table}"
     );
 
+    // `set` changes what it is given and keeps the rest.
+    let new_fp = format!("SHA256:{}", "cd".repeat(32));
+    node.ok(&[
+        "appliance",
+        "set",
+        "nas3",
+        "--address",
+        "192.0.2.3",
+        "--fingerprint",
+        &new_fp,
+    ]);
+    let nas3 = &node.json(&["appliance", "list", "--json"])[1];
+    assert_eq!(
+        (nas3["address"].as_str(), nas3["fingerprint"].as_str()),
+        (Some("192.0.2.3"), Some(new_fp.as_str()))
+    );
+    assert_eq!(nas3["meta_port"], 20003);
+    node.ok(&["appliance", "set", "nas3", "--meta-port", "20004"]);
+    assert_eq!(
+        node.json(&["appliance", "list", "--json"])[1]["meta_port"],
+        20004
+    );
+
     node.ok(&["appliance", "remove", "nas3"]);
     assert_eq!(
         node.json(&["appliance", "list", "--json"])
@@ -299,6 +322,23 @@ fn appliance_bad_input_is_refused_and_writes_nothing() {
             "data-port",
         ),
         (&["appliance", "remove", "nope"], "no appliance named nope"),
+        (
+            &["appliance", "set", "nope", "--address", "h"],
+            "no appliance named nope",
+        ),
+        (&["appliance", "set", "nas2"], "nothing to change"),
+        (
+            &["appliance", "set", "nas2", "--fingerprint", &own],
+            "this appliance's own",
+        ),
+        (
+            &["appliance", "set", "nas2", "--address", "a b"],
+            "host name",
+        ),
+        (
+            &["appliance", "set", "nas2", "--data-port", "0"],
+            "data-port",
+        ),
     ];
     for (args, expected) in cases {
         let err = node.refused(2, args);

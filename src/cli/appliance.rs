@@ -9,7 +9,7 @@ use super::output::{or_dash, print_json, time, Table};
 use super::{bad_input, Ctx};
 use crate::identity::{self, Fingerprint};
 use crate::names;
-use crate::store::{Appliance, NewAppliance};
+use crate::store::{Appliance, NewAppliance, Store};
 
 pub const DEFAULT_META_PORT: u16 = 10003;
 pub const DEFAULT_DATA_PORT: u16 = 10002;
@@ -20,8 +20,25 @@ pub enum ApplianceCommand {
     Add(AddArgs),
     /// List known peers.
     List(ListArgs),
+    /// Change how a peer is reached or its fingerprint (say, after it was reinstalled).
+    Set(SetArgs),
     /// Forget a peer (refused while tasks send to it).
     Remove { name: String },
+}
+
+#[derive(Debug, Args)]
+pub struct SetArgs {
+    name: String,
+    /// The peer's new host name or IP address.
+    #[arg(long)]
+    address: Option<String>,
+    /// The peer's new certificate fingerprint, from `ferry id` on the peer.
+    #[arg(long)]
+    fingerprint: Option<String>,
+    #[arg(long, value_parser = clap::value_parser!(u16).range(1..))]
+    meta_port: Option<u16>,
+    #[arg(long, value_parser = clap::value_parser!(u16).range(1..))]
+    data_port: Option<u16>,
 }
 
 #[derive(Debug, Args)]
@@ -78,6 +95,7 @@ pub fn run(ctx: &Ctx, cmd: ApplianceCommand) -> anyhow::Result<()> {
     match cmd {
         ApplianceCommand::Add(args) => add(ctx, args),
         ApplianceCommand::List(args) => list(ctx, args),
+        ApplianceCommand::Set(args) => set(ctx, args),
         ApplianceCommand::Remove { name } => remove(ctx, &name),
     }
 }
@@ -87,31 +105,13 @@ fn add(ctx: &Ctx, args: AddArgs) -> anyhow::Result<()> {
     if let Err(e) = names::validate("appliance", &args.name) {
         bad_input!("{e}");
     }
-    if let Err(why) = validate_address(&args.address) {
-        bad_input!(
-            "address {:?} {why}; give a host name or an IP address",
-            args.address
-        );
-    }
-    let fingerprint: Fingerprint = match args.fingerprint.parse() {
-        Ok(fp) => fp,
-        Err(e) => bad_input!("fingerprint {:?}: {e}", args.fingerprint),
-    };
-    let fingerprint = fingerprint.to_string();
+    check_address(&args.address)?;
+    let fingerprint = check_fingerprint(ctx, &store, &args.fingerprint, None)?;
     if store.appliance(&args.name)?.is_some() {
         bad_input!(
-            "appliance {} already exists; remove it first (`ferry appliance remove {}`) or pick another name",
+            "appliance {} already exists; change it with `ferry appliance set {}` or pick another name",
             args.name, args.name
         );
-    }
-    if let Some(other) = store.appliance_by_fingerprint(&fingerprint)? {
-        bad_input!(
-            "fingerprint {fingerprint} already belongs to appliance {}; one appliance, one name",
-            other.name
-        );
-    }
-    if identity::load(&ctx.state_dir)?.fingerprint.to_string() == fingerprint {
-        bad_input!("fingerprint {fingerprint} is this appliance's own; give the peer's, from `ferry id` on the peer");
     }
     store.add_appliance(&NewAppliance {
         name: &args.name,
@@ -125,6 +125,79 @@ fn add(ctx: &Ctx, args: AddArgs) -> anyhow::Result<()> {
         args.name, args.address, args.meta_port, args.data_port
     );
     Ok(())
+}
+
+fn set(ctx: &Ctx, args: SetArgs) -> anyhow::Result<()> {
+    let store = ctx.store()?;
+    let Some(current) = store.appliance(&args.name)? else {
+        bad_input!(
+            "no appliance named {}; `ferry appliance list` shows the known ones",
+            args.name
+        );
+    };
+    if args.address.is_none()
+        && args.fingerprint.is_none()
+        && args.meta_port.is_none()
+        && args.data_port.is_none()
+    {
+        bad_input!("nothing to change; give --address, --fingerprint, --meta-port or --data-port");
+    }
+    if let Some(address) = &args.address {
+        check_address(address)?;
+    }
+    let fingerprint = match &args.fingerprint {
+        Some(fp) => check_fingerprint(ctx, &store, fp, Some(current.id))?,
+        None => current.fingerprint.clone(),
+    };
+    // A new fingerprint is a new identity: the uuid it claims is learned again.
+    let new_identity = fingerprint != current.fingerprint;
+    store.update_appliance(
+        current.id,
+        &NewAppliance {
+            name: &current.name,
+            address: args.address.as_deref().unwrap_or(&current.address),
+            fingerprint: &fingerprint,
+            meta_port: args.meta_port.unwrap_or(current.meta_port),
+            data_port: args.data_port.unwrap_or(current.data_port),
+        },
+        new_identity,
+    )?;
+    println!("updated appliance {}", current.name);
+    Ok(())
+}
+
+fn check_address(address: &str) -> anyhow::Result<()> {
+    if let Err(why) = validate_address(address) {
+        bad_input!("address {address:?} {why}; give a host name or an IP address");
+    }
+    Ok(())
+}
+
+/// Parses and normalizes a fingerprint, refusing this appliance's own and one
+/// that another appliance (other than `except`) already has.
+fn check_fingerprint(
+    ctx: &Ctx,
+    store: &Store,
+    given: &str,
+    except: Option<i64>,
+) -> anyhow::Result<String> {
+    let fingerprint: Fingerprint = match given.parse() {
+        Ok(fp) => fp,
+        Err(e) => bad_input!("fingerprint {given:?}: {e}"),
+    };
+    let fingerprint = fingerprint.to_string();
+    if let Some(other) = store.appliance_by_fingerprint(&fingerprint)? {
+        if Some(other.id) != except {
+            bad_input!(
+                "fingerprint {fingerprint} already belongs to appliance {}; one appliance, one name",
+                other.name
+            );
+        }
+    }
+    if identity::load(&ctx.state_dir)?.fingerprint.to_string() == fingerprint {
+        bad_input!("fingerprint {fingerprint} is this appliance's own; give the peer's, from `ferry id` on the peer");
+    }
+    Ok(fingerprint)
 }
 
 fn list(ctx: &Ctx, args: ListArgs) -> anyhow::Result<()> {

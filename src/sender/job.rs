@@ -5,7 +5,7 @@ use std::collections::HashSet;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-use chrono::Utc;
+use chrono::{DurationRound, TimeDelta, Utc};
 use tokio::io::{AsyncRead, AsyncReadExt};
 use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
@@ -247,11 +247,21 @@ impl Run {
         std::fs::create_dir_all(dir).map_err(|e| {
             Error::Local(format!("cannot create snapshot dir {}: {e}", dir.display()))
         })?;
-        let name = names::snapshot_name(&self.share, &self.task.name, Utc::now());
+        // Names carry the time to the second; a run in the same second as the
+        // previous one (a manual run right after another) waits for the next.
+        let mut now = Utc::now();
+        let mut name = names::snapshot_name(&self.share, &self.task.name, now);
+        if dir.join(&name).exists() {
+            let next =
+                now.duration_trunc(TimeDelta::seconds(1)).unwrap_or(now) + TimeDelta::seconds(1);
+            tokio::time::sleep((next - now).to_std().unwrap_or_default()).await;
+            now = Utc::now().max(next);
+            name = names::snapshot_name(&self.share, &self.task.name, now);
+        }
         let path = dir.join(&name);
         if path.exists() {
             return Err(Error::Local(format!(
-                "snapshot {} already exists: two runs within one second; try again",
+                "snapshot {} already exists and is not one this task made",
                 path.display()
             )));
         }

@@ -89,6 +89,25 @@ impl Store {
             .optional()?)
     }
 
+    /// Changes how a peer is reached. `forget_uuid` clears the bound uuid, for a
+    /// new fingerprint is a new identity whose uuid is learned again.
+    pub fn update_appliance(&self, id: i64, a: &NewAppliance<'_>, forget_uuid: bool) -> Result<()> {
+        self.conn.execute(
+            "UPDATE appliances SET address = ?2, fingerprint = ?3, meta_port = ?4, data_port = ?5,
+                 uuid = CASE WHEN ?6 THEN NULL ELSE uuid END
+             WHERE id = ?1",
+            (
+                id,
+                a.address,
+                a.fingerprint,
+                a.meta_port,
+                a.data_port,
+                forget_uuid,
+            ),
+        )?;
+        Ok(())
+    }
+
     /// Binds a peer's uuid on its first authenticated contact.
     pub fn set_appliance_uuid(&self, id: i64, uuid: Uuid) -> Result<()> {
         self.conn.execute(
