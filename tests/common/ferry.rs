@@ -39,15 +39,20 @@ impl Node {
             .expect("run ferry")
     }
 
-    /// Like `run`, for async tests whose runtime also serves a daemon.
-    pub async fn run_async(&self, args: &[&str]) -> Output {
-        tokio::process::Command::new(env!("CARGO_BIN_EXE_ferry"))
-            .args(args)
+    /// The binary pointed at this appliance, for tests that need to adjust it
+    /// (environment, stdio) or run it without blocking a runtime.
+    pub fn command(&self, args: &[&str]) -> tokio::process::Command {
+        let mut cmd = tokio::process::Command::new(env!("CARGO_BIN_EXE_ferry"));
+        cmd.args(args)
             .env("FERRY_STATE_DIR", &self.state)
             .env_remove("FERRY_LOG")
-            .output()
-            .await
-            .expect("run ferry")
+            .kill_on_drop(true);
+        cmd
+    }
+
+    /// Like `run`, for async tests whose runtime also serves a daemon.
+    pub async fn run_async(&self, args: &[&str]) -> Output {
+        self.command(args).output().await.expect("run ferry")
     }
 
     /// Runs a command that must succeed; returns its stdout.
