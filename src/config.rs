@@ -145,7 +145,8 @@ impl Default for ReceiverSettings {
 pub struct SenderSettings {
     /// Concurrent sends across all tasks.
     pub max_sends: u32,
-    /// Delay before the first retry after a failed run; doubles up to `retry_max`.
+    /// Delay before the first retry after a failed run (at least 60 s, the
+    /// schedule floor); doubles up to `retry_max` and the task's own period.
     #[serde(with = "human_duration")]
     pub retry_first: Duration,
     #[serde(with = "human_duration")]
@@ -156,7 +157,7 @@ impl Default for SenderSettings {
     fn default() -> Self {
         SenderSettings {
             max_sends: 2,
-            retry_first: Duration::from_secs(30),
+            retry_first: Duration::from_secs(60),
             retry_max: Duration::from_secs(3600),
         }
     }
@@ -280,6 +281,12 @@ impl Config {
             if d.is_zero() {
                 return Err((key, "must be longer than 0s".into()));
             }
+        }
+        if s.retry_first < crate::schedule::MIN_INTERVAL {
+            return Err((
+                "sender.retry_first",
+                "must be at least 60s: a retry is a run, and runs come at most once a minute".into(),
+            ));
         }
         if s.retry_first > s.retry_max {
             return Err((

@@ -109,6 +109,10 @@ fn bad_values_are_refused_by_key() {
         ),
         ("[sender]\nretry_first = 30", "sender.retry_first:"),
         (
+            "[sender]\nretry_first = \"30s\"",
+            "sender.retry_first: must be at least 60s",
+        ),
+        (
             "[sender]\nretry_first = \"2h\"",
             "sender.retry_first: 2h is longer",
         ),
