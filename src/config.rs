@@ -21,7 +21,7 @@ pub const DEFAULT_DATA_PORT: u16 = 10002;
 /// and the key when one is at fault, so it reads well in the journal.
 #[derive(Debug, Error)]
 pub enum ConfigError {
-    #[error("config file {} does not exist", path.display())]
+    #[error("config file {} does not exist; create it from ferry.toml.sample, or name another with --config", path.display())]
     Missing { path: PathBuf },
     #[error("cannot read config file {}: {source}", path.display())]
     Read { path: PathBuf, source: io::Error },
@@ -285,7 +285,8 @@ impl Config {
         if s.retry_first < crate::schedule::MIN_INTERVAL {
             return Err((
                 "sender.retry_first",
-                "must be at least 60s: a retry is a run, and runs come at most once a minute".into(),
+                "must be at least 60s: a retry is a run, and runs come at most once a minute"
+                    .into(),
             ));
         }
         if s.retry_first > s.retry_max {

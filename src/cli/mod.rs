@@ -6,6 +6,7 @@ mod history;
 mod init;
 mod output;
 mod pool;
+mod sender;
 mod task;
 mod task_add;
 mod task_run;
@@ -16,9 +17,11 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand};
 use thiserror::Error;
 
+use crate::config::{self, Config};
 use crate::store::{self, Store};
 
-/// The default place for state; `--state-dir` or `FERRY_STATE_DIR` override it.
+/// The default place for state; the config file, then `--state-dir` or
+/// `FERRY_STATE_DIR`, override it.
 pub const DEFAULT_STATE_DIR: &str = "/var/lib/ferry";
 
 #[derive(Debug, Parser)]
@@ -28,9 +31,14 @@ pub const DEFAULT_STATE_DIR: &str = "/var/lib/ferry";
     about = "Scheduled, verified, encrypted btrfs replication between appliances"
 )]
 pub struct Cli {
-    /// Where this appliance keeps its state (database, key, certificate).
-    #[arg(long, global = true, env = "FERRY_STATE_DIR", default_value = DEFAULT_STATE_DIR)]
-    state_dir: PathBuf,
+    /// Where this appliance keeps its state (database, key, certificate)
+    /// [default: the config file's state_dir, else /var/lib/ferry].
+    #[arg(long, global = true, env = "FERRY_STATE_DIR")]
+    state_dir: Option<PathBuf>,
+
+    /// The configuration file [default: /etc/ferry/ferry.toml if it exists].
+    #[arg(long, global = true, env = "FERRY_CONFIG")]
+    config: Option<PathBuf>,
 
     #[command(subcommand)]
     command: Command,
@@ -54,6 +62,8 @@ enum Command {
     /// What was sent and received, newest first.
     #[command(subcommand)]
     History(history::HistoryCommand),
+    /// Run the scheduler daemon: every enabled task on its schedule.
+    Sender,
 }
 
 /// A mistake in what the user asked for: exit code 2, and nothing was changed.
@@ -69,9 +79,12 @@ macro_rules! bad_input {
 }
 pub(crate) use bad_input;
 
-/// What every command needs: where the state lives.
+/// What every command needs: where the state lives, and the configuration.
 pub struct Ctx {
     pub state_dir: PathBuf,
+    pub config: Config,
+    /// The file `config` came from, when one was named; SIGHUP re-reads it.
+    pub config_path: Option<PathBuf>,
 }
 
 impl Ctx {
@@ -91,9 +104,24 @@ pub fn main() -> ExitCode {
         Ok(cli) => cli,
         Err(e) => return usage_error(e),
     };
-    init_logging();
+    let config = match config::load_or_default(cli.config.as_deref()) {
+        Ok(config) => config,
+        Err(e) => {
+            eprintln!("ferry: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    // Daemons log what they do at the configured level; commands only warnings.
+    let daemon = matches!(cli.command, Command::Sender);
+    init_logging(if daemon {
+        config.log_level.as_str()
+    } else {
+        "warn"
+    });
     let ctx = Ctx {
-        state_dir: cli.state_dir,
+        state_dir: cli.state_dir.unwrap_or_else(|| config.state_dir.clone()),
+        config,
+        config_path: cli.config,
     };
     let result = match cli.command {
         Command::Init(args) => init::init(&ctx, args),
@@ -102,6 +130,7 @@ pub fn main() -> ExitCode {
         Command::Pool(cmd) => pool::run(&ctx, cmd),
         Command::Task(cmd) => task::run(&ctx, cmd),
         Command::History(cmd) => history::run(&ctx, cmd),
+        Command::Sender => sender::run(&ctx),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -150,9 +179,12 @@ fn usage_error(e: clap::Error) -> ExitCode {
     ExitCode::from(2)
 }
 
-fn init_logging() {
+/// Logs go to stderr, one line per event, without colors unless stderr is a
+/// terminal (journald stores what it is given). FERRY_LOG overrides the level.
+fn init_logging(default_level: &str) {
     use tracing_subscriber::EnvFilter;
-    let filter = EnvFilter::try_from_env("FERRY_LOG").unwrap_or_else(|_| EnvFilter::new("warn"));
+    let filter =
+        EnvFilter::try_from_env("FERRY_LOG").unwrap_or_else(|_| EnvFilter::new(default_level));
     let _ = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)

@@ -1,13 +1,18 @@
-//! The sending side: one run of a task (plan, snapshot, stream, confirm, prune),
-//! the per-task lock, and connections to a target's receiver.
+//! The sending side: the scheduler daemon, one run of a task (plan, snapshot,
+//! stream, confirm, prune), the per-task lock, and connections to a target.
 
+pub mod clock;
 mod connect;
+mod daemon;
 mod error;
 mod job;
 mod lock;
 pub mod plan;
+mod slots;
 
+pub use clock::{Clock, ManualClock, SystemClock};
 pub use connect::Target;
+pub use daemon::{Daemon, DaemonConfig, Event};
 pub use error::Error;
 pub use job::{run_task, Outcome, Progress};
 pub use lock::TaskLock;

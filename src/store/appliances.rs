@@ -46,7 +46,7 @@ fn from_row(r: &Row<'_>) -> rusqlite::Result<Appliance> {
 
 impl Store {
     pub fn add_appliance(&self, a: &NewAppliance<'_>) -> Result<i64> {
-        self.conn.execute(
+        self.conn().execute(
             "INSERT INTO appliances (name, address, fingerprint, meta_port, data_port, created_at)
              VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
             (
@@ -58,13 +58,12 @@ impl Store {
                 Ts(super::now()),
             ),
         )?;
-        Ok(self.conn.last_insert_rowid())
+        Ok(self.conn().last_insert_rowid())
     }
 
     pub fn appliances(&self) -> Result<Vec<Appliance>> {
-        let mut stmt = self
-            .conn
-            .prepare(&format!("SELECT {COLUMNS} FROM appliances ORDER BY name"))?;
+        let conn = self.conn();
+        let mut stmt = conn.prepare(&format!("SELECT {COLUMNS} FROM appliances ORDER BY name"))?;
         let rows = stmt.query_map([], from_row)?;
         Ok(rows.collect::<rusqlite::Result<_>>()?)
     }
@@ -80,7 +79,7 @@ impl Store {
 
     fn appliance_where(&self, condition: &str, value: &str) -> Result<Option<Appliance>> {
         Ok(self
-            .conn
+            .conn()
             .query_row(
                 &format!("SELECT {COLUMNS} FROM appliances WHERE {condition}"),
                 [value],
@@ -92,7 +91,7 @@ impl Store {
     /// Changes how a peer is reached. `forget_uuid` clears the bound uuid, for a
     /// new fingerprint is a new identity whose uuid is learned again.
     pub fn update_appliance(&self, id: i64, a: &NewAppliance<'_>, forget_uuid: bool) -> Result<()> {
-        self.conn.execute(
+        self.conn().execute(
             "UPDATE appliances SET address = ?2, fingerprint = ?3, meta_port = ?4, data_port = ?5,
                  uuid = CASE WHEN ?6 THEN NULL ELSE uuid END
              WHERE id = ?1",
@@ -110,7 +109,7 @@ impl Store {
 
     /// Binds a peer's uuid on its first authenticated contact.
     pub fn set_appliance_uuid(&self, id: i64, uuid: Uuid) -> Result<()> {
-        self.conn.execute(
+        self.conn().execute(
             "UPDATE appliances SET uuid = ?2 WHERE id = ?1",
             (id, DbUuid(uuid)),
         )?;
@@ -121,7 +120,7 @@ impl Store {
     /// Tasks that target it block the removal (the schema says RESTRICT).
     pub fn remove_appliance(&self, name: &str) -> Result<bool> {
         let n = self
-            .conn
+            .conn()
             .execute("DELETE FROM appliances WHERE name = ?1", [name])?;
         Ok(n > 0)
     }

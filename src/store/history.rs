@@ -6,7 +6,7 @@ use std::str::FromStr;
 
 use chrono::{DateTime, Utc};
 use rusqlite::types::{FromSql, FromSqlError, FromSqlResult, ToSql, ToSqlOutput, ValueRef};
-use rusqlite::Row;
+use rusqlite::{OptionalExtension, Row};
 use serde::Serialize;
 use uuid::Uuid;
 
@@ -191,23 +191,23 @@ fn receive_row(r: &Row<'_>) -> rusqlite::Result<ReceiveRow> {
 impl Store {
     /// Opens a `running` send row; every attempt gets one before anything can fail.
     pub fn begin_send(&self, s: &NewSend<'_>) -> Result<i64> {
-        self.conn.execute(
+        self.conn().execute(
             "INSERT INTO send_history (task_id, task, target, share, status, started_at)
              VALUES (?1, ?2, ?3, ?4, 'running', ?5)",
             (s.task_id, s.task, s.target, s.share, Ts(super::now())),
         )?;
-        Ok(self.conn.last_insert_rowid())
+        Ok(self.conn().last_insert_rowid())
     }
 
     /// Records a tick that did not run (say, the previous run was still going).
     pub fn skipped_send(&self, s: &NewSend<'_>, reason: &str) -> Result<i64> {
         let now = Ts(super::now());
-        self.conn.execute(
+        self.conn().execute(
             "INSERT INTO send_history (task_id, task, target, share, status, error, started_at, ended_at)
              VALUES (?1, ?2, ?3, ?4, 'skipped', ?5, ?6, ?6)",
             (s.task_id, s.task, s.target, s.share, reason, now),
         )?;
-        Ok(self.conn.last_insert_rowid())
+        Ok(self.conn().last_insert_rowid())
     }
 
     /// Records what a send will carry, once the plan is known.
@@ -218,7 +218,7 @@ impl Store {
         parent: Option<&str>,
         kind: Kind,
     ) -> Result<()> {
-        self.conn.execute(
+        self.conn().execute(
             "UPDATE send_history SET snapshot = ?2, parent = ?3, kind = ?4 WHERE id = ?1",
             (id, snapshot, parent, kind),
         )?;
@@ -226,7 +226,7 @@ impl Store {
     }
 
     pub fn begin_receive(&self, r: &NewReceive<'_>) -> Result<i64> {
-        self.conn.execute(
+        self.conn().execute(
             "INSERT INTO receive_history (source, source_uuid, share, pool, snapshot, parent, kind,
                 status, started_at)
              VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, 'running', ?8)",
@@ -241,7 +241,7 @@ impl Store {
                 Ts(super::now()),
             ],
         )?;
-        Ok(self.conn.last_insert_rowid())
+        Ok(self.conn().last_insert_rowid())
     }
 
     pub fn set_send_progress(&self, id: i64, stream_bytes: u64, wire_bytes: u64) -> Result<()> {
@@ -282,9 +282,34 @@ impl Store {
         self.fail_running(Table::Receive, reason)
     }
 
+    /// Running send rows as (id, task): the daemon fails those whose task lock is
+    /// free at start (their process died), and leaves a live CLI run's row alone.
+    pub fn running_sends(&self) -> Result<Vec<(i64, String)>> {
+        let conn = self.conn();
+        let mut stmt =
+            conn.prepare("SELECT id, task FROM send_history WHERE status = 'running' ORDER BY id")?;
+        let rows = stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?;
+        Ok(rows.collect::<rusqlite::Result<_>>()?)
+    }
+
+    /// When the task's newest send attempt started (schedules count from it).
+    pub fn last_send_started(&self, task: &str) -> Result<Option<DateTime<Utc>>> {
+        let t: Option<Ts> = self
+            .conn()
+            .query_row(
+                "SELECT started_at FROM send_history WHERE task = ?1 AND status != 'skipped'
+                 ORDER BY id DESC LIMIT 1",
+                [task],
+                |r| r.get(0),
+            )
+            .optional()?;
+        Ok(t.map(|t| t.0))
+    }
+
     /// Send rows, newest first.
     pub fn send_history(&self, f: &SendFilter<'_>) -> Result<Vec<SendRow>> {
-        let mut stmt = self.conn.prepare(&format!(
+        let conn = self.conn();
+        let mut stmt = conn.prepare(&format!(
             "SELECT {SEND_COLUMNS} FROM send_history
              WHERE ?1 IS NULL OR task = ?1 ORDER BY id DESC LIMIT ?2"
         ))?;
@@ -294,7 +319,8 @@ impl Store {
 
     /// Receive rows, newest first.
     pub fn receive_history(&self, f: &ReceiveFilter<'_>) -> Result<Vec<ReceiveRow>> {
-        let mut stmt = self.conn.prepare(&format!(
+        let conn = self.conn();
+        let mut stmt = conn.prepare(&format!(
             "SELECT {RECEIVE_COLUMNS} FROM receive_history
              WHERE ?1 IS NULL OR source = ?1 ORDER BY id DESC LIMIT ?2"
         ))?;
@@ -304,7 +330,7 @@ impl Store {
 
     /// Whether any send row names this task (a deleted task's history is still asked for).
     pub fn has_send_history(&self, task: &str) -> Result<bool> {
-        Ok(self.conn.query_row(
+        Ok(self.conn().query_row(
             "SELECT EXISTS (SELECT 1 FROM send_history WHERE task = ?1)",
             [task],
             |r| r.get(0),
@@ -312,7 +338,7 @@ impl Store {
     }
 
     pub fn has_receive_history(&self, source: &str) -> Result<bool> {
-        Ok(self.conn.query_row(
+        Ok(self.conn().query_row(
             "SELECT EXISTS (SELECT 1 FROM receive_history WHERE source = ?1)",
             [source],
             |r| r.get(0),
@@ -320,7 +346,7 @@ impl Store {
     }
 
     fn set_progress(&self, t: Table, id: i64, stream: u64, wire: u64) -> Result<()> {
-        self.conn.execute(
+        self.conn().execute(
             &format!(
                 "UPDATE {} SET stream_bytes = ?2, wire_bytes = ?3 WHERE id = ?1",
                 t.name()
@@ -342,7 +368,7 @@ impl Store {
             (Status::Failed | Status::Skipped, None) => Some("no reason recorded"),
             (_, e) => e,
         };
-        self.conn.execute(
+        self.conn().execute(
             &format!(
                 "UPDATE {} SET status = ?2, error = ?3, received_uuid = ?4, ended_at = ?5
                  WHERE id = ?1",
@@ -360,7 +386,7 @@ impl Store {
     }
 
     fn fail_running(&self, t: Table, reason: &str) -> Result<usize> {
-        Ok(self.conn.execute(
+        Ok(self.conn().execute(
             &format!(
                 "UPDATE {} SET status = 'failed', error = ?1, ended_at = ?2
                  WHERE status = 'running'",

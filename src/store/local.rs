@@ -16,7 +16,7 @@ pub struct LocalIdentity {
 impl Store {
     /// Records this appliance's identity. Fails if one is already recorded.
     pub fn set_identity(&self, name: &str, uuid: Uuid) -> Result<()> {
-        self.conn.execute(
+        self.conn().execute(
             "INSERT INTO identity (id, name, uuid, created_at) VALUES (1, ?1, ?2, ?3)",
             (name, DbUuid(uuid), Ts(super::now())),
         )?;
@@ -26,7 +26,7 @@ impl Store {
     /// This appliance's identity, if `ferry init` has run.
     pub fn identity(&self) -> Result<Option<LocalIdentity>> {
         let row = self
-            .conn
+            .conn()
             .query_row(
                 "SELECT name, uuid, created_at FROM identity WHERE id = 1",
                 [],

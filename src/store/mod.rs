@@ -8,6 +8,7 @@ mod pools;
 mod tasks;
 
 use std::path::{Path, PathBuf};
+use std::sync::{Mutex, MutexGuard};
 use std::time::Duration;
 
 use chrono::{DateTime, SecondsFormat, Utc};
@@ -56,9 +57,10 @@ pub enum Error {
 
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 
-/// An open state database.
+/// An open state database. The connection sits behind a mutex so a `Store` can
+/// be shared by the tasks of a daemon; every call holds it only for one statement.
 pub struct Store {
-    conn: Connection,
+    conn: Mutex<Connection>,
     path: PathBuf,
 }
 
@@ -110,9 +112,16 @@ impl Store {
                 source,
             })?;
         Ok(Store {
-            conn,
+            conn: Mutex::new(conn),
             path: path.to_path_buf(),
         })
+    }
+
+    /// The connection; a panic in another holder does not make it unusable.
+    fn conn(&self) -> MutexGuard<'_, Connection> {
+        self.conn
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
     /// The database file's path.
@@ -120,10 +129,18 @@ impl Store {
         &self.path
     }
 
+    /// Changes whenever another connection commits: a cheap way to notice that
+    /// the CLI changed something.
+    pub fn data_version(&self) -> Result<i64> {
+        Ok(self
+            .conn()
+            .pragma_query_value(None, "data_version", |r| r.get(0))?)
+    }
+
     /// The schema version (the number of the newest applied migration).
     pub fn schema_version(&self) -> Result<usize> {
         let v: i64 = self
-            .conn
+            .conn()
             .pragma_query_value(None, "user_version", |r| r.get(0))?;
         Ok(usize::try_from(v).unwrap_or_default())
     }
@@ -209,7 +226,7 @@ pub(crate) fn in_memory() -> Store {
         .to_latest(&mut conn)
         .expect("migrate");
     Store {
-        conn,
+        conn: Mutex::new(conn),
         path: PathBuf::from(":memory:"),
     }
 }
@@ -231,12 +248,12 @@ mod tests {
             .expect("valid")
             .with_timezone(&Utc));
         let back: Ts = store
-            .conn
+            .conn()
             .query_row("SELECT ?1", [t], |r| r.get(0))
             .expect("query");
         assert_eq!(back, t);
         let text: String = store
-            .conn
+            .conn()
             .query_row("SELECT ?1", [t], |r| r.get(0))
             .expect("query");
         assert_eq!(text, "2026-11-21T05:37:56.123Z");

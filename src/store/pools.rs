@@ -27,17 +27,17 @@ fn from_row(r: &Row<'_>) -> rusqlite::Result<Pool> {
 impl Store {
     /// Registers a pool. `path` must be absolute and valid UTF-8 (checked by the caller).
     pub fn add_pool(&self, name: &str, path: &str) -> Result<i64> {
-        self.conn.execute(
+        self.conn().execute(
             "INSERT INTO pools (name, path, created_at) VALUES (?1, ?2, ?3)",
             (name, path, Ts(super::now())),
         )?;
-        Ok(self.conn.last_insert_rowid())
+        Ok(self.conn().last_insert_rowid())
     }
 
     pub fn pools(&self) -> Result<Vec<Pool>> {
-        let mut stmt = self
-            .conn
-            .prepare("SELECT id, name, path, created_at FROM pools ORDER BY name")?;
+        let conn = self.conn();
+        let mut stmt =
+            conn.prepare("SELECT id, name, path, created_at FROM pools ORDER BY name")?;
         let rows = stmt.query_map([], from_row)?;
         Ok(rows.collect::<rusqlite::Result<_>>()?)
     }
@@ -52,7 +52,7 @@ impl Store {
 
     fn pool_where(&self, condition: &str, value: &str) -> Result<Option<Pool>> {
         Ok(self
-            .conn
+            .conn()
             .query_row(
                 &format!("SELECT id, name, path, created_at FROM pools WHERE {condition}"),
                 [value],
@@ -64,7 +64,7 @@ impl Store {
     /// Unregisters a pool; replicas already in it stay on disk.
     pub fn remove_pool(&self, name: &str) -> Result<bool> {
         Ok(self
-            .conn
+            .conn()
             .execute("DELETE FROM pools WHERE name = ?1", [name])?
             > 0)
     }

@@ -88,7 +88,7 @@ fn from_row(r: &Row<'_>) -> rusqlite::Result<Task> {
 impl Store {
     pub fn add_task(&self, t: &NewTask<'_>) -> Result<i64> {
         let now = Ts(super::now());
-        self.conn.execute(
+        self.conn().execute(
             "INSERT INTO tasks (name, share, target_id, pool, frequency, meta_port, data_port,
                 keep_source, keep_target, snapshot_dir, compress, enabled, created_at, updated_at)
              VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, 1, ?12, ?12)",
@@ -107,34 +107,34 @@ impl Store {
                 now,
             ],
         )?;
-        Ok(self.conn.last_insert_rowid())
+        Ok(self.conn().last_insert_rowid())
     }
 
     pub fn tasks(&self) -> Result<Vec<Task>> {
-        let mut stmt = self.conn.prepare(&format!("{SELECT} ORDER BY t.name"))?;
+        let conn = self.conn();
+        let mut stmt = conn.prepare(&format!("{SELECT} ORDER BY t.name"))?;
         let rows = stmt.query_map([], from_row)?;
         Ok(rows.collect::<rusqlite::Result<_>>()?)
     }
 
     pub fn task(&self, name: &str) -> Result<Option<Task>> {
         Ok(self
-            .conn
+            .conn()
             .query_row(&format!("{SELECT} WHERE t.name = ?1"), [name], from_row)
             .optional()?)
     }
 
     /// Names of the tasks that send to an appliance (they block its removal).
     pub fn tasks_targeting(&self, appliance_id: i64) -> Result<Vec<String>> {
-        let mut stmt = self
-            .conn
-            .prepare("SELECT name FROM tasks WHERE target_id = ?1 ORDER BY name")?;
+        let conn = self.conn();
+        let mut stmt = conn.prepare("SELECT name FROM tasks WHERE target_id = ?1 ORDER BY name")?;
         let rows = stmt.query_map([appliance_id], |r| r.get(0))?;
         Ok(rows.collect::<rusqlite::Result<_>>()?)
     }
 
     /// Turns a task on or off; returns false when it already was in that state.
     pub fn set_task_enabled(&self, name: &str, enabled: bool) -> Result<bool> {
-        let n = self.conn.execute(
+        let n = self.conn().execute(
             "UPDATE tasks SET enabled = ?2, updated_at = ?3 WHERE name = ?1 AND enabled != ?2",
             (name, enabled, Ts(super::now())),
         )?;
@@ -144,7 +144,7 @@ impl Store {
     /// Deletes a task. Its history stays (rows keep the task's name).
     pub fn delete_task(&self, name: &str) -> Result<bool> {
         Ok(self
-            .conn
+            .conn()
             .execute("DELETE FROM tasks WHERE name = ?1", [name])?
             > 0)
     }

@@ -34,6 +34,8 @@ impl Node {
         Command::new(env!("CARGO_BIN_EXE_ferry"))
             .args(args)
             .env("FERRY_STATE_DIR", &self.state)
+            // Hermetic: never read this machine's /etc/ferry/ferry.toml.
+            .env("FERRY_CONFIG", "/dev/null")
             .env_remove("FERRY_LOG")
             .output()
             .expect("run ferry")
@@ -45,6 +47,7 @@ impl Node {
         let mut cmd = tokio::process::Command::new(env!("CARGO_BIN_EXE_ferry"));
         cmd.args(args)
             .env("FERRY_STATE_DIR", &self.state)
+            .env("FERRY_CONFIG", "/dev/null")
             .env_remove("FERRY_LOG")
             .kill_on_drop(true);
         cmd

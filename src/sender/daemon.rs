@@ -1,0 +1,304 @@
+//! `ferry sender`: runs every enabled task on its schedule, no two runs of a task
+//! at once, at most `max_sends` at a time, retrying failures with backoff.
+
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use tokio::sync::{broadcast, mpsc, watch, Semaphore};
+use tokio::task::JoinSet;
+use tokio_util::sync::CancellationToken;
+use tracing::{info, warn};
+
+use super::clock::{Clock, SystemClock};
+use super::slots::{Backoff, Fire, Slot};
+use super::{run_task, Error, TaskLock};
+use crate::config::SenderSettings;
+use crate::schedule::Schedule;
+use crate::store::{NewSend, Status, Store};
+
+/// How often the database is checked for tasks the CLI added, edited or removed.
+const WATCH_EVERY: Duration = Duration::from_secs(1);
+
+/// How long running transfers get to record their interruption at shutdown.
+const STOP_GRACE: Duration = Duration::from_secs(8);
+
+/// What the daemon did, for logs and for whoever waits on it (tests, `--events`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Event {
+    /// Tasks were (re)read from the database.
+    Loaded {
+        tasks: usize,
+    },
+    /// The schedule was checked at this (clock) time.
+    Checked {
+        at: DateTime<Utc>,
+    },
+    /// A run is due and waits for one of the `max_sends` slots.
+    Queued {
+        task: String,
+    },
+    Started {
+        task: String,
+    },
+    Finished {
+        task: String,
+        error: Option<String>,
+        retry_at: Option<DateTime<Utc>>,
+    },
+    /// Due while the previous run was still going: recorded as skipped.
+    Skipped {
+        task: String,
+    },
+}
+
+pub struct DaemonConfig {
+    pub state_dir: PathBuf,
+    pub settings: SenderSettings,
+    pub clock: Arc<dyn Clock>,
+}
+
+impl DaemonConfig {
+    pub fn new(state_dir: PathBuf, settings: SenderSettings) -> Self {
+        DaemonConfig {
+            state_dir,
+            settings,
+            clock: Arc::new(SystemClock),
+        }
+    }
+}
+
+/// The scheduler. Create it, `subscribe` if you want its events, then `run`.
+pub struct Daemon {
+    config: DaemonConfig,
+    events: broadcast::Sender<Event>,
+}
+
+type Done = (i64, String, Result<(), Error>);
+
+impl Daemon {
+    pub fn new(config: DaemonConfig) -> Self {
+        Daemon {
+            config,
+            events: broadcast::Sender::new(1024),
+        }
+    }
+
+    pub fn subscribe(&self) -> broadcast::Receiver<Event> {
+        self.events.subscribe()
+    }
+
+    /// Runs until `shutdown`; new `settings` (SIGHUP) apply to the next runs.
+    pub async fn run(
+        self,
+        shutdown: CancellationToken,
+        mut settings: watch::Receiver<SenderSettings>,
+    ) -> Result<(), Error> {
+        let state_dir = self.config.state_dir.clone();
+        let clock = self.config.clock.clone();
+        let store = Store::open(&state_dir)?;
+        fail_orphaned_rows(&store, &state_dir)?;
+        let mut current = self.config.settings.clone();
+        let mut slots: HashMap<i64, Slot> = HashMap::new();
+        let mut version = store.data_version()?;
+        self.load(&store, &mut slots)?;
+
+        let mut sends = Arc::new(Semaphore::new(permits(&current)));
+        let runs_cancel = shutdown.child_token();
+        let (done_tx, mut done_rx) = mpsc::unbounded_channel::<Done>();
+        let mut runs = JoinSet::new();
+        let mut watch_tick = tokio::time::interval(WATCH_EVERY);
+        watch_tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+
+        loop {
+            let now = clock.now();
+            for slot in slots.values_mut() {
+                match slot.fire(now) {
+                    None => {}
+                    Some(Fire::Skip) => self.skip(&store, slot)?,
+                    Some(Fire::Run | Fire::Retry) => {
+                        slot.running = true;
+                        let _ = self.events.send(Event::Queued {
+                            task: slot.task.name.clone(),
+                        });
+                        runs.spawn(run_one(
+                            state_dir.clone(),
+                            slot.task.id,
+                            slot.task.name.clone(),
+                            sends.clone(),
+                            runs_cancel.clone(),
+                            done_tx.clone(),
+                            self.events.clone(),
+                        ));
+                    }
+                }
+            }
+            let _ = self.events.send(Event::Checked { at: now });
+            let wake = slots.values().filter_map(Slot::wake_at).min();
+            let sleep = wake.map(|at| clock.sleep_until(at));
+            tokio::select! {
+                () = shutdown.cancelled() => break,
+                () = async { match sleep { Some(s) => s.await, None => std::future::pending().await } } => {}
+                _ = watch_tick.tick() => {
+                    let now_version = store.data_version()?;
+                    if now_version != version {
+                        version = now_version;
+                        self.load(&store, &mut slots)?;
+                    }
+                }
+                Some((id, name, result)) = done_rx.recv() => {
+                    self.finished(&mut slots, id, name, result, &current);
+                }
+                Ok(()) = settings.changed() => {
+                    current = settings.borrow_and_update().clone();
+                    // Runs already holding a slot finish under the old limit.
+                    sends = Arc::new(Semaphore::new(permits(&current)));
+                    info!(max_sends = current.max_sends, "sender settings reloaded");
+                    self.load(&store, &mut slots)?;
+                }
+            }
+        }
+
+        info!("sender stopping: interrupting running transfers");
+        runs_cancel.cancel();
+        let stopped = tokio::time::timeout(STOP_GRACE, async {
+            while runs.join_next().await.is_some() {}
+        });
+        if stopped.await.is_err() {
+            warn!("some runs did not stop in time; their rows are failed at the next start");
+        }
+        Ok(())
+    }
+
+    /// Reads the tasks table into `slots`, keeping the state of tasks that stay.
+    fn load(&self, store: &Store, slots: &mut HashMap<i64, Slot>) -> Result<(), Error> {
+        let now = self.config.clock.now();
+        let tasks = store.tasks()?;
+        slots.retain(|id, _| tasks.iter().any(|t| t.id == *id));
+        for task in tasks {
+            let schedule = match Schedule::parse(&task.frequency) {
+                Ok(s) => s,
+                Err(e) => {
+                    warn!(task = %task.name, error = %e, "task has an invalid schedule; not scheduling it");
+                    slots.remove(&task.id);
+                    continue;
+                }
+            };
+            let last = store.last_send_started(&task.name)?;
+            match slots.get_mut(&task.id) {
+                Some(slot)
+                    if slot.task.frequency == task.frequency
+                        && slot.task.enabled == task.enabled =>
+                {
+                    slot.task = task;
+                }
+                Some(slot) => {
+                    slot.task = task;
+                    slot.schedule = schedule;
+                    slot.reschedule(now, last);
+                }
+                None => {
+                    slots.insert(task.id, Slot::new(task, schedule, now, last));
+                }
+            }
+        }
+        let _ = self.events.send(Event::Loaded { tasks: slots.len() });
+        Ok(())
+    }
+
+    fn skip(&self, store: &Store, slot: &Slot) -> Result<(), Error> {
+        let task = &slot.task;
+        let share = task.share_name();
+        store.skipped_send(
+            &NewSend {
+                task_id: Some(task.id),
+                task: &task.name,
+                target: &task.target,
+                share: &share,
+            },
+            "the previous run of this task was still in progress",
+        )?;
+        info!(task = %task.name, "skipped: the previous run is still in progress");
+        let _ = self.events.send(Event::Skipped {
+            task: task.name.clone(),
+        });
+        Ok(())
+    }
+
+    fn finished(
+        &self,
+        slots: &mut HashMap<i64, Slot>,
+        id: i64,
+        name: String,
+        result: Result<(), Error>,
+        settings: &SenderSettings,
+    ) {
+        let backoff = Backoff {
+            first: settings.retry_first,
+            max: settings.retry_max,
+        };
+        let now = self.config.clock.now();
+        let mut retry_at = None;
+        if let Some(slot) = slots.get_mut(&id) {
+            slot.finished(
+                now,
+                result.as_ref().map(|_| ()).map_err(Error::is_temporary),
+                backoff,
+            );
+            retry_at = slot.retry_at;
+        }
+        if let (Err(e), Some(at)) = (&result, retry_at) {
+            info!(task = %name, error = %e, retry_at = %at, "run failed; retrying");
+        }
+        let _ = self.events.send(Event::Finished {
+            task: name,
+            error: result.err().map(|e| e.to_string()),
+            retry_at,
+        });
+    }
+}
+
+fn permits(settings: &SenderSettings) -> usize {
+    usize::try_from(settings.max_sends).unwrap_or(1).max(1)
+}
+
+/// Waits for a send slot, runs the task, reports back.
+async fn run_one(
+    state_dir: PathBuf,
+    id: i64,
+    name: String,
+    sends: Arc<Semaphore>,
+    cancel: CancellationToken,
+    done: mpsc::UnboundedSender<Done>,
+    events: broadcast::Sender<Event>,
+) {
+    let permit = tokio::select! {
+        p = sends.acquire_owned() => p,
+        () = cancel.cancelled() => return,
+    };
+    let Ok(_permit) = permit else { return };
+    let _ = events.send(Event::Started { task: name.clone() });
+    let result = run_task(&state_dir, &name, None, cancel).await.map(|_| ());
+    let _ = done.send((id, name, result));
+}
+
+/// Rows left `running` by a process that died: failed, unless that task's lock
+/// is held (a `ferry task run` going on right now owns its row).
+fn fail_orphaned_rows(store: &Store, state_dir: &std::path::Path) -> Result<(), Error> {
+    for (id, task) in store.running_sends()? {
+        let lock = TaskLock::try_acquire(state_dir, &task)
+            .map_err(|e| Error::Local(format!("cannot take the task lock: {e}")))?;
+        if lock.is_some() {
+            store.finish_send(
+                id,
+                Status::Failed,
+                Some("interrupted: the sending process stopped before this run finished"),
+                None,
+            )?;
+            warn!(task = %task, row = id, "marked a run left running by a stopped process as failed");
+        }
+    }
+    Ok(())
+}
