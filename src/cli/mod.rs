@@ -7,6 +7,7 @@ mod init;
 mod output;
 mod pool;
 mod sender;
+mod status;
 mod task;
 mod task_add;
 mod task_run;
@@ -62,6 +63,8 @@ enum Command {
     /// What was sent and received, newest first.
     #[command(subcommand)]
     History(history::HistoryCommand),
+    /// Replication lag, next runs, failures and transfers in flight.
+    Status(status::StatusArgs),
     /// Run the scheduler daemon: every enabled task on its schedule.
     Sender,
 }
@@ -130,6 +133,7 @@ pub fn main() -> ExitCode {
         Command::Pool(cmd) => pool::run(&ctx, cmd),
         Command::Task(cmd) => task::run(&ctx, cmd),
         Command::History(cmd) => history::run(&ctx, cmd),
+        Command::Status(args) => status::run(&ctx, args),
         Command::Sender => sender::run(&ctx),
     };
     match result {

@@ -1,0 +1,156 @@
+//! `ferry status`: how far behind each task's replica is (the recovery point's
+//! age), when it runs next, what is failing, and what is in flight.
+
+use chrono::{DateTime, Utc};
+use clap::Args;
+use serde::Serialize;
+
+use super::output::{bytes, elapsed, or_dash, print_json, rate, span, time, Table};
+use super::Ctx;
+use crate::names;
+use crate::schedule::Schedule;
+use crate::store::{SendFilter, SendRow, Status, Store, Task};
+
+/// History rows read per task to find its last success and failure streak.
+const RECENT: u32 = 200;
+
+#[derive(Debug, Args)]
+pub struct StatusArgs {
+    /// Print JSON (see the README for the fields).
+    #[arg(long)]
+    json: bool,
+}
+
+#[derive(Serialize)]
+struct TaskStatus {
+    task: String,
+    target: String,
+    enabled: bool,
+    schedule: String,
+    /// When the newest confirmed replica's snapshot was taken.
+    last_success: Option<DateTime<Utc>>,
+    /// Now minus `last_success`: how much would be lost if the source died now.
+    lag_seconds: Option<i64>,
+    next_run: Option<DateTime<Utc>>,
+    failures_in_a_row: u32,
+    last_error: Option<String>,
+    in_flight: Option<InFlight>,
+}
+
+#[derive(Serialize)]
+struct InFlight {
+    snapshot: Option<String>,
+    started_at: DateTime<Utc>,
+    stream_bytes: u64,
+    wire_bytes: u64,
+    bytes_per_second: u64,
+}
+
+#[derive(Serialize)]
+struct StatusView {
+    tasks: Vec<TaskStatus>,
+}
+
+pub fn run(ctx: &Ctx, args: StatusArgs) -> anyhow::Result<()> {
+    let store = ctx.store()?;
+    let now = Utc::now();
+    let tasks = store
+        .tasks()?
+        .iter()
+        .map(|t| task_status(&store, t, now))
+        .collect::<anyhow::Result<Vec<_>>>()?;
+    let status = StatusView { tasks };
+    if args.json {
+        return print_json(&status);
+    }
+    if status.tasks.is_empty() {
+        println!("no tasks on this appliance");
+    } else {
+        let mut table = Table::new(&[
+            "TASK",
+            "TARGET",
+            "ENABLED",
+            "LAST SUCCESS",
+            "LAG",
+            "NEXT RUN",
+            "FAILURES",
+            "IN FLIGHT",
+            "LAST ERROR",
+        ]);
+        for t in &status.tasks {
+            table.row(vec![
+                t.task.clone(),
+                t.target.clone(),
+                if t.enabled { "yes" } else { "no" }.to_string(),
+                or_dash(t.last_success.map(time)),
+                or_dash(
+                    t.lag_seconds
+                        .map(|s| elapsed(std::time::Duration::from_secs(s.max(0).unsigned_abs()))),
+                ),
+                or_dash(t.next_run.map(time)),
+                t.failures_in_a_row.to_string(),
+                or_dash(t.in_flight.as_ref().map(|f| {
+                    format!(
+                        "{} at {}",
+                        bytes(f.stream_bytes),
+                        rate(f.stream_bytes, span(f.started_at, None))
+                    )
+                })),
+                t.last_error.clone().unwrap_or_default(),
+            ]);
+        }
+        table.print();
+    }
+    Ok(())
+}
+
+fn task_status(store: &Store, task: &Task, now: DateTime<Utc>) -> anyhow::Result<TaskStatus> {
+    let rows = store.send_history(&SendFilter {
+        task: Some(&task.name),
+        limit: Some(RECENT),
+    })?;
+    let share = task.share_name();
+    let last_success = rows
+        .iter()
+        .find(|r| r.status == Status::Succeeded)
+        .and_then(|r| r.snapshot.as_deref())
+        .and_then(|s| names::snapshot_time(&share, &task.name, s));
+    let attempts = rows.iter().filter(|r| r.status != Status::Skipped);
+    let failures: Vec<&SendRow> = attempts
+        .clone()
+        .filter(|r| r.status != Status::Running)
+        .take_while(|r| r.status == Status::Failed)
+        .collect();
+    let schedule = Schedule::parse(&task.frequency).ok();
+    let last_started = attempts.clone().next().map(|r| r.started_at);
+    let next_run = task
+        .enabled
+        .then(|| {
+            schedule
+                .as_ref()
+                .and_then(|s| s.next_after(now, last_started))
+        })
+        .flatten();
+    let in_flight = rows.iter().find(|r| r.status == Status::Running).map(|r| {
+        let took = span(r.started_at, None);
+        InFlight {
+            snapshot: r.snapshot.clone(),
+            started_at: r.started_at,
+            stream_bytes: r.stream_bytes,
+            wire_bytes: r.wire_bytes,
+            bytes_per_second: (r.stream_bytes as f64 / took.as_secs_f64().max(0.001)) as u64,
+        }
+    });
+    Ok(TaskStatus {
+        task: task.name.clone(),
+        target: task.target.clone(),
+        enabled: task.enabled,
+        schedule: schedule.map_or_else(|| task.frequency.clone(), |s| s.to_string()),
+        last_success,
+        lag_seconds: last_success.map(|t| (now - t).num_seconds()),
+        next_run,
+        failures_in_a_row: u32::try_from(failures.len()).unwrap_or(u32::MAX),
+        last_error: failures.first().and_then(|r| r.error.clone()),
+        in_flight,
+    })
+}
