@@ -167,6 +167,8 @@ impl Run {
         };
 
         let data = connect::tls(&target, target.data_port, tls).await?;
+        info!(task = %self.task.name, snapshot = %snapshot.name, %kind,
+            parent = parent_name.as_deref().unwrap_or("-"), target = %target.name, "streaming");
         let stats = self
             .stream(
                 &target,
