@@ -139,8 +139,7 @@ pub fn main() -> ExitCode {
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
-            // `{:#}` joins the context chain into one line: "what failed: why".
-            eprintln!("ferry: {e:#}");
+            eprintln!("ferry: {}", one_line(&e));
             if e.downcast_ref::<BadInput>().is_some() {
                 ExitCode::from(2)
             } else {
@@ -148,6 +147,24 @@ pub fn main() -> ExitCode {
             }
         }
     }
+}
+
+/// The error and its causes as one line, "what failed: why". Our errors already
+/// spell out their cause (history rows store that one string), so a cause whose
+/// text is already in the line is not repeated.
+fn one_line(e: &anyhow::Error) -> String {
+    let mut line = String::new();
+    for cause in e.chain() {
+        let text = cause.to_string();
+        if line.contains(&text) {
+            continue;
+        }
+        if !line.is_empty() {
+            line.push_str(": ");
+        }
+        line.push_str(&text);
+    }
+    line
 }
 
 /// clap's own errors are several lines; users get the first, plus where to look.
@@ -194,4 +211,32 @@ fn init_logging(default_level: &str) {
         .with_writer(std::io::stderr)
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .try_init();
+}
+
+#[cfg(test)]
+mod tests {
+    use super::one_line;
+
+    #[derive(Debug, thiserror::Error)]
+    #[error("peer refused: {reason}: {source}")]
+    struct Refused {
+        reason: String,
+        source: std::io::Error,
+    }
+
+    #[test]
+    fn causes_already_spelled_out_are_not_repeated() {
+        let io = std::io::Error::other("broken pipe");
+        let e = anyhow::Error::new(Refused {
+            reason: "busy".into(),
+            source: io,
+        })
+        .context("task photos failed");
+        assert_eq!(
+            one_line(&e),
+            "task photos failed: peer refused: busy: broken pipe"
+        );
+        let plain = anyhow::anyhow!("inner").context("outer");
+        assert_eq!(one_line(&plain), "outer: inner");
+    }
 }
