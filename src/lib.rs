@@ -8,6 +8,7 @@ pub mod btrfs;
 pub mod cli;
 pub mod identity;
 pub mod names;
+pub mod receiver;
 pub mod schedule;
 pub mod store;
 pub mod wire;
