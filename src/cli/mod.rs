@@ -6,6 +6,7 @@ mod history;
 mod init;
 mod output;
 mod pool;
+mod receiver;
 mod task;
 mod task_add;
 
@@ -53,6 +54,8 @@ enum Command {
     /// What was sent and received, newest first.
     #[command(subcommand)]
     History(history::HistoryCommand),
+    /// Run the receiver daemon: accept replicas from known appliances into pools.
+    Receiver(receiver::ReceiverArgs),
 }
 
 /// A mistake in what the user asked for: exit code 2, and nothing was changed.
@@ -90,7 +93,12 @@ pub fn main() -> ExitCode {
         Ok(cli) => cli,
         Err(e) => return usage_error(e),
     };
-    init_logging();
+    // The daemon's log is its record of every connection; commands stay quiet.
+    let default_level = match cli.command {
+        Command::Receiver(_) => "info",
+        _ => "warn",
+    };
+    init_logging(default_level);
     let ctx = Ctx {
         state_dir: cli.state_dir,
     };
@@ -101,6 +109,7 @@ pub fn main() -> ExitCode {
         Command::Pool(cmd) => pool::run(&ctx, cmd),
         Command::Task(cmd) => task::run(&ctx, cmd),
         Command::History(cmd) => history::run(&ctx, cmd),
+        Command::Receiver(args) => receiver::run(&ctx, args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -149,9 +158,10 @@ fn usage_error(e: clap::Error) -> ExitCode {
     ExitCode::from(2)
 }
 
-fn init_logging() {
+fn init_logging(default_level: &str) {
     use tracing_subscriber::EnvFilter;
-    let filter = EnvFilter::try_from_env("FERRY_LOG").unwrap_or_else(|_| EnvFilter::new("warn"));
+    let filter =
+        EnvFilter::try_from_env("FERRY_LOG").unwrap_or_else(|_| EnvFilter::new(default_level));
     let _ = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
