@@ -72,6 +72,8 @@ where
         stray_commit: false,
     };
     session.run().await;
+    // After run: the session's share lock is released by now, so a retry may start.
+    tracing::info!(peer = %addr, appliance = %session.peer.name, "session ended");
 }
 
 /// Binds the peer's uuid at its first contact; later contacts must present the same.
@@ -149,10 +151,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Session<'_, S> {
                     self.close(reason).await;
                     return;
                 }
-                Err(wire::Error::Closed) => {
-                    tracing::info!(peer = %self.addr, appliance = %self.peer.name, "session closed by the peer");
-                    return;
-                }
+                Err(wire::Error::Closed) => return,
                 Err(e) => {
                     self.close(e.to_string()).await;
                     return;

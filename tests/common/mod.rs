@@ -2,6 +2,8 @@
 //! after themselves (and after crashed earlier runs), and tree comparison.
 #![allow(dead_code)]
 
+pub mod client;
+pub mod daemon;
 pub mod ferry;
 mod tree;
 
