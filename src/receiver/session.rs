@@ -125,6 +125,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Session<'_, S> {
                     pool,
                     keep,
                 }) => {
+                    self.stray_commit = false;
                     let begin = Begin {
                         share,
                         snapshot,

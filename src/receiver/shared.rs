@@ -89,9 +89,10 @@ impl Shared {
     /// Takes the one-receive-at-a-time lock of (source, share), or `None` if held.
     pub(super) fn lock_share(&self, source: Uuid, share: &str) -> Option<ShareLock<'_>> {
         let key = (source, share.to_owned());
-        lock(&self.locks)
-            .insert(key.clone())
-            .then_some(ShareLock { shared: self, key })
+        // A separate statement: the guard must be gone before a ShareLock can
+        // exist, since dropping one takes the same mutex.
+        let inserted = lock(&self.locks).insert(key.clone());
+        inserted.then(|| ShareLock { shared: self, key })
     }
 
     /// One of the `max_receives` slots, or `None` when all are taken.

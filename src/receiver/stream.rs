@@ -42,16 +42,29 @@ where
 {
     let shared = s.shared;
     let wait = shared.config.data_timeout;
-    let conn = tokio::select! {
-        got = timeout(wait, data) => match got {
-            Ok(Ok(Ok(conn))) => conn,
-            Ok(Ok(Err(reason))) => return Err(Failure::failed(reason)),
-            Ok(Err(_)) => return Err(Failure::failed("the data connection was lost before it was handed over")),
-            Err(_) => return Err(Failure::failed(format!(
-                "the data connection did not arrive within {wait:?} after Ready"))),
-        },
-        m = s.conn.recv_alive() => return Err(Failure::from_meta(m, 0)),
-        () = shared.shutting_down() => return Err(Failure::shutdown()),
+    // The sender may commit before its data connection is even handed over
+    // (a small stream fits in the socket buffers), or before we have read it all.
+    let mut commit = None;
+    let waiting = timeout(wait, data);
+    tokio::pin!(waiting);
+    let conn = loop {
+        tokio::select! {
+            got = &mut waiting => break match got {
+                Ok(Ok(Ok(conn))) => conn,
+                Ok(Ok(Err(reason))) => return Err(Failure::failed(reason)),
+                Ok(Err(_)) => return Err(Failure::failed("the data connection was lost before it was handed over")),
+                Err(_) => return Err(Failure::failed(format!(
+                    "the data connection did not arrive within {wait:?} after Ready"))),
+            },
+            m = s.conn.recv_alive(), if commit.is_none() => match m {
+                Ok(Meta::Commit { stream_bytes, blake3 }) => {
+                    *commit_seen = true;
+                    commit = Some((stream_bytes, blake3));
+                }
+                other => return Err(Failure::from_meta(other, 0)),
+            },
+            () = shared.shutting_down() => return Err(Failure::shutdown()),
+        }
     };
     tracing::debug!(data_peer = %conn.addr, "data connection attached");
     let Some(proc) = receive.as_mut() else {
@@ -59,7 +72,6 @@ where
     };
     let mut reader = conn.reader;
     let bytes = AtomicU64::new(0);
-    let mut commit = None;
     let pumped = {
         let pump = pump(&mut reader, proc, row, wait, &bytes);
         tokio::pin!(pump);
@@ -67,15 +79,16 @@ where
             tokio::select! {
                 r = &mut pump => break r,
                 m = s.conn.recv_alive(), if commit.is_none() => match m {
-                    // The sender may commit before we have read all it sent.
-                    Ok(Meta::Commit { stream_bytes, blake3 }) => commit = Some((stream_bytes, blake3)),
+                    Ok(Meta::Commit { stream_bytes, blake3 }) => {
+                    *commit_seen = true;
+                    commit = Some((stream_bytes, blake3));
+                }
                     other => return Err(Failure::from_meta(other, bytes.load(Ordering::Relaxed))),
                 },
                 () = shared.shutting_down() => return Err(Failure::shutdown()),
             }
         }
     };
-    *commit_seen = commit.is_some();
     let n = bytes.load(Ordering::Relaxed);
     let stats = match pumped {
         Ok(stats) => stats,
