@@ -15,6 +15,7 @@ use ferry::identity::{self, Fingerprint};
 use ferry::receiver;
 use ferry::store::{ReceiveFilter, ReceiveRow, Status};
 use ferry::wire::{self, Meta, MetaConn};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWriteExt};
 
 fn history(pair: &Pair) -> Vec<ReceiveRow> {
     pair.target
@@ -425,4 +426,299 @@ async fn a_data_connection_that_never_comes_times_out() {
     );
     drop(c);
     d.stop().await;
+}
+
+/// Waits until the receiver closes `stream` (EOF or reset), whatever it sent first.
+async fn closed_by_receiver<S: AsyncRead + Unpin>(mut stream: S) {
+    let mut sink = Vec::new();
+    tokio::time::timeout(Duration::from_secs(20), stream.read_to_end(&mut sink))
+        .await
+        .expect("the receiver drops the connection")
+        .map(drop)
+        .unwrap_or(());
+}
+
+#[tokio::test]
+async fn garbage_on_either_port_is_dropped_and_the_receiver_keeps_serving() {
+    let pair = Pair::new();
+    let d = pair
+        .start(|c| c.handshake_timeout = Duration::from_secs(2))
+        .await;
+    let client_cfg = identity::client_config(&pair.peer.identity, pair.target_fp).expect("cfg");
+
+    // Plaintext before TLS, on both ports.
+    for port in [d.meta, d.data] {
+        let (mut tcp, _) = client::tcp(port).await;
+        tcp.write_all(b"GET / HTTP/1.1\r\nHost: nas2\r\n\r\n")
+            .await
+            .expect("write");
+        closed_by_receiver(tcp).await;
+        let (mut tcp, _) = client::tcp(port).await;
+        tcp.write_all(&[0xff; 4096]).await.expect("write");
+        closed_by_receiver(tcp).await;
+    }
+    // Silence before TLS: dropped after the handshake timeout.
+    let (tcp, addr) = client::tcp(d.meta).await;
+    closed_by_receiver(tcp).await;
+    wait_for_log(&[&format!("peer={addr}"), "no TLS handshake within"]).await;
+
+    // After TLS on the meta port: an oversized frame instead of a hello ...
+    let (tls, _) = client::tls(client_cfg.clone(), d.meta).await;
+    let mut tls = tls.expect("tls");
+    tls.write_all(&u32::MAX.to_be_bytes()).await.expect("write");
+    closed_by_receiver(tls).await;
+    // ... and after the hellos: garbage, then an oversized frame.
+    for bad in [&b"\0\0\0\x05junk!"[..], &u32::MAX.to_be_bytes()] {
+        let (tls, _) = client::tls(client_cfg.clone(), d.meta).await;
+        let mut conn = MetaConn::new(tls.expect("tls"));
+        wire::handshake(&mut conn, pair.peer.hello())
+            .await
+            .expect("hellos");
+        let mut tls = conn.into_inner();
+        tls.write_all(bad).await.expect("write");
+        tls.flush().await.expect("flush");
+        let mut conn = MetaConn::new(tls);
+        match conn.recv().await {
+            Ok(Meta::Error { reason }) => assert!(
+                reason.contains("decode") || reason.contains("limit"),
+                "{reason}"
+            ),
+            other => panic!("expected an error message, got {other:?}"),
+        }
+        closed_by_receiver(conn.into_inner()).await;
+    }
+
+    // After TLS on the data port: an oversized hello, garbage, an unknown session.
+    let (tls, _) = client::tls(client_cfg.clone(), d.data).await;
+    let mut tls = tls.expect("tls");
+    tls.write_all(&u32::MAX.to_be_bytes()).await.expect("write");
+    closed_by_receiver(tls).await;
+    let (tls, _) = client::tls(client_cfg.clone(), d.data).await;
+    let mut tls = tls.expect("tls");
+    tls.write_all(b"\0\0\0\x05junk!").await.expect("write");
+    closed_by_receiver(tls).await;
+    let (tls, _) = client::tls(client_cfg.clone(), d.data).await;
+    let mut tls = tls.expect("tls");
+    let unknown = uuid::Uuid::new_v4();
+    wire::write_frame(&mut tls, &wire::DataHello::new(unknown, 0))
+        .await
+        .expect("hello");
+    closed_by_receiver(tls).await;
+    wait_for_log(&["dropped data connection", &unknown.to_string()]).await;
+
+    assert!(history(&pair).is_empty());
+    let mut c = pair.client(&d).await;
+    let s1 = pair.snapshot("s1").await;
+    assert_eq!(
+        c.replicate("photos", "backup", &s1, None, 1)
+            .await
+            .expect("s1"),
+        s1.uuid
+    );
+    drop(c);
+    d.stop().await;
+}
+
+#[tokio::test]
+async fn startup_recovery_deletes_partials_fails_running_rows_and_keeps_replicas() {
+    let pair = Pair::new();
+    let d = pair.start(|_| {}).await;
+    let mut c = pair.client(&d).await;
+    let s1 = pair.snapshot("s1").await;
+    let s2 = pair.snapshot("s2").await;
+    c.replicate("photos", "backup", &s1, None, 5)
+        .await
+        .expect("s1");
+    c.replicate("photos", "backup", &s2, Some(&s1), 5)
+        .await
+        .expect("s2");
+    drop(c);
+    d.stop().await;
+
+    // What a crash leaves: a writable partial, a running row; and a replica
+    // someone deleted by hand, with `latest` still naming it.
+    let dir = pair.replica_dir();
+    common::run(
+        "btrfs",
+        &[
+            "subvolume".as_ref(),
+            "create".as_ref(),
+            dir.join("s3").as_os_str(),
+        ],
+    );
+    btrfs::delete(&dir.join("s2")).await.expect("delete s2");
+    let running = pair
+        .target
+        .store()
+        .begin_receive(&ferry::store::NewReceive {
+            source: "nas1",
+            source_uuid: Some(pair.peer.uuid),
+            share: "photos",
+            pool: "backup",
+            snapshot: "s3",
+            parent: Some("s2"),
+            kind: ferry::store::Kind::Incremental,
+        })
+        .expect("running row");
+
+    let d = pair.start(|_| {}).await;
+    assert_eq!(subvolumes(&dir).await, ["s1"]);
+    assert_eq!(latest(&pair), "s1");
+    let rows = history(&pair);
+    let row = rows.iter().find(|r| r.id == running).expect("row");
+    assert_eq!(row.status, Status::Failed);
+    assert_eq!(
+        row.error.as_deref(),
+        Some("interrupted: the receiver stopped before this receive finished")
+    );
+    assert_eq!(
+        rows.iter()
+            .filter(|r| r.status == Status::Succeeded)
+            .count(),
+        2
+    );
+    let mut c = pair.client(&d).await;
+    let inv = c.inventory("photos", "backup").await.expect("inv");
+    assert_eq!(
+        inv.iter().map(|r| r.name.as_str()).collect::<Vec<_>>(),
+        ["s1"]
+    );
+    assert_same_tree(&s1.path, &dir.join("s1"));
+    drop(c);
+    d.stop().await;
+}
+
+#[tokio::test]
+async fn retention_keeps_the_newest_replicas() {
+    let pair = Pair::new();
+    let d = pair.start(|_| {}).await;
+    let mut c = pair.client(&d).await;
+    let mut parent = None;
+    let mut snaps = Vec::new();
+    for name in ["s1", "s2", "s3"] {
+        let snap = pair.snapshot(name).await;
+        c.replicate("photos", "backup", &snap, parent.as_ref(), 2)
+            .await
+            .expect(name);
+        parent = Some(snap.clone());
+        snaps.push(snap);
+    }
+    // Retention runs after the reply; its log line says it is done.
+    let pruned = |name: &str| format!("path={}", pair.replica_dir().join(name).display());
+    wait_for_log(&["retention: deleted replica", &pruned("s1")]).await;
+    assert_eq!(subvolumes(&pair.replica_dir()).await, ["s2", "s3"]);
+    assert_eq!(latest(&pair), "s3");
+    let inv = c.inventory("photos", "backup").await.expect("inv");
+    let mut names: Vec<_> = inv.iter().map(|r| r.name.as_str()).collect();
+    names.sort();
+    assert_eq!(names, ["s2", "s3"]);
+    // keep 0 still keeps the newest.
+    let s4 = pair.snapshot("s4").await;
+    c.replicate("photos", "backup", &s4, Some(&snaps[2]), 0)
+        .await
+        .expect("s4");
+    for name in ["s2", "s3"] {
+        wait_for_log(&["retention: deleted replica", &pruned(name)]).await;
+    }
+    assert_eq!(subvolumes(&pair.replica_dir()).await, ["s4"]);
+    drop(c);
+    d.stop().await;
+}
+
+#[tokio::test]
+async fn shutdown_aborts_a_running_receive_and_leaves_nothing() {
+    let pair = Pair::new();
+    let d = pair.start(|_| {}).await;
+    let mut c = pair.client(&d).await;
+    let s1 = pair.snapshot("s1").await;
+    let session = c
+        .begin("photos", "backup", &s1, None, 1)
+        .await
+        .expect("ready");
+    let mut stream = Vec::new();
+    btrfs::send(&s1.path, None)
+        .expect("send")
+        .read_to_end(&mut stream)
+        .await
+        .expect("read the stream");
+    let mut w = c.open_data(session).await;
+    // All but the end: btrfs receive has made the subvolume and waits for more.
+    w.write_chunk(&stream[..stream.len() - 40])
+        .await
+        .expect("chunk");
+    wait_for_log(&["data connection attached"]).await;
+    d.stop().await;
+    match c.conn.recv().await {
+        Ok(Meta::Abort { reason }) => assert_eq!(reason, "interrupted by shutdown"),
+        other => panic!("expected abort, got {other:?}"),
+    }
+    let rows = history(&pair);
+    assert_eq!(rows[0].status, Status::Failed);
+    assert_eq!(rows[0].error.as_deref(), Some("interrupted by shutdown"));
+    assert!(subvolumes(&pair.replica_dir()).await.is_empty());
+}
+
+#[test]
+fn the_binary_prints_readiness_serves_and_exits_0_on_sigterm() {
+    use std::io::BufRead;
+    let pair = Pair::new();
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_ferry"))
+        .args([
+            "receiver",
+            "--listen",
+            "127.0.0.1",
+            "--meta-port",
+            "0",
+            "--data-port",
+            "0",
+        ])
+        .env("FERRY_STATE_DIR", &pair.target.state)
+        .env_remove("FERRY_LOG")
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("spawn ferry receiver");
+    let stdout = child.stdout.take().expect("stdout");
+    let mut line = String::new();
+    std::io::BufReader::new(stdout)
+        .read_line(&mut line)
+        .expect("readiness line");
+    let rest = line
+        .trim()
+        .strip_prefix("ferry receiver listening: meta ")
+        .unwrap_or_else(|| panic!("unexpected readiness line {line:?}"));
+    let (meta, data) = rest.split_once(", data ").expect("two addresses");
+    let (meta, data) = (
+        meta.parse().expect("meta addr"),
+        data.parse().expect("data addr"),
+    );
+
+    let rt = tokio::runtime::Runtime::new().expect("runtime");
+    rt.block_on(async {
+        let mut c = Client::connect(&pair.peer, pair.target_fp, meta, data)
+            .await
+            .unwrap_or_else(|(_, e)| panic!("{e}"));
+        let s1 = pair.snapshot("s1").await;
+        assert_eq!(
+            c.replicate("photos", "backup", &s1, None, 1)
+                .await
+                .expect("s1"),
+            s1.uuid
+        );
+    });
+
+    let pid = nix::unistd::Pid::from_raw(i32::try_from(child.id()).expect("pid"));
+    nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGTERM).expect("SIGTERM");
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let _ = tx.send(child.wait_with_output());
+    });
+    let out = rx
+        .recv_timeout(Duration::from_secs(5))
+        .expect("the receiver exits within 5 s of SIGTERM")
+        .expect("wait");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(0), "{stderr}");
+    assert!(stderr.contains("receive succeeded"), "{stderr}");
+    assert!(stderr.contains("SIGTERM"), "{stderr}");
 }

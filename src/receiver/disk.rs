@@ -143,7 +143,7 @@ pub(super) async fn prune(shared: &Shared, dir: &Path, held: &[Replica], keep: u
                 .map_err(|e| e.to_string())
         }) {
             Ok(_) => tracing::info!(pool = %old.pool, appliance = %old.source, share = %old.share,
-                snapshot = %old.snapshot, "retention: deleted replica"),
+                snapshot = %old.snapshot, path = %path.display(), "retention: deleted replica"),
             Err(e) => {
                 tracing::warn!(pool = %old.pool, share = %old.share, snapshot = %old.snapshot,
                 error = %e, "retention: cannot delete replica; will retry after the next receive")
