@@ -103,6 +103,11 @@ fn repair_latest(dir: &Path, newest: Option<&str>) -> io::Result<()> {
 /// Deletes every subvolume in `dir` that is not one of `keep`: the partials of
 /// failed or interrupted receives. Returns the names deleted. Only the holder of
 /// the share's lock (or startup, before any session) may call this.
+///
+/// btrfs cannot move a read-only received subvolume (the rename must rewrite
+/// `..` inside a read-only tree: EROFS), so receives land directly in the
+/// replica directory, and "visible" means "in the replicas table", never "in
+/// the directory". Whatever else is there is a partial.
 pub(super) async fn delete_partials(
     dir: &Path,
     keep: &[Replica],

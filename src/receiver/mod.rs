@@ -1,19 +1,5 @@
 //! The receiver daemon: TLS listeners on the meta and data ports, one session per
 //! peer connection, verified `btrfs receive` into `<pool>/.ferry/<source uuid>/<share>/`.
-//!
-//! A received subvolume becomes visible (listed by Inventory, pointed at by
-//! `latest`) only through the `replicas` table, and a row goes there only after
-//! every check in [`transfer`] passed. btrfs cannot move a read-only received
-//! subvolume (renaming it must rewrite `..` inside a read-only tree: EROFS), so
-//! receives land directly in the replica directory; "visible" is the table, not
-//! the directory listing. Anything in a replica directory that is not in the
-//! table is a partial and is deleted (before each receive, after a failed one, and
-//! at startup).
-//!
-//! Failures the receiver finds before the sender's Commit (stream cut, btrfs
-//! receive failing, data connection never arriving) are answered with `failed`
-//! at once; the sender reads it as the verdict on the Commit it then sends, and
-//! that Commit is swallowed. Shutdown sends `abort`.
 
 mod admit;
 mod disk;

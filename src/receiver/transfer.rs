@@ -34,7 +34,9 @@ pub(super) struct Failure {
 }
 
 enum Tell {
-    /// Reply `failed`; the session goes on.
+    /// Reply `failed`; the session goes on. Sent as soon as the failure is known,
+    /// even before the sender's Commit: the sender reads it as the verdict on the
+    /// Commit it sends next, and that Commit is then swallowed (`stray_commit`).
     Failed,
     /// Shutdown: send `abort`, close.
     Abort,
