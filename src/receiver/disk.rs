@@ -187,7 +187,11 @@ pub(super) async fn recover(shared: &Shared) -> Result<(), Error> {
                 .filter(|r| r.source_uuid == source && r.share == share)
                 .cloned()
                 .collect();
-            recover_dir(shared, &pool.name, &dir, held).await?;
+            // One broken directory must not keep the receiver from serving the rest.
+            if let Err(e) = recover_dir(shared, &pool.name, &dir, held).await {
+                tracing::error!(pool = %pool.name, dir = %dir.display(), error = %e,
+                    "startup recovery of a replica directory failed; partials may remain");
+            }
         }
     }
     Ok(())
