@@ -9,6 +9,7 @@ pub mod cli;
 pub mod config;
 pub mod identity;
 pub mod names;
+pub mod receiver;
 pub mod schedule;
 pub mod sender;
 pub mod store;

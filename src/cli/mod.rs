@@ -6,6 +6,7 @@ mod history;
 mod init;
 mod output;
 mod pool;
+mod receiver;
 mod sender;
 mod status;
 mod task;
@@ -67,6 +68,8 @@ enum Command {
     Status(status::StatusArgs),
     /// Run the scheduler daemon: every enabled task on its schedule.
     Sender,
+    /// Run the receiver daemon: accept replicas from known appliances into pools.
+    Receiver(receiver::ReceiverArgs),
 }
 
 /// A mistake in what the user asked for: exit code 2, and nothing was changed.
@@ -115,7 +118,7 @@ pub fn main() -> ExitCode {
         }
     };
     // Daemons log what they do at the configured level; commands only warnings.
-    let daemon = matches!(cli.command, Command::Sender);
+    let daemon = matches!(cli.command, Command::Sender | Command::Receiver(_));
     init_logging(if daemon {
         config.log_level.as_str()
     } else {
@@ -135,6 +138,7 @@ pub fn main() -> ExitCode {
         Command::History(cmd) => history::run(&ctx, cmd),
         Command::Status(args) => status::run(&ctx, args),
         Command::Sender => sender::run(&ctx),
+        Command::Receiver(args) => receiver::run(&ctx, args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -5,6 +5,7 @@ mod appliances;
 mod history;
 mod local;
 mod pools;
+mod replicas;
 mod tasks;
 
 use std::path::{Path, PathBuf};
@@ -24,6 +25,7 @@ pub use history::{
 };
 pub use local::LocalIdentity;
 pub use pools::Pool;
+pub use replicas::{NewReplica, Replica};
 pub use tasks::{NewTask, Task};
 
 /// The database file inside the state directory.

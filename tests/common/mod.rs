@@ -2,7 +2,10 @@
 //! after themselves (and after crashed earlier runs), and tree comparison.
 #![allow(dead_code)]
 
+pub mod client;
 pub mod content;
+pub mod daemon;
+pub mod pair;
 pub mod ferry;
 mod tree;
 

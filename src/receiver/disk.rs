@@ -1,0 +1,263 @@
+//! The replica directories on disk: creating them safely, the `latest` link,
+//! deleting partials, retention, and the sweep at startup.
+
+use std::io;
+use std::os::unix::fs::DirBuilderExt;
+use std::path::{Path, PathBuf};
+
+use uuid::Uuid;
+
+use super::shared::Shared;
+use super::{replica_dir, Error};
+use crate::store::Replica;
+use crate::{btrfs, names};
+
+/// The directory in each pool that holds everything ferry receives.
+pub const FERRY_DIR: &str = ".ferry";
+
+/// The symlink in each replica directory naming the newest verified replica.
+pub const LATEST: &str = "latest";
+
+/// Temporary names for the next `latest`; the leading dot keeps them apart from
+/// every valid snapshot name.
+const LATEST_TMP: &str = ".latest.tmp-";
+
+/// Creates `<pool>/.ferry/<source>/<share>` (`.ferry` mode 0700) and returns it.
+/// Each level must be a real directory: a symlink planted there could point the
+/// receive anywhere.
+pub(super) fn create_replica_dir(pool: &Path, source: Uuid, share: &str) -> io::Result<PathBuf> {
+    let dir = replica_dir(pool, source, share);
+    let ferry = pool.join(FERRY_DIR);
+    let mut level = ferry.clone();
+    for (i, part) in [
+        None,
+        Some(source.hyphenated().to_string()),
+        Some(share.to_owned()),
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        if let Some(part) = part {
+            level.push(part);
+        }
+        let mode = if i == 0 { 0o700 } else { 0o755 };
+        match std::fs::DirBuilder::new().mode(mode).create(&level) {
+            Ok(()) => {}
+            Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {}
+            Err(e) => return Err(e),
+        }
+        let meta = std::fs::symlink_metadata(&level)?;
+        if !meta.is_dir() {
+            return Err(io::Error::other(format!(
+                "{} is not a directory (a symlink or file is in the way)",
+                level.display()
+            )));
+        }
+    }
+    Ok(dir)
+}
+
+/// Whether `dir/name` is a read-only subvolume received from `received_uuid`.
+pub(super) async fn is_intact(dir: &Path, name: &str, received_uuid: Uuid) -> bool {
+    if names::validate_snapshot(name).is_err() {
+        return false;
+    }
+    match btrfs::show(&dir.join(name)).await {
+        Ok(sub) => sub.readonly && sub.received_uuid == Some(received_uuid),
+        Err(_) => false,
+    }
+}
+
+/// Points `dir/latest` at `name` atomically: a new link under a temporary name,
+/// renamed over the old one, so readers see the old target or the new, never none.
+pub(super) fn point_latest(dir: &Path, name: &str) -> io::Result<()> {
+    let tmp = dir.join(format!("{LATEST_TMP}{}", Uuid::new_v4().simple()));
+    std::os::unix::fs::symlink(name, &tmp)?;
+    if let Err(e) = std::fs::rename(&tmp, dir.join(LATEST)) {
+        let _ = std::fs::remove_file(&tmp);
+        return Err(e);
+    }
+    // The rename is durable only once the directory is synced.
+    std::fs::File::open(dir)?.sync_all()
+}
+
+/// Points `latest` at the newest replica or removes it when there is none, and
+/// removes temporary links a crash left behind.
+fn repair_latest(dir: &Path, newest: Option<&str>) -> io::Result<()> {
+    for entry in std::fs::read_dir(dir)? {
+        let entry = entry?;
+        if entry.file_name().to_string_lossy().starts_with(LATEST_TMP) {
+            std::fs::remove_file(entry.path())?;
+        }
+    }
+    let link = dir.join(LATEST);
+    let current = std::fs::read_link(&link).ok();
+    match newest {
+        Some(name) if current.as_deref() != Some(Path::new(name)) => point_latest(dir, name),
+        Some(_) => Ok(()),
+        None if std::fs::symlink_metadata(&link).is_ok() => std::fs::remove_file(&link),
+        None => Ok(()),
+    }
+}
+
+/// Deletes every subvolume in `dir` that is not one of `keep`: the partials of
+/// failed or interrupted receives. Returns the names deleted. Only the holder of
+/// the share's lock (or startup, before any session) may call this.
+///
+/// btrfs cannot move a read-only received subvolume (the rename must rewrite
+/// `..` inside a read-only tree: EROFS), so receives land directly in the
+/// replica directory, and "visible" means "in the replicas table", never "in
+/// the directory". Whatever else is there is a partial.
+pub(super) async fn delete_partials(
+    dir: &Path,
+    keep: &[Replica],
+) -> Result<Vec<String>, btrfs::Error> {
+    let mut deleted = Vec::new();
+    for sub in btrfs::list(dir).await? {
+        let name = sub
+            .path
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned());
+        let Some(name) = name else { continue };
+        if keep.iter().any(|r| r.snapshot == name) {
+            continue;
+        }
+        btrfs::delete(&sub.path).await?;
+        deleted.push(name);
+    }
+    Ok(deleted)
+}
+
+/// Keeps the newest `keep` (at least one) replicas of one share in `dir` and
+/// deletes the rest, subvolume first, then row. Never touches the newest.
+pub(super) async fn prune(shared: &Shared, dir: &Path, held: &[Replica], keep: u32) {
+    let keep = usize::try_from(keep.max(1)).unwrap_or(usize::MAX);
+    // `held` is newest first.
+    for old in held.iter().skip(keep) {
+        let path = dir.join(&old.snapshot);
+        if names::validate_snapshot(&old.snapshot).is_err() {
+            continue;
+        }
+        let gone = match std::fs::symlink_metadata(&path) {
+            Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(()),
+            _ => btrfs::delete(&path).await,
+        };
+        match gone.map_err(|e| e.to_string()).and_then(|()| {
+            shared
+                .db(|s| s.remove_replica(old.id))
+                .map_err(|e| e.to_string())
+        }) {
+            Ok(_) => tracing::info!(pool = %old.pool, appliance = %old.source, share = %old.share,
+                snapshot = %old.snapshot, path = %path.display(), "retention: deleted replica"),
+            Err(e) => {
+                tracing::warn!(pool = %old.pool, share = %old.share, snapshot = %old.snapshot,
+                error = %e, "retention: cannot delete replica; will retry after the next receive")
+            }
+        }
+    }
+}
+
+/// Startup: fails rows a crash left running, deletes partial subvolumes in every
+/// registered pool's replica directories, forgets replicas whose subvolume is
+/// gone, and repairs `latest`. A verified replica is never deleted.
+pub(super) async fn recover(shared: &Shared) -> Result<(), Error> {
+    let failed = shared.db(|s| {
+        s.fail_running_receives("interrupted: the receiver stopped before this receive finished")
+    })?;
+    if failed > 0 {
+        tracing::warn!(
+            rows = failed,
+            "marked receives left running by the last run as failed"
+        );
+    }
+    for pool in shared.db(|s| s.pools())? {
+        let ferry = pool.path.join(FERRY_DIR);
+        if !ferry.is_dir() {
+            continue;
+        }
+        if !btrfs::is_btrfs(&pool.path)? {
+            tracing::warn!(pool = %pool.name, path = %pool.path.display(),
+                "pool is not on btrfs (not mounted?); skipping its recovery");
+            continue;
+        }
+        let replicas = shared.db(|s| s.pool_replicas(&pool.name))?;
+        for (source, share, dir) in replica_dirs(&ferry)? {
+            let held: Vec<Replica> = replicas
+                .iter()
+                .filter(|r| r.source_uuid == source && r.share == share)
+                .cloned()
+                .collect();
+            // One broken directory must not keep the receiver from serving the rest.
+            if let Err(e) = recover_dir(shared, &pool.name, &dir, held).await {
+                tracing::error!(pool = %pool.name, dir = %dir.display(), error = %e,
+                    "startup recovery of a replica directory failed; partials may remain");
+            }
+        }
+    }
+    Ok(())
+}
+
+async fn recover_dir(
+    shared: &Shared,
+    pool: &str,
+    dir: &Path,
+    held: Vec<Replica>,
+) -> Result<(), Error> {
+    for name in delete_partials(dir, &held).await? {
+        tracing::warn!(pool, dir = %dir.display(), snapshot = name, "deleted a partial receive");
+    }
+    let mut present = Vec::new();
+    for r in held {
+        if std::fs::symlink_metadata(dir.join(&r.snapshot)).is_ok() {
+            if !is_intact(dir, &r.snapshot, r.received_uuid).await {
+                tracing::warn!(pool, snapshot = %r.snapshot,
+                    "replica is no longer read-only with its received uuid; left on disk, not offered as a parent");
+            }
+            present.push(r);
+        } else {
+            shared.db(|s| s.remove_replica(r.id))?;
+            tracing::warn!(pool, snapshot = %r.snapshot, "replica's subvolume is gone; forgot it");
+        }
+    }
+    // `replicas` orders newest first; pool_replicas orders by id.
+    let newest = present.iter().max_by_key(|r| (r.received_at, r.id));
+    if let Err(e) = repair_latest(dir, newest.map(|r| r.snapshot.as_str())) {
+        tracing::warn!(pool, dir = %dir.display(), error = %e, "cannot repair the latest link");
+    }
+    Ok(())
+}
+
+/// `<ferry>/<source uuid>/<share>` directories; anything else there is not ours
+/// and is left alone.
+fn replica_dirs(ferry: &Path) -> Result<Vec<(Uuid, String, PathBuf)>, btrfs::Error> {
+    let read = |dir: &Path| {
+        std::fs::read_dir(dir).map_err(|source| btrfs::Error::Path {
+            path: dir.to_path_buf(),
+            source,
+        })
+    };
+    let mut out = Vec::new();
+    for source in read(ferry)?.flatten() {
+        let Some(uuid) = source
+            .file_name()
+            .to_str()
+            .and_then(|s| Uuid::parse_str(s).ok())
+        else {
+            continue;
+        };
+        if !source.file_type().is_ok_and(|t| t.is_dir()) {
+            continue;
+        }
+        for share in read(&source.path())?.flatten() {
+            let Some(name) = share.file_name().to_str().map(str::to_owned) else {
+                continue;
+            };
+            if names::validate("share", &name).is_ok()
+                && share.file_type().is_ok_and(|t| t.is_dir())
+            {
+                out.push((uuid, name, share.path()));
+            }
+        }
+    }
+    Ok(out)
+}

@@ -1,0 +1,215 @@
+//! The accept loops: TLS on both ports under a deadline, then a meta session or the
+//! routing of a data connection to the session waiting for it.
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use tokio::io::{AsyncRead, AsyncWrite};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::task::JoinSet;
+use tokio::time::timeout;
+use tokio_rustls::server::TlsStream;
+use tokio_rustls::TlsAcceptor;
+
+use super::serve_meta;
+use super::shared::{DataConn, DataStream, Shared, StorePeers};
+use crate::identity::{self, Fingerprint, TrustedPeers};
+use crate::wire::ChunkReader;
+
+/// How long sessions get to clean up (kill btrfs receive, delete the partial,
+/// finish their rows) once shutdown starts.
+const SHUTDOWN_GRACE: Duration = Duration::from_secs(4);
+
+pub(super) async fn serve(
+    shared: Arc<Shared>,
+    meta: TcpListener,
+    data: TcpListener,
+    shutdown: impl Future<Output = ()> + Send,
+) {
+    tracing::info!(meta = %super::local_addr(&meta), data = %super::local_addr(&data),
+        appliance = %shared.me.name, "receiver listening");
+    tokio::pin!(shutdown);
+    let mut tasks = JoinSet::new();
+    loop {
+        tokio::select! {
+            () = &mut shutdown => break,
+            accepted = meta.accept() => match accepted {
+                Ok((tcp, addr)) => {
+                    tasks.spawn(meta_connection(shared.clone(), tcp, addr));
+                }
+                Err(e) => accept_failed("meta", e).await,
+            },
+            accepted = data.accept() => match accepted {
+                Ok((tcp, addr)) => {
+                    tasks.spawn(data_connection(shared.clone(), tcp, addr));
+                }
+                Err(e) => accept_failed("data", e).await,
+            },
+            Some(done) = tasks.join_next(), if !tasks.is_empty() => log_panic(done),
+        }
+    }
+    drop((meta, data));
+    tracing::info!(sessions = tasks.len(), "receiver shutting down");
+    shared.begin_shutdown();
+    let drained = timeout(SHUTDOWN_GRACE, async {
+        while let Some(done) = tasks.join_next().await {
+            log_panic(done);
+        }
+    })
+    .await;
+    if drained.is_err() {
+        tracing::warn!(
+            sessions = tasks.len(),
+            "sessions did not finish in time; aborting them"
+        );
+        tasks.shutdown().await;
+    }
+    tracing::info!("receiver stopped");
+}
+
+fn log_panic(done: Result<(), tokio::task::JoinError>) {
+    if let Err(e) = done {
+        if e.is_panic() {
+            tracing::error!(error = %e, "a receiver session panicked");
+        }
+    }
+}
+
+/// Out of file descriptors and the like: say so, and back off so the loop does
+/// not spin on an error that persists.
+async fn accept_failed(port: &str, e: std::io::Error) {
+    tracing::warn!(port, error = %e, "accept failed");
+    tokio::time::sleep(Duration::from_millis(100)).await;
+}
+
+/// Records the fingerprint a client presented, so a refused handshake can be
+/// logged with it next to the address.
+#[derive(Debug)]
+struct Witness {
+    peers: Arc<StorePeers>,
+    seen: Mutex<Option<Fingerprint>>,
+}
+
+impl TrustedPeers for Witness {
+    fn is_trusted(&self, fp: &Fingerprint) -> bool {
+        if let Ok(mut seen) = self.seen.lock() {
+            *seen = Some(*fp);
+        }
+        self.peers.is_trusted(fp)
+    }
+}
+
+/// The TLS handshake under `handshake_timeout`; returns the stream and the
+/// peer's fingerprint, or logs why not. Nothing is read from a peer that fails.
+async fn accept_tls(
+    shared: &Shared,
+    port: &'static str,
+    tcp: TcpStream,
+    addr: SocketAddr,
+) -> Option<(TlsStream<TcpStream>, Fingerprint)> {
+    let witness = Arc::new(Witness {
+        peers: shared.peers.clone(),
+        seen: Mutex::new(None),
+    });
+    let config = match identity::server_config(&shared.identity, witness.clone()) {
+        Ok(c) => c,
+        Err(e) => {
+            tracing::error!(peer = %addr, port, error = %e, "cannot build the TLS configuration");
+            return None;
+        }
+    };
+    let after = shared.config.handshake_timeout;
+    let outcome = timeout(after, TlsAcceptor::from(config).accept(tcp)).await;
+    let seen = witness.seen.lock().ok().and_then(|s| *s);
+    let fingerprint = seen.map_or_else(|| "none presented".to_owned(), |f| f.to_string());
+    let tls = match outcome {
+        Ok(Ok(tls)) => tls,
+        Ok(Err(e)) => {
+            tracing::warn!(peer = %addr, port, fingerprint, error = %e, "refused connection: TLS handshake failed");
+            return None;
+        }
+        Err(_) => {
+            tracing::warn!(peer = %addr, port, fingerprint, "refused connection: no TLS handshake within {after:?}");
+            return None;
+        }
+    };
+    match identity::peer_fingerprint(tls.get_ref().1) {
+        Some(fp) => Some((tls, fp)),
+        None => {
+            tracing::warn!(peer = %addr, port, "refused connection: no client certificate");
+            None
+        }
+    }
+}
+
+async fn meta_connection(shared: Arc<Shared>, tcp: TcpStream, addr: SocketAddr) {
+    let Some((tls, fp)) = accept_tls(&shared, "meta", tcp, addr).await else {
+        return;
+    };
+    // Removed from the table between the handshake and now: refuse as unknown.
+    let Some(peer) = shared.peers.appliance(&fp) else {
+        tracing::warn!(peer = %addr, fingerprint = %fp, "refused connection: appliance no longer known");
+        return;
+    };
+    serve_meta(&shared, tls, peer, addr).await;
+}
+
+async fn data_connection(shared: Arc<Shared>, tcp: TcpStream, addr: SocketAddr) {
+    if let Some((tls, fp)) = accept_tls(&shared, "data", tcp, addr).await {
+        serve_data(&shared, tls, fp, addr).await;
+    }
+}
+
+/// Reads a data connection's hello and hands the connection to the session that
+/// announced its id, if `peer` is that session's peer. Anything else is logged
+/// and dropped.
+pub async fn serve_data<S>(shared: &Shared, stream: S, peer: Fingerprint, addr: SocketAddr)
+where
+    S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+{
+    let boxed: DataStream = Box::new(stream);
+    let after = shared.config.handshake_timeout;
+    let (hello, reader) = match timeout(after, ChunkReader::open(boxed)).await {
+        Ok(Ok(opened)) => opened,
+        Ok(Err(e)) => {
+            tracing::warn!(peer = %addr, error = %e, "dropped data connection: bad hello");
+            return;
+        }
+        Err(_) => {
+            tracing::warn!(peer = %addr, "dropped data connection: no hello within {after:?}");
+            return;
+        }
+    };
+    let session = hello.session;
+    let taken = shared.take_pending(session, |p| {
+        if p.peer == peer.to_string() {
+            Ok(())
+        } else {
+            // Left waiting: another appliance must not be able to fail someone's receive.
+            Err(format!(
+                "session {session} belongs to another appliance, not {peer}"
+            ))
+        }
+    });
+    let pending = match taken {
+        Ok(p) => p,
+        Err(why) => {
+            tracing::warn!(peer = %addr, fingerprint = %peer, "dropped data connection: {why}");
+            return;
+        }
+    };
+    let handed = if hello.offset == 0 {
+        Ok(DataConn { reader, addr })
+    } else {
+        tracing::warn!(peer = %addr, %session, offset = hello.offset,
+            "dropped data connection: resuming at an offset is not supported");
+        Err(format!(
+            "the data connection asked to resume at offset {}; this receiver only accepts streams from offset 0",
+            hello.offset
+        ))
+    };
+    // The session may have given up in the meantime; then nobody needs this.
+    let _ = pending.tx.send(handed);
+}

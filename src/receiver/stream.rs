@@ -1,0 +1,313 @@
+//! The middle of a receive: wait for the data connection, feed btrfs receive while
+//! watching the meta connection, then check everything the Commit claims.
+
+use std::path::Path;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt};
+use tokio::sync::oneshot;
+use tokio::time::timeout;
+
+use super::session::{Begin, Session};
+use super::shared::{DataConn, DataStream};
+use super::transfer::{Failure, Row, Verified};
+use crate::btrfs::{self, Receive};
+use crate::wire::{self, ChunkReader, Meta, StreamStats};
+
+/// History rows get the byte count at most this often.
+const PROGRESS_EVERY: Duration = Duration::from_secs(1);
+
+/// How the data connection's copy into btrfs receive ended badly.
+enum PumpError {
+    Data(wire::Error),
+    Stalled,
+    /// btrfs receive stopped reading its input.
+    Write(std::io::Error),
+}
+
+/// Runs the transfer from `Ready` to a verified subvolume. `receive` is taken
+/// when btrfs receive is finished; on error the caller abandons what is left.
+pub(super) async fn stream<S>(
+    s: &mut Session<'_, S>,
+    b: &Begin,
+    dir: &Path,
+    receive: &mut Option<Receive>,
+    data: oneshot::Receiver<Result<DataConn, String>>,
+    row: &Row<'_>,
+    commit_seen: &mut bool,
+) -> Result<Verified, Failure>
+where
+    S: AsyncRead + AsyncWrite + Unpin + Send,
+{
+    let shared = s.shared;
+    let wait = shared.config.data_timeout;
+    // The sender may commit before its data connection is even handed over
+    // (a small stream fits in the socket buffers), or before we have read it all.
+    let mut commit = None;
+    let waiting = timeout(wait, data);
+    tokio::pin!(waiting);
+    let conn = loop {
+        tokio::select! {
+            got = &mut waiting => break match got {
+                Ok(Ok(Ok(conn))) => conn,
+                Ok(Ok(Err(reason))) => return Err(Failure::failed(reason)),
+                Ok(Err(_)) => return Err(Failure::failed("the data connection was lost before it was handed over")),
+                Err(_) => return Err(Failure::failed(format!(
+                    "the data connection did not arrive within {wait:?} after Ready"))),
+            },
+            m = s.conn.recv_alive(), if commit.is_none() => match m {
+                Ok(Meta::Commit { stream_bytes, blake3 }) => {
+                    *commit_seen = true;
+                    commit = Some((stream_bytes, blake3));
+                }
+                other => return Err(Failure::from_meta(other, 0)),
+            },
+            () = shared.shutting_down() => return Err(Failure::shutdown()),
+        }
+    };
+    tracing::debug!(data_peer = %conn.addr, "data connection attached");
+    let Some(proc) = receive.as_mut() else {
+        return Err(Failure::failed("btrfs receive is not running"));
+    };
+    let mut reader = conn.reader;
+    let bytes = AtomicU64::new(0);
+    let pumped = {
+        let pump = pump(&mut reader, proc, row, wait, &bytes);
+        tokio::pin!(pump);
+        loop {
+            tokio::select! {
+                r = &mut pump => break r,
+                m = s.conn.recv_alive(), if commit.is_none() => match m {
+                    Ok(Meta::Commit { stream_bytes, blake3 }) => {
+                    *commit_seen = true;
+                    commit = Some((stream_bytes, blake3));
+                }
+                    other => return Err(Failure::from_meta(other, bytes.load(Ordering::Relaxed))),
+                },
+                () = shared.shutting_down() => return Err(Failure::shutdown()),
+            }
+        }
+    };
+    let n = bytes.load(Ordering::Relaxed);
+    let stats = match pumped {
+        Ok(stats) => stats,
+        Err(PumpError::Data(e)) => {
+            row.progress(&reader.stats());
+            return Err(Failure::failed(data_failure(&e, n)));
+        }
+        Err(PumpError::Stalled) => {
+            row.progress(&reader.stats());
+            return Err(Failure::failed(format!(
+                "the data stream stalled: nothing moved for {wait:?} after {n} bytes"
+            )));
+        }
+        Err(PumpError::Write(e)) => {
+            // btrfs receive quit reading; its own exit says why.
+            let why = match receive.take() {
+                Some(rx) => match timeout(wait, rx.finish()).await {
+                    Ok(Err(be)) => receive_failure(&be),
+                    _ => format!("btrfs receive stopped reading after {n} bytes: {e}"),
+                },
+                None => e.to_string(),
+            };
+            return Err(Failure::failed(why));
+        }
+    };
+    row.progress(&stats);
+    let finished = match receive.take() {
+        Some(rx) => tokio::select! {
+            r = rx.finish() => r,
+            () = shared.shutting_down() => return Err(Failure::shutdown()),
+        },
+        None => return Err(Failure::failed("btrfs receive is not running")),
+    };
+    let received = finished.map_err(|e| Failure::failed(receive_failure(&e)))?;
+    let (stream_bytes, blake3) = match commit {
+        Some(c) => c,
+        None => {
+            let m = tokio::select! {
+                m = timeout(wait, s.conn.recv_alive()) => m,
+                () = shared.shutting_down() => return Err(Failure::shutdown()),
+            };
+            match m {
+                Ok(Ok(Meta::Commit {
+                    stream_bytes,
+                    blake3,
+                })) => (stream_bytes, blake3),
+                Ok(other) => return Err(Failure::from_meta(other, n)),
+                Err(_) => {
+                    return Err(Failure::failed(format!(
+                        "no commit within {wait:?} after the stream ended"
+                    )))
+                }
+            }
+        }
+    };
+    *commit_seen = true;
+    check_stream(&stats, stream_bytes, &blake3).map_err(Failure::failed)?;
+    if received.name != b.snapshot {
+        return Err(Failure::failed(format!(
+            "the stream carried subvolume {:?}, but Begin named {}",
+            received.name, b.snapshot
+        )));
+    }
+    let sub = btrfs::show(&dir.join(&b.snapshot))
+        .await
+        .map_err(|e| Failure::failed(format!("cannot inspect the received subvolume: {e}")))?;
+    if !sub.readonly {
+        return Err(Failure::failed("the received subvolume is not read-only"));
+    }
+    match sub.received_uuid {
+        Some(u) if u == b.snapshot_uuid => Ok(Verified {
+            received_uuid: u,
+            stats,
+        }),
+        Some(u) => Err(Failure::failed(format!(
+            "received_uuid is {u}, expected {}",
+            b.snapshot_uuid
+        ))),
+        None => Err(Failure::failed(format!(
+            "the received subvolume has no received_uuid, expected {}",
+            b.snapshot_uuid
+        ))),
+    }
+}
+
+/// Copies chunks into btrfs receive until a verified End; every step is bounded
+/// by `stall`, so a peer that stops sending cannot hold the share's lock.
+async fn pump(
+    reader: &mut ChunkReader<DataStream>,
+    proc: &mut Receive,
+    row: &Row<'_>,
+    stall: Duration,
+    bytes: &AtomicU64,
+) -> Result<StreamStats, PumpError> {
+    let mut reported = Instant::now();
+    loop {
+        let chunk = match timeout(stall, reader.next_chunk()).await {
+            Err(_) => return Err(PumpError::Stalled),
+            Ok(Err(e)) => return Err(PumpError::Data(e)),
+            Ok(Ok(None)) => break,
+            Ok(Ok(Some(chunk))) => chunk,
+        };
+        let len = chunk.len() as u64;
+        match timeout(stall, proc.write_all(chunk)).await {
+            Err(_) => return Err(PumpError::Stalled),
+            Ok(Err(e)) => return Err(PumpError::Write(e)),
+            Ok(Ok(())) => {}
+        }
+        bytes.fetch_add(len, Ordering::Relaxed);
+        if reported.elapsed() >= PROGRESS_EVERY {
+            row.progress(&reader.stats());
+            reported = Instant::now();
+        }
+    }
+    match timeout(stall, proc.flush()).await {
+        Err(_) => Err(PumpError::Stalled),
+        Ok(Err(e)) => Err(PumpError::Write(e)),
+        Ok(Ok(())) => Ok(reader.stats()),
+    }
+}
+
+/// The data connection broke: lost, or sent something that is not a stream.
+fn data_failure(e: &wire::Error, bytes: u64) -> String {
+    match e {
+        wire::Error::Io(_) | wire::Error::Closed | wire::Error::Truncated { .. } => {
+            format!("connection lost after {bytes} bytes")
+        }
+        other => format!("bad data stream after {bytes} bytes: {other}"),
+    }
+}
+
+/// "btrfs receive exited 1: <stderr>", or what else went wrong running it.
+pub(super) fn receive_failure(e: &btrfs::Error) -> String {
+    match e {
+        btrfs::Error::Failed { status, stderr, .. } => {
+            let how = match status.strip_prefix("exit status: ") {
+                Some(code) => format!("exited {code}"),
+                None => format!("ended ({status})"),
+            };
+            format!("btrfs receive {how}: {stderr}")
+        }
+        other => format!("btrfs receive: {other}"),
+    }
+}
+
+/// The Commit's claims against what arrived.
+pub(super) fn check_stream(stats: &StreamStats, claimed: u64, blake3: &str) -> Result<(), String> {
+    let got = stats.raw_bytes();
+    if got < claimed {
+        return Err(format!("stream ended after {got} of {claimed} bytes"));
+    }
+    if got > claimed {
+        return Err(format!(
+            "stream carried {got} bytes, but the sender says {claimed}"
+        ));
+    }
+    if !stats.blake3.eq_ignore_ascii_case(blake3) {
+        return Err(format!(
+            "checksum mismatch: got {}, sender says {blake3}",
+            stats.blake3
+        ));
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn stats(bytes: u64, blake3: &str) -> StreamStats {
+        StreamStats {
+            start: 0,
+            end: bytes,
+            wire_bytes: bytes,
+            chunks: 1,
+            zstd_chunks: 0,
+            blake3: blake3.to_owned(),
+        }
+    }
+
+    #[test]
+    fn commit_claims_are_checked_count_first() {
+        assert_eq!(check_stream(&stats(10, "ab"), 10, "AB"), Ok(()));
+        let short = check_stream(&stats(10, "ab"), 12, "ab").unwrap_err();
+        assert_eq!(short, "stream ended after 10 of 12 bytes");
+        let long = check_stream(&stats(12, "ab"), 10, "cd").unwrap_err();
+        assert!(long.contains("12 bytes, but the sender says 10"), "{long}");
+        let sum = check_stream(&stats(10, "ab"), 10, "cd").unwrap_err();
+        assert_eq!(sum, "checksum mismatch: got ab, sender says cd");
+    }
+
+    #[test]
+    fn btrfs_failures_read_as_exit_codes() {
+        let e = btrfs::Error::Failed {
+            command: "btrfs receive -e /x".into(),
+            status: "exit status: 1".into(),
+            stderr: "ERROR: boom".into(),
+        };
+        assert_eq!(receive_failure(&e), "btrfs receive exited 1: ERROR: boom");
+        let e = btrfs::Error::Failed {
+            command: "btrfs receive -e /x".into(),
+            status: "signal: 9 (SIGKILL)".into(),
+            stderr: String::new(),
+        };
+        assert!(receive_failure(&e).starts_with("btrfs receive ended (signal: 9"));
+    }
+
+    #[test]
+    fn lost_connections_name_the_byte_count() {
+        assert_eq!(
+            data_failure(&wire::Error::Closed, 7),
+            "connection lost after 7 bytes"
+        );
+        let bad = data_failure(
+            &wire::Error::Malformed {
+                what: "unknown frame tag 9".into(),
+            },
+            7,
+        );
+        assert!(bad.starts_with("bad data stream after 7 bytes"), "{bad}");
+    }
+}

@@ -1,0 +1,222 @@
+//! Verified replicas this appliance holds as a receiver: the only source of what
+//! Inventory reports and what `latest` points at.
+
+use chrono::{DateTime, Utc};
+use rusqlite::{OptionalExtension, Row};
+use uuid::Uuid;
+
+use super::{DbUuid, Result, Status, Store, Ts};
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Replica {
+    pub id: i64,
+    pub pool: String,
+    pub source: String,
+    pub source_uuid: Uuid,
+    pub share: String,
+    pub snapshot: String,
+    pub received_uuid: Uuid,
+    pub stream_bytes: u64,
+    pub received_at: DateTime<Utc>,
+}
+
+#[derive(Debug, Clone)]
+pub struct NewReplica<'a> {
+    pub pool: &'a str,
+    pub source: &'a str,
+    pub source_uuid: Uuid,
+    pub share: &'a str,
+    pub snapshot: &'a str,
+    pub received_uuid: Uuid,
+    pub stream_bytes: u64,
+}
+
+const COLUMNS: &str = "id, pool, source, source_uuid, share, snapshot, received_uuid,
+    stream_bytes, received_at";
+
+fn from_row(r: &Row<'_>) -> rusqlite::Result<Replica> {
+    Ok(Replica {
+        id: r.get(0)?,
+        pool: r.get(1)?,
+        source: r.get(2)?,
+        source_uuid: r.get::<_, DbUuid>(3)?.0,
+        share: r.get(4)?,
+        snapshot: r.get(5)?,
+        received_uuid: r.get::<_, DbUuid>(6)?.0,
+        stream_bytes: r.get(7)?,
+        received_at: r.get::<_, Ts>(8)?.0,
+    })
+}
+
+impl Store {
+    /// Records a verified replica and closes its receive row as succeeded, in one
+    /// transaction: a crash can never leave one without the other.
+    pub fn commit_replica(&mut self, receive_id: i64, r: &NewReplica<'_>) -> Result<i64> {
+        let mut conn = self.conn();
+        let tx = conn.transaction()?;
+        tx.execute(
+            "INSERT INTO replicas (pool, source, source_uuid, share, snapshot, received_uuid,
+                stream_bytes, received_at)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+            rusqlite::params![
+                r.pool,
+                r.source,
+                DbUuid(r.source_uuid),
+                r.share,
+                r.snapshot,
+                DbUuid(r.received_uuid),
+                r.stream_bytes,
+                Ts(super::now()),
+            ],
+        )?;
+        let id = tx.last_insert_rowid();
+        tx.execute(
+            "UPDATE receive_history SET status = ?2, error = NULL, received_uuid = ?3,
+                stream_bytes = ?4, ended_at = ?5
+             WHERE id = ?1",
+            rusqlite::params![
+                receive_id,
+                Status::Succeeded,
+                DbUuid(r.received_uuid),
+                r.stream_bytes,
+                Ts(super::now()),
+            ],
+        )?;
+        tx.commit()?;
+        Ok(id)
+    }
+
+    /// Replicas of one share from one source in one pool, newest first.
+    pub fn replicas(&self, pool: &str, source_uuid: Uuid, share: &str) -> Result<Vec<Replica>> {
+        let conn = self.conn();
+        let mut stmt = conn.prepare(&format!(
+            "SELECT {COLUMNS} FROM replicas
+             WHERE pool = ?1 AND source_uuid = ?2 AND share = ?3
+             ORDER BY received_at DESC, id DESC"
+        ))?;
+        let rows = stmt.query_map((pool, DbUuid(source_uuid), share), from_row)?;
+        Ok(rows.collect::<rusqlite::Result<_>>()?)
+    }
+
+    /// Every replica in one pool (startup recovery walks them).
+    pub fn pool_replicas(&self, pool: &str) -> Result<Vec<Replica>> {
+        let conn = self.conn();
+        let mut stmt = conn.prepare(&format!(
+            "SELECT {COLUMNS} FROM replicas WHERE pool = ?1 ORDER BY id"
+        ))?;
+        let rows = stmt.query_map([pool], from_row)?;
+        Ok(rows.collect::<rusqlite::Result<_>>()?)
+    }
+
+    pub fn replica(
+        &self,
+        pool: &str,
+        source_uuid: Uuid,
+        share: &str,
+        snapshot: &str,
+    ) -> Result<Option<Replica>> {
+        Ok(self.conn().query_row(
+                &format!(
+                    "SELECT {COLUMNS} FROM replicas
+                     WHERE pool = ?1 AND source_uuid = ?2 AND share = ?3 AND snapshot = ?4"
+                ),
+                (pool, DbUuid(source_uuid), share, snapshot),
+                from_row,
+            )
+            .optional()?)
+    }
+
+    /// Forgets a replica (after its subvolume was deleted or found gone).
+    pub fn remove_replica(&self, id: i64) -> Result<bool> {
+        Ok(self.conn().execute("DELETE FROM replicas WHERE id = ?1", [id])?
+            > 0)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::{in_memory, Kind, NewReceive, ReceiveFilter};
+    use super::*;
+
+    fn new_replica<'a>(source_uuid: Uuid, snapshot: &'a str) -> NewReplica<'a> {
+        NewReplica {
+            pool: "backup",
+            source: "nas1",
+            source_uuid,
+            share: "photos",
+            snapshot,
+            received_uuid: Uuid::new_v4(),
+            stream_bytes: 42,
+        }
+    }
+
+    fn receive(store: &Store, snapshot: &str) -> i64 {
+        store
+            .begin_receive(&NewReceive {
+                source: "nas1",
+                source_uuid: None,
+                share: "photos",
+                pool: "backup",
+                snapshot,
+                parent: None,
+                kind: Kind::Full,
+            })
+            .expect("begin")
+    }
+
+    #[test]
+    fn commit_records_the_replica_and_succeeds_the_row_together() {
+        let mut store = in_memory();
+        let src = Uuid::new_v4();
+        let row = receive(&store, "s1");
+        let r = new_replica(src, "s1");
+        store.commit_replica(row, &r).expect("commit");
+        let held = store.replicas("backup", src, "photos").expect("list");
+        assert_eq!(held.len(), 1);
+        assert_eq!(held[0].received_uuid, r.received_uuid);
+        let rows = store.receive_history(&ReceiveFilter::default()).expect("h");
+        assert_eq!(rows[0].status, Status::Succeeded);
+        assert_eq!(
+            (rows[0].received_uuid, rows[0].stream_bytes),
+            (Some(r.received_uuid), 42)
+        );
+
+        // A duplicate fails and leaves the second row running for the caller to fail.
+        let again = receive(&store, "s1");
+        assert!(store
+            .commit_replica(again, &new_replica(src, "s1"))
+            .is_err());
+        let rows = store.receive_history(&ReceiveFilter::default()).expect("h");
+        assert_eq!(rows[0].status, Status::Running);
+        assert_eq!(store.pool_replicas("backup").expect("all").len(), 1);
+    }
+
+    #[test]
+    fn newest_first_and_scoped_to_pool_source_and_share() {
+        let mut store = in_memory();
+        let (a, b) = (Uuid::new_v4(), Uuid::new_v4());
+        for (src, snap) in [(a, "s1"), (b, "s1"), (a, "s2"), (a, "s3")] {
+            let row = receive(&store, snap);
+            store
+                .commit_replica(row, &new_replica(src, snap))
+                .expect("commit");
+        }
+        let names: Vec<_> = store
+            .replicas("backup", a, "photos")
+            .expect("list")
+            .into_iter()
+            .map(|r| r.snapshot)
+            .collect();
+        assert_eq!(names, ["s3", "s2", "s1"]);
+        assert!(store.replicas("other", a, "photos").expect("l").is_empty());
+        let s2 = store
+            .replica("backup", a, "photos", "s2")
+            .expect("q")
+            .expect("held");
+        assert!(store.remove_replica(s2.id).expect("rm"));
+        assert!(store
+            .replica("backup", a, "photos", "s2")
+            .expect("q")
+            .is_none());
+    }
+}

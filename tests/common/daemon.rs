@@ -1,0 +1,198 @@
+//! An in-process receiver on 127.0.0.1 with two appliances and two pools around it,
+//! and a log capture that tests can await instead of sleeping.
+
+use std::io::Write;
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex, OnceLock};
+use std::time::Duration;
+
+use ferry::btrfs::{self, Subvolume};
+use ferry::identity::Fingerprint;
+use ferry::receiver::{self, Config, Receiver, Shared};
+use tokio::sync::{oneshot, Notify};
+use tokio::task::JoinHandle;
+
+use super::client::{Client, Peer};
+use super::ferry::Node;
+use super::TestPool;
+
+/// Source appliance nas1 with a share, target nas2 with pool `backup`, each
+/// knowing the other.
+pub struct Pair {
+    pub src: TestPool,
+    pub dst: TestPool,
+    pub share: PathBuf,
+    pub snaps: PathBuf,
+    pub source: Node,
+    pub target: Node,
+    pub peer: Peer,
+    pub target_fp: Fingerprint,
+}
+
+impl Pair {
+    pub fn new() -> Pair {
+        let (src, dst) = (TestPool::new(), TestPool::new());
+        let share = src.subvolume("photos");
+        let snaps = src.mount.join("snaps");
+        std::fs::create_dir(&snaps).expect("snaps dir");
+        std::fs::write(share.join("a.txt"), b"alpha\n").expect("write");
+        let (source, target) = (Node::init("nas1"), Node::init("nas2"));
+        let target_fp = target.fingerprint();
+        target.ok(&[
+            "appliance",
+            "add",
+            "nas1",
+            "--address",
+            "127.0.0.1",
+            "--fingerprint",
+            &source.fingerprint(),
+        ]);
+        target.ok(&["pool", "add", "backup", &dst.mount.to_string_lossy()]);
+        Pair {
+            peer: Peer::load(&source.state),
+            target_fp: target_fp.parse().expect("fingerprint"),
+            src,
+            dst,
+            share,
+            snaps,
+            source,
+            target,
+        }
+    }
+
+    /// A read-only snapshot of the share named `name`, after writing `name.txt` into it.
+    pub async fn snapshot(&self, name: &str) -> Subvolume {
+        std::fs::write(self.share.join(format!("{name}.txt")), name).expect("write");
+        btrfs::snapshot_readonly(&self.share, &self.snaps.join(name))
+            .await
+            .expect("snapshot")
+    }
+
+    /// Where replicas of share `photos` from nas1 land.
+    pub fn replica_dir(&self) -> PathBuf {
+        receiver::replica_dir(&self.dst.mount, self.peer.uuid, "photos")
+    }
+
+    pub async fn start(&self, tweak: impl FnOnce(&mut Config)) -> Daemon {
+        Daemon::start(&self.target.state, tweak).await
+    }
+
+    pub async fn client(&self, d: &Daemon) -> Client {
+        Client::connect(&self.peer, self.target_fp, d.meta, d.data)
+            .await
+            .unwrap_or_else(|(addr, e)| panic!("client from {addr}: {e}"))
+    }
+}
+
+pub struct Daemon {
+    pub meta: SocketAddr,
+    pub data: SocketAddr,
+    pub shared: Arc<Shared>,
+    stop: Option<oneshot::Sender<()>>,
+    task: Option<JoinHandle<Result<(), receiver::Error>>>,
+}
+
+impl Daemon {
+    pub async fn start(state: &Path, tweak: impl FnOnce(&mut Config)) -> Daemon {
+        capture_logs();
+        let mut config = Config::new(state);
+        config.listen = IpAddr::V4(Ipv4Addr::LOCALHOST);
+        config.meta_port = 0;
+        config.data_port = 0;
+        tweak(&mut config);
+        let r = Receiver::bind(config).await.expect("bind the receiver");
+        let (meta, data, shared) = (r.meta_addr(), r.data_addr(), r.shared());
+        let (stop, stopped) = oneshot::channel::<()>();
+        let task = tokio::spawn(r.serve(async move {
+            let _ = stopped.await;
+        }));
+        Daemon {
+            meta,
+            data,
+            shared,
+            stop: Some(stop),
+            task: Some(task),
+        }
+    }
+
+    /// Shuts down and waits; must return within a few seconds.
+    pub async fn stop(mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        if let Some(task) = self.task.take() {
+            tokio::time::timeout(Duration::from_secs(8), task)
+                .await
+                .expect("the receiver stops within 8 s")
+                .expect("receiver task")
+                .expect("serve returns Ok");
+        }
+    }
+}
+
+static LOG: Mutex<Vec<u8>> = Mutex::new(Vec::new());
+static LOGGED: OnceLock<Notify> = OnceLock::new();
+
+fn logged() -> &'static Notify {
+    LOGGED.get_or_init(Notify::new)
+}
+
+struct Capture;
+
+impl Write for Capture {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        LOG.lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .extend_from_slice(buf);
+        // Through eprint so the test harness shows it only for failing tests.
+        eprint!("{}", String::from_utf8_lossy(buf));
+        logged().notify_waiters();
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+/// Sends every log line of this test process to a buffer (and stderr).
+pub fn capture_logs() {
+    static ONCE: OnceLock<()> = OnceLock::new();
+    ONCE.get_or_init(|| {
+        let _ = tracing_subscriber::fmt()
+            .with_env_filter("ferry=debug")
+            .with_ansi(false)
+            .with_writer(|| Capture)
+            .try_init();
+    });
+}
+
+pub fn log_text() -> String {
+    String::from_utf8_lossy(&LOG.lock().unwrap_or_else(|p| p.into_inner())).into_owned()
+}
+
+/// Waits until a log line contains every one of `needles`; returns that line.
+pub async fn wait_for_log(needles: &[&str]) -> String {
+    let found = || {
+        log_text()
+            .lines()
+            .find(|l| needles.iter().all(|n| l.contains(n)))
+            .map(str::to_owned)
+    };
+    let wait = async {
+        loop {
+            let notified = logged().notified();
+            tokio::pin!(notified);
+            // Registered before looking, so a line logged in between still wakes us.
+            notified.as_mut().enable();
+            if let Some(line) = found() {
+                return line;
+            }
+            notified.await;
+        }
+    };
+    tokio::time::timeout(Duration::from_secs(20), wait)
+        .await
+        .unwrap_or_else(|_| panic!("no log line with {needles:?} within 20 s:\n{}", log_text()))
+}
