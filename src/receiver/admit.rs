@@ -84,14 +84,22 @@ where
         ))
     })?;
     let held = |name: &str| shared.db(|st| st.replica(&pool.name, s.source_uuid, &b.share, name));
-    if held(&b.snapshot).map_err(db_error)?.is_some() {
-        return Err(refused(format!(
-            "snapshot {} of share {} from {} is already held in pool {}",
-            b.snapshot, b.share, s.peer.name, pool.name
-        )));
+    let dir = replica_dir(&pool.path, s.source_uuid, &b.share);
+    if let Some(row) = held(&b.snapshot).map_err(db_error)? {
+        if disk::is_intact(&dir, &row.snapshot, row.received_uuid).await {
+            return Err(refused(format!(
+                "snapshot {} of share {} from {} is already held in pool {}",
+                b.snapshot, b.share, s.peer.name, pool.name
+            )));
+        }
+        // Deleted by hand: Inventory no longer lists it, so the sender may
+        // reuse its name; the stale row must not block that.
+        shared
+            .db(|st| st.remove_replica(row.id))
+            .map_err(db_error)?;
+        tracing::warn!(snapshot = %row.snapshot, share = %b.share, "forgot a replica that is gone from disk");
     }
     if let Some(parent) = &b.parent {
-        let dir = replica_dir(&pool.path, s.source_uuid, &b.share);
         let row = held(&parent.name).map_err(db_error)?;
         let usable = match row {
             Some(r) if r.received_uuid == parent.uuid => {

@@ -7,7 +7,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
-use tokio::sync::{broadcast, mpsc, watch, Semaphore};
+use tokio::sync::{broadcast, mpsc, watch, OwnedSemaphorePermit, Semaphore};
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 use tracing::{info, warn};
@@ -76,7 +76,10 @@ pub struct Daemon {
     events: broadcast::Sender<Event>,
 }
 
-type Done = (i64, String, Result<(), Error>);
+/// A finished run, with its send slot: the slot is given back only after the
+/// daemon has recorded the outcome, so events never show more than
+/// `max_sends` runs at once.
+type Done = (i64, String, Result<(), Error>, OwnedSemaphorePermit);
 
 impl Daemon {
     pub fn new(config: DaemonConfig) -> Self {
@@ -148,8 +151,9 @@ impl Daemon {
                         self.load(&store, &mut slots)?;
                     }
                 }
-                Some((id, name, result)) = done_rx.recv() => {
+                Some((id, name, result, permit)) = done_rx.recv() => {
                     self.finished(&mut slots, id, name, result, &current);
+                    drop(permit);
                 }
                 Ok(()) = settings.changed() => {
                     current = settings.borrow_and_update().clone();
@@ -278,10 +282,10 @@ async fn run_one(
         p = sends.acquire_owned() => p,
         () = cancel.cancelled() => return,
     };
-    let Ok(_permit) = permit else { return };
+    let Ok(permit) = permit else { return };
     let _ = events.send(Event::Started { task: name.clone() });
     let result = run_task(&state_dir, &name, None, cancel).await.map(|_| ());
-    let _ = done.send((id, name, result));
+    let _ = done.send((id, name, result, permit));
 }
 
 /// Rows left `running` by a process that died: failed, unless that task's lock

@@ -115,7 +115,9 @@ impl Store {
         share: &str,
         snapshot: &str,
     ) -> Result<Option<Replica>> {
-        Ok(self.conn().query_row(
+        Ok(self
+            .conn()
+            .query_row(
                 &format!(
                     "SELECT {COLUMNS} FROM replicas
                      WHERE pool = ?1 AND source_uuid = ?2 AND share = ?3 AND snapshot = ?4"
@@ -128,7 +130,9 @@ impl Store {
 
     /// Forgets a replica (after its subvolume was deleted or found gone).
     pub fn remove_replica(&self, id: i64) -> Result<bool> {
-        Ok(self.conn().execute("DELETE FROM replicas WHERE id = ?1", [id])?
+        Ok(self
+            .conn()
+            .execute("DELETE FROM replicas WHERE id = ?1", [id])?
             > 0)
     }
 }

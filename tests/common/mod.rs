@@ -5,8 +5,8 @@
 pub mod client;
 pub mod content;
 pub mod daemon;
-pub mod pair;
 pub mod ferry;
+pub mod pair;
 mod tree;
 
 #[allow(unused_imports)] // each test file uses its own subset

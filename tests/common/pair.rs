@@ -72,18 +72,47 @@ impl Pair {
         let dst_mount = dst.mount.to_str().expect("utf8").to_string();
         nas2.ok(&["pool", "add", "backup", &dst_mount]);
         let fp1 = nas1.fingerprint();
-        nas2.ok(&["appliance", "add", "nas1", "--address", "127.0.0.1", "--fingerprint", &fp1]);
+        nas2.ok(&[
+            "appliance",
+            "add",
+            "nas1",
+            "--address",
+            "127.0.0.1",
+            "--fingerprint",
+            &fp1,
+        ]);
         let receiver = RunningReceiver::start(&nas2.state, 0, 0).await;
         let fp2 = nas2.fingerprint();
-        let (meta, data) = (receiver.meta.port().to_string(), receiver.data.port().to_string());
+        let (meta, data) = (
+            receiver.meta.port().to_string(),
+            receiver.data.port().to_string(),
+        );
         nas1.ok(&[
-            "appliance", "add", "nas2", "--address", "127.0.0.1", "--fingerprint", &fp2,
-            "--meta-port", &meta, "--data-port", &data,
+            "appliance",
+            "add",
+            "nas2",
+            "--address",
+            "127.0.0.1",
+            "--fingerprint",
+            &fp2,
+            "--meta-port",
+            &meta,
+            "--data-port",
+            &data,
         ]);
         let share_s = share.to_str().expect("utf8").to_string();
         let mut args = vec![
-            "task", "add", "photos", "--share", &share_s, "--target", "nas2", "--pool", "backup",
-            "--frequency", "5m",
+            "task",
+            "add",
+            "photos",
+            "--share",
+            &share_s,
+            "--target",
+            "nas2",
+            "--pool",
+            "backup",
+            "--frequency",
+            "5m",
         ];
         args.extend_from_slice(task_args);
         nas1.ok(&args);
@@ -119,7 +148,11 @@ impl Pair {
     pub async fn run_failed(&self) -> String {
         let out = self.run().await;
         let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
-        assert_eq!(out.status.code(), Some(1), "expected a failed run: {stderr}");
+        assert_eq!(
+            out.status.code(),
+            Some(1),
+            "expected a failed run: {stderr}"
+        );
         stderr
     }
 
@@ -132,7 +165,11 @@ impl Pair {
 
     /// `<pool>/.ferry/<nas1 uuid>/photos`: where nas2 keeps the replicas.
     pub fn replica_dir(&self) -> PathBuf {
-        self.dst.mount.join(".ferry").join(self.nas1_uuid()).join("photos")
+        self.dst
+            .mount
+            .join(".ferry")
+            .join(self.nas1_uuid())
+            .join("photos")
     }
 
     pub fn latest(&self) -> PathBuf {
@@ -153,11 +190,13 @@ impl Pair {
     }
 
     pub fn send_rows(&self) -> serde_json::Value {
-        self.nas1.json(&["history", "send", "--json", "--limit", "100"])
+        self.nas1
+            .json(&["history", "send", "--json", "--limit", "100"])
     }
 
     pub fn receive_rows(&self) -> serde_json::Value {
-        self.nas2.json(&["history", "receive", "--json", "--limit", "100"])
+        self.nas2
+            .json(&["history", "receive", "--json", "--limit", "100"])
     }
 }
 
