@@ -82,6 +82,26 @@ async fn full_then_incremental_then_no_change_replicas_equal_the_source() {
     assert_eq!(none["received_uuid"], local.uuid.to_string());
     let latest = std::fs::read_link(pair.latest()).expect("latest is a symlink");
     assert_eq!(latest.to_str(), none["snapshot"].as_str());
+
+    // Status on both sides: a fresh recovery point, nothing failing or in flight.
+    let status = pair.nas1.json(&["status", "--json"]);
+    let task = &status["tasks"][0];
+    assert_eq!(task["task"], "photos");
+    assert!(task["last_success"].is_string(), "{task}");
+    assert!(u64_of(&task["lag_seconds"]) < 120, "{task}");
+    assert_eq!(task["failures_in_a_row"], 0);
+    assert!(task["in_flight"].is_null());
+    assert!(task["next_run"].is_string(), "{task}");
+    let held = pair.nas2.json(&["status", "--json"]);
+    let replica = &held["replicas"][0];
+    assert_eq!(
+        (replica["source"].as_str(), replica["share"].as_str()),
+        (Some("nas1"), Some("photos"))
+    );
+    assert_eq!(replica["newest"], none["snapshot"]);
+    assert_eq!(u64_of(&replica["replicas"]), 3);
+    let text = pair.nas2.ok(&["status"]);
+    assert!(text.contains("SOURCE") && text.contains("photos"), "{text}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -7,12 +7,10 @@ use serde::Serialize;
 
 use super::output::{or_dash, print_json, time, Table};
 use super::{bad_input, Ctx};
+use crate::config::{DEFAULT_DATA_PORT, DEFAULT_META_PORT};
 use crate::identity::{self, Fingerprint};
 use crate::names;
 use crate::store::{Appliance, NewAppliance, Store};
-
-pub const DEFAULT_META_PORT: u16 = 10003;
-pub const DEFAULT_DATA_PORT: u16 = 10002;
 
 #[derive(Debug, Subcommand)]
 pub enum ApplianceCommand {

@@ -7,34 +7,38 @@ use std::net::IpAddr;
 use anyhow::Context;
 use clap::Args;
 
-use super::appliance::{DEFAULT_DATA_PORT, DEFAULT_META_PORT};
 use super::Ctx;
 use crate::receiver::{Config, Receiver};
 
+/// Flags override the config file's `[receiver]` settings, which override the defaults.
 #[derive(Debug, Args)]
 pub struct ReceiverArgs {
-    /// Address to listen on (both ports).
-    #[arg(long, default_value = "0.0.0.0")]
-    listen: IpAddr,
-    /// Meta (control) port; 0 picks a free one, named in the readiness line.
-    #[arg(long, default_value_t = DEFAULT_META_PORT)]
-    meta_port: u16,
-    /// Data (bulk) port; 0 picks a free one, named in the readiness line.
-    #[arg(long, default_value_t = DEFAULT_DATA_PORT)]
-    data_port: u16,
-    /// Receives running at once, over all peers; more are refused as busy.
-    #[arg(long, default_value_t = 4, value_parser = clap::value_parser!(u64).range(1..=1024))]
-    max_receives: u64,
+    /// Address to listen on, both ports [default: 0.0.0.0].
+    #[arg(long)]
+    listen: Option<IpAddr>,
+    /// Meta (control) port; 0 picks a free one, named in the readiness line [default: 10003].
+    #[arg(long)]
+    meta_port: Option<u16>,
+    /// Data (bulk) port; 0 picks a free one, named in the readiness line [default: 10002].
+    #[arg(long)]
+    data_port: Option<u16>,
+    /// Receives running at once, over all peers; more are refused as busy [default: 4].
+    #[arg(long, value_parser = clap::value_parser!(u64).range(1..=1024))]
+    max_receives: Option<u64>,
 }
 
 pub fn run(ctx: &Ctx, args: ReceiverArgs) -> anyhow::Result<()> {
     // Refuses an uninitialized state dir as bad input before anything starts.
     drop(ctx.store()?);
+    let file = &ctx.config.receiver;
     let mut config = Config::new(&ctx.state_dir);
-    config.listen = args.listen;
-    config.meta_port = args.meta_port;
-    config.data_port = args.data_port;
-    config.max_receives = usize::try_from(args.max_receives).unwrap_or(usize::MAX);
+    config.listen = args.listen.unwrap_or(file.listen);
+    config.meta_port = args.meta_port.unwrap_or(file.meta_port);
+    config.data_port = args.data_port.unwrap_or(file.data_port);
+    let max = args.max_receives.unwrap_or(u64::from(file.max_receives));
+    config.max_receives = usize::try_from(max).unwrap_or(usize::MAX);
+    config.handshake_timeout = file.handshake_timeout;
+    config.data_timeout = file.data_timeout;
     let runtime = tokio::runtime::Runtime::new().context("cannot start the async runtime")?;
     runtime.block_on(async {
         let receiver = Receiver::bind(config).await?;

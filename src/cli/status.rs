@@ -46,9 +46,23 @@ struct InFlight {
     bytes_per_second: u64,
 }
 
+/// What this appliance holds as a receiver, per source and share.
+#[derive(Serialize)]
+struct ReplicaStatus {
+    source: String,
+    share: String,
+    pool: String,
+    newest: String,
+    received_at: DateTime<Utc>,
+    /// Now minus `received_at`.
+    age_seconds: i64,
+    replicas: u32,
+}
+
 #[derive(Serialize)]
 struct StatusView {
     tasks: Vec<TaskStatus>,
+    replicas: Vec<ReplicaStatus>,
 }
 
 pub fn run(ctx: &Ctx, args: StatusArgs) -> anyhow::Result<()> {
@@ -59,11 +73,53 @@ pub fn run(ctx: &Ctx, args: StatusArgs) -> anyhow::Result<()> {
         .iter()
         .map(|t| task_status(&store, t, now))
         .collect::<anyhow::Result<Vec<_>>>()?;
-    let status = StatusView { tasks };
+    let replicas = store
+        .newest_replicas()?
+        .into_iter()
+        .map(|(r, count)| ReplicaStatus {
+            age_seconds: (now - r.received_at).num_seconds(),
+            source: r.source,
+            share: r.share,
+            pool: r.pool,
+            newest: r.snapshot,
+            received_at: r.received_at,
+            replicas: count,
+        })
+        .collect();
+    let status = StatusView { tasks, replicas };
     if args.json {
         return print_json(&status);
     }
-    if status.tasks.is_empty() {
+    print_tasks(&status.tasks);
+    if !status.replicas.is_empty() {
+        println!();
+        let mut table = Table::new(&[
+            "SOURCE", "SHARE", "POOL", "REPLICAS", "ARRIVED", "AGE", "NEWEST",
+        ]);
+        for r in &status.replicas {
+            table.row(vec![
+                r.source.clone(),
+                r.share.clone(),
+                r.pool.clone(),
+                r.replicas.to_string(),
+                time(r.received_at),
+                age(r.age_seconds),
+                r.newest.clone(),
+            ]);
+        }
+        table.print();
+    }
+    Ok(())
+}
+
+fn age(seconds: i64) -> String {
+    elapsed(std::time::Duration::from_secs(
+        seconds.max(0).unsigned_abs(),
+    ))
+}
+
+fn print_tasks(tasks: &[TaskStatus]) {
+    if tasks.is_empty() {
         println!("no tasks on this appliance");
     } else {
         let mut table = Table::new(&[
@@ -77,7 +133,7 @@ pub fn run(ctx: &Ctx, args: StatusArgs) -> anyhow::Result<()> {
             "IN FLIGHT",
             "LAST ERROR",
         ]);
-        for t in &status.tasks {
+        for t in tasks {
             table.row(vec![
                 t.task.clone(),
                 t.target.clone(),
@@ -101,7 +157,6 @@ pub fn run(ctx: &Ctx, args: StatusArgs) -> anyhow::Result<()> {
         }
         table.print();
     }
-    Ok(())
 }
 
 fn task_status(store: &Store, task: &Task, now: DateTime<Utc>) -> anyhow::Result<TaskStatus> {

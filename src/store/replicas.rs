@@ -98,6 +98,24 @@ impl Store {
         Ok(rows.collect::<rusqlite::Result<_>>()?)
     }
 
+    /// The newest replica of every (pool, source, share), with how many are
+    /// kept of each: what `ferry status` shows on a receiver.
+    pub fn newest_replicas(&self) -> Result<Vec<(Replica, u32)>> {
+        let conn = self.conn();
+        let mut stmt = conn.prepare(&format!(
+            "SELECT {COLUMNS},
+                (SELECT count(*) FROM replicas o
+                 WHERE o.pool = r.pool AND o.source_uuid = r.source_uuid AND o.share = r.share)
+             FROM replicas r
+             WHERE r.id = (SELECT n.id FROM replicas n
+                 WHERE n.pool = r.pool AND n.source_uuid = r.source_uuid AND n.share = r.share
+                 ORDER BY n.received_at DESC, n.id DESC LIMIT 1)
+             ORDER BY r.source, r.share, r.pool"
+        ))?;
+        let rows = stmt.query_map([], |row| Ok((from_row(row)?, row.get(9)?)))?;
+        Ok(rows.collect::<rusqlite::Result<_>>()?)
+    }
+
     /// Every replica in one pool (startup recovery walks them).
     pub fn pool_replicas(&self, pool: &str) -> Result<Vec<Replica>> {
         let conn = self.conn();
