@@ -2,7 +2,7 @@
 CARGO  ?= cargo
 PREFIX ?= /usr/local
 
-.PHONY: build test lint install deps
+.PHONY: build test lint install deps demo
 
 # What the tests need on a fresh Debian machine: btrfs-progs for real pools,
 # systemd-analyze to verify the units.
@@ -29,5 +29,16 @@ lint:
 test: deps lint
 	$(CARGO) test --locked
 
+# Two appliances on this machine, paired; a full and an incremental send, one
+# scheduled tick, status and histories; then everything it made is removed.
+demo: deps build
+	bash scripts/demo.sh
+
+# The binary, the systemd units (where systemd looks for local units) and the
+# sample config; an existing /etc/ferry/ferry.toml is never overwritten.
 install: build
 	install -D -m 0755 target/release/ferry $(DESTDIR)$(PREFIX)/bin/ferry
+	install -D -m 0644 systemd/ferry-sender.service $(DESTDIR)$(PREFIX)/lib/systemd/system/ferry-sender.service
+	install -D -m 0644 systemd/ferry-receiver.service $(DESTDIR)$(PREFIX)/lib/systemd/system/ferry-receiver.service
+	install -D -m 0644 ferry.toml.sample $(DESTDIR)/etc/ferry/ferry.toml.sample
+	[ -e $(DESTDIR)/etc/ferry/ferry.toml ] || install -m 0644 ferry.toml.sample $(DESTDIR)/etc/ferry/ferry.toml

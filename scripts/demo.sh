@@ -13,7 +13,7 @@ FERRY=${FERRY:-$(cd "$(dirname "$0")/.." && pwd)/target/release/ferry}
 WORK=$(mktemp -d /tmp/ferry-demo.XXXXXX)
 PIDS=()
 cleanup() {
-    local status=$?
+    local status=${1:-$?}
     trap - EXIT INT TERM
     for pid in "${PIDS[@]}"; do kill "$pid" 2>/dev/null || true; done
     for pid in "${PIDS[@]}"; do wait "$pid" 2>/dev/null || true; done
@@ -29,8 +29,8 @@ cleanup() {
     exit "$status"
 }
 trap cleanup EXIT
-trap 'exit 130' INT
-trap 'exit 143' TERM
+trap 'cleanup 130' INT
+trap 'cleanup 143' TERM
 
 step() { printf '\n\033[1m== %s\033[0m\n' "$*"; }
 nas1() { "$FERRY" --state-dir "$WORK/nas1" --config /dev/null "$@"; }
@@ -40,7 +40,7 @@ fingerprint() { "$@" id --json | sed -n 's/.*"fingerprint": *"\([^"]*\)".*/\1/p'
 step "two loop-backed btrfs pools in $WORK"
 for n in nas1 nas2; do
     truncate -s 1G "$WORK/$n.img"
-    mkfs.btrfs -q "$WORK/$n.img"
+    mkfs.btrfs -q "$WORK/$n.img" 2>/dev/null
     mkdir "$WORK/$n-pool"
     mount -o loop "$WORK/$n.img" "$WORK/$n-pool"
 done
@@ -60,7 +60,9 @@ nas2 id
 step "nas2 (target): expose a pool, trust nas1, start the receiver"
 nas2 pool add backup "$WORK/nas2-pool"
 nas2 appliance add nas1 --address 127.0.0.1 --fingerprint "$(fingerprint nas1)"
-nas2 receiver --listen 127.0.0.1 --meta-port 0 --data-port 0 > "$WORK/receiver.out" 2> "$WORK/receiver.log" &
+# Daemons run as direct children (not through a function) so their PIDs are ferry's.
+"$FERRY" --state-dir "$WORK/nas2" --config /dev/null receiver --listen 127.0.0.1 --meta-port 0 --data-port 0 \
+    > "$WORK/receiver.out" 2> "$WORK/receiver.log" &
 PIDS+=($!)
 for _ in $(seq 100); do grep -q listening "$WORK/receiver.out" 2>/dev/null && break; sleep 0.1; done
 grep listening "$WORK/receiver.out" || { echo "demo: the receiver did not start:" >&2; cat "$WORK/receiver.log" >&2; exit 1; }
@@ -70,7 +72,7 @@ DATA=$(sed -n 's/.*data [^ ]*:\([0-9]*\).*/\1/p' "$WORK/receiver.out")
 step "nas1 (source): trust nas2, add two tasks"
 nas1 appliance add nas2 --address 127.0.0.1 --fingerprint "$(fingerprint nas2)" --meta-port "$META" --data-port "$DATA"
 nas1 task add photos --share "$WORK/nas1-pool/photos" --target nas2 --pool backup --frequency 5m
-nas1 task add docs --share "$WORK/nas1-pool/docs" --target nas2 --pool backup --frequency '*/10 * * * *'
+nas1 task add docs --share "$WORK/nas1-pool/docs" --target nas2 --pool backup --frequency 10m
 nas1 task list
 
 step "first run of photos: a full send"
@@ -83,14 +85,16 @@ rm -f "$WORK/nas1-pool/photos/licenses/Artistic"
 nas1 task run photos --progress
 
 step "ferry sender: the scheduler runs docs (never run yet, so due now)"
-nas1 sender > "$WORK/sender.out" 2> "$WORK/sender.log" &
+"$FERRY" --state-dir "$WORK/nas1" --config /dev/null sender > "$WORK/sender.out" 2> "$WORK/sender.log" &
 SENDER=$!
 PIDS+=("$SENDER")
 for _ in $(seq 300); do
-    nas1 history send --task docs --json | grep -q '"status": "succeeded"' && break
+    nas1 history send --task docs --json > "$WORK/docs.json"
+    grep -q '"status": "succeeded"' "$WORK/docs.json" && break
     sleep 0.2
 done
-kill -TERM "$SENDER"; wait "$SENDER" || true
+kill -TERM "$SENDER"
+wait "$SENDER" || true
 grep -E 'send (succeeded|failed)' "$WORK/sender.log" | sed 's/^/  sender log: /' || true
 
 step "ferry status"
