@@ -11,7 +11,7 @@ use std::process::Stdio;
 use std::sync::Arc;
 
 use common::content::{incompressible, populate};
-use common::pair::{Pair, RunningReceiver};
+use common::pair::Pair;
 use ferry::identity::{self, StaticPeers};
 use ferry::sender::{self, Progress, TaskLock};
 use ferry::wire::{self, ChunkReader, Hello, Meta, MetaConn};
@@ -105,9 +105,7 @@ async fn a_target_that_is_down_fails_fast_takes_no_snapshot_and_catches_up_later
     let mut pair = Pair::new(&[]).await;
     populate(&pair.share);
     pair.run_ok().await;
-    let receiver = pair.receiver.take().expect("running");
-    let (meta, data) = (receiver.meta.port(), receiver.data.port());
-    receiver.stop().await;
+    let (meta, data) = pair.stop_receiver().await;
 
     for _ in 0..2 {
         let err = pair.run_failed().await;
@@ -119,7 +117,7 @@ async fn a_target_that_is_down_fails_fast_takes_no_snapshot_and_catches_up_later
         "a run against a down target took a snapshot"
     );
 
-    pair.receiver = Some(RunningReceiver::start(&pair.nas2.state, meta, data).await);
+    pair.restart_receiver(meta, data).await;
     std::fs::write(pair.share.join("while-down"), b"x").expect("write");
     let out = pair.run_ok().await;
     assert!(out.contains("incremental"), "{out}");
@@ -135,9 +133,7 @@ async fn a_receiver_killed_mid_stream_fails_the_run_and_leaves_no_partial() {
     let latest = std::fs::read_link(pair.latest()).expect("latest");
 
     // Swap the in-process receiver for the real daemon, which we can SIGKILL.
-    let receiver = pair.receiver.take().expect("running");
-    let (meta, data) = (receiver.meta.port(), receiver.data.port());
-    receiver.stop().await;
+    let (meta, data) = pair.stop_receiver().await;
     let mut daemon = pair
         .nas2
         .command(&[
@@ -145,9 +141,9 @@ async fn a_receiver_killed_mid_stream_fails_the_run_and_leaves_no_partial() {
             "--listen",
             "127.0.0.1",
             "--meta-port",
-            &meta.to_string(),
+            &meta.port().to_string(),
             "--data-port",
-            &data.to_string(),
+            &data.port().to_string(),
         ])
         .stdout(Stdio::piped())
         .stderr(Stdio::null())
@@ -185,7 +181,7 @@ async fn a_receiver_killed_mid_stream_fails_the_run_and_leaves_no_partial() {
     assert_eq!(std::fs::read_link(pair.latest()).expect("latest"), latest);
 
     // The restarted receiver cleans up: no partial subvolume, the row is failed.
-    pair.receiver = Some(RunningReceiver::start(&pair.nas2.state, meta, data).await);
+    pair.restart_receiver(meta, data).await;
     assert_eq!(
         pair.replicas(),
         before,
@@ -259,9 +255,7 @@ fn which(program: &str) -> String {
 async fn a_receiver_confirming_the_wrong_uuid_is_a_failure() {
     let mut pair = Pair::new(&[]).await;
     populate(&pair.share);
-    let receiver = pair.receiver.take().expect("running");
-    let (meta_port, data_port) = (receiver.meta.port(), receiver.data.port());
-    receiver.stop().await;
+    let (meta, data) = pair.stop_receiver().await;
 
     // A receiver that takes the stream and then confirms a uuid it made up.
     let nas2 = identity::load(&pair.nas2.state).expect("nas2 identity");
@@ -271,12 +265,8 @@ async fn a_receiver_confirming_the_wrong_uuid_is_a_failure() {
     let tls = tokio_rustls::TlsAcceptor::from(
         identity::server_config(&nas2, Arc::new(trusted)).expect("config"),
     );
-    let meta_l = TcpListener::bind(("127.0.0.1", meta_port))
-        .await
-        .expect("bind");
-    let data_l = TcpListener::bind(("127.0.0.1", data_port))
-        .await
-        .expect("bind");
+    let meta_l = TcpListener::bind(meta).await.expect("bind");
+    let data_l = TcpListener::bind(data).await.expect("bind");
     let liar = tokio::spawn(async move {
         let (tcp, _) = meta_l.accept().await?;
         let mut meta = MetaConn::new(tls.accept(tcp).await?);

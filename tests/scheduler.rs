@@ -11,7 +11,7 @@ use std::time::Duration;
 
 use chrono::{TimeDelta, Utc};
 use common::content::{incompressible, populate};
-use common::pair::{Pair, RunningReceiver};
+use common::pair::Pair;
 use ferry::config::SenderSettings;
 use ferry::sender::{Clock, Daemon, DaemonConfig, Event, ManualClock};
 use tokio::io::{AsyncBufReadExt, BufReader};
@@ -160,21 +160,16 @@ async fn tasks_fire_on_schedule_and_follow_cli_edits_without_a_restart() {
 
 /// A receiver address that accepts TCP and then says nothing: runs hang in the
 /// TLS handshake until it lets go.
-async fn silent_target(pair: &mut Pair) -> (tokio::net::TcpListener, u16) {
-    let receiver = pair.receiver.take().expect("running");
-    let port = receiver.meta.port();
-    receiver.stop().await;
-    let listener = tokio::net::TcpListener::bind(("127.0.0.1", port))
-        .await
-        .expect("bind");
-    (listener, port)
+async fn silent_target(pair: &mut Pair) -> tokio::net::TcpListener {
+    let (meta, _) = pair.stop_receiver().await;
+    tokio::net::TcpListener::bind(meta).await.expect("bind")
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_tick_during_a_run_is_recorded_as_skipped() {
     let mut pair = Pair::new(&[]).await;
     populate(&pair.share);
-    let (listener, _) = silent_target(&mut pair).await;
+    let listener = silent_target(&mut pair).await;
     let mut s = Scheduler::start(&pair, 2);
     s.until(|e| matches!(e, Event::Started { .. })).await;
     let (_held, _) = listener.accept().await.expect("the run connects");
@@ -238,7 +233,7 @@ async fn no_more_than_max_sends_run_at_once() {
             "5m",
         ]);
     }
-    let (listener, _) = silent_target(&mut pair).await;
+    let listener = silent_target(&mut pair).await;
     let mut s = Scheduler::start(&pair, 2);
     // Two runs hold the two slots (hanging in the handshake); three wait.
     let mut held = Vec::new();
@@ -266,9 +261,7 @@ async fn a_target_down_then_up_backs_off_without_piling_snapshots_then_catches_u
     let mut pair = Pair::new(&[]).await;
     populate(&pair.share);
     pair.run_ok().await;
-    let receiver = pair.receiver.take().expect("running");
-    let (meta, data) = (receiver.meta.port(), receiver.data.port());
-    receiver.stop().await;
+    let (meta, data) = pair.stop_receiver().await;
 
     let mut s = Scheduler::start(&pair, 2);
     s.advance(TimeDelta::minutes(5)).await;
@@ -302,7 +295,7 @@ async fn a_target_down_then_up_backs_off_without_piling_snapshots_then_catches_u
     assert!(retries[0] <= TimeDelta::seconds(60), "{retries:?}");
     assert!(retries[1] > retries[0], "{retries:?}");
 
-    pair.receiver = Some(RunningReceiver::start(&pair.nas2.state, meta, data).await);
+    pair.restart_receiver(meta, data).await;
     std::fs::write(pair.share.join("while-down"), b"x").expect("write");
     s.advance(next - s.clock.now()).await;
     assert_eq!(
@@ -351,7 +344,7 @@ async fn sigterm_mid_transfer_fails_the_row_and_exits_in_time() {
     assert_eq!(rows[0]["status"], "failed", "{rows}");
     assert_eq!(rows[0]["error"], "interrupted by shutdown");
     // The receiver discards the partial; once it has stopped, nothing half-received remains.
-    pair.receiver.take().expect("running").stop().await;
+    pair.stop_receiver().await;
     assert!(
         pair.replicas().is_empty(),
         "a partial stayed: {:?}",

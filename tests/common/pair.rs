@@ -2,13 +2,10 @@
 //! `photos` from its pool to nas2's pool `backup`, with nas2's receiver running
 //! in-process on 127.0.0.1 (real TLS, real btrfs).
 
-use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 
-use ferry::receiver::{Config, Receiver};
-use tokio::sync::oneshot;
-use tokio::task::JoinHandle;
-
+use super::daemon::Daemon;
 use super::ferry::Node;
 use super::{require_root_and_btrfs, TestPool};
 
@@ -16,47 +13,10 @@ pub struct Pair {
     pub nas1: Node,
     pub nas2: Node,
     pub share: PathBuf,
-    pub receiver: Option<RunningReceiver>,
+    pub receiver: Option<Daemon>,
     // Pools last: they unmount after the daemon and nodes are gone.
     pub src: TestPool,
     pub dst: TestPool,
-}
-
-/// A receiver serving on the test's runtime until `stop`.
-pub struct RunningReceiver {
-    pub meta: SocketAddr,
-    pub data: SocketAddr,
-    shutdown: oneshot::Sender<()>,
-    handle: JoinHandle<Result<(), ferry::receiver::Error>>,
-}
-
-impl RunningReceiver {
-    pub async fn start(state: &Path, meta_port: u16, data_port: u16) -> RunningReceiver {
-        let mut config = Config::new(state.to_path_buf());
-        config.listen = IpAddr::V4(Ipv4Addr::LOCALHOST);
-        config.meta_port = meta_port;
-        config.data_port = data_port;
-        let receiver = Receiver::bind(config).await.expect("bind the receiver");
-        let (meta, data) = (receiver.meta_addr(), receiver.data_addr());
-        let (shutdown, stop) = oneshot::channel::<()>();
-        let handle = tokio::spawn(receiver.serve(async {
-            let _ = stop.await;
-        }));
-        RunningReceiver {
-            meta,
-            data,
-            shutdown,
-            handle,
-        }
-    }
-
-    pub async fn stop(self) {
-        let _ = self.shutdown.send(());
-        self.handle
-            .await
-            .expect("receiver task")
-            .expect("receiver stopped cleanly");
-    }
 }
 
 impl Pair {
@@ -81,7 +41,7 @@ impl Pair {
             "--fingerprint",
             &fp1,
         ]);
-        let receiver = RunningReceiver::start(&nas2.state, 0, 0).await;
+        let receiver = Daemon::start(&nas2.state, |_| {}).await;
         let fp2 = nas2.fingerprint();
         let (meta, data) = (
             receiver.meta.port().to_string(),
@@ -124,6 +84,24 @@ impl Pair {
             src,
             dst,
         }
+    }
+
+    /// Starts nas2's receiver again on the ports nas1 knows.
+    pub async fn restart_receiver(&mut self, meta: SocketAddr, data: SocketAddr) {
+        let daemon = Daemon::start(&self.nas2.state, |c| {
+            c.meta_port = meta.port();
+            c.data_port = data.port();
+        })
+        .await;
+        self.receiver = Some(daemon);
+    }
+
+    /// Stops nas2's receiver; returns its addresses for `restart_receiver`.
+    pub async fn stop_receiver(&mut self) -> (SocketAddr, SocketAddr) {
+        let daemon = self.receiver.take().expect("the receiver is running");
+        let addrs = (daemon.meta, daemon.data);
+        daemon.stop().await;
+        addrs
     }
 
     /// `ferry task run photos` through the real binary, without blocking the
