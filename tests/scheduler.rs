@@ -94,6 +94,19 @@ impl Scheduler {
     }
 }
 
+/// Reads a daemon's log until a line contains `needle`: its readiness signal.
+async fn line_with<R: tokio::io::AsyncBufRead + Unpin>(
+    log: &mut tokio::io::Lines<R>,
+    needle: &str,
+) -> String {
+    while let Some(line) = log.next_line().await.expect("read the log") {
+        if line.contains(needle) {
+            return line;
+        }
+    }
+    panic!("the log ended before a line with {needle:?}");
+}
+
 fn statuses(pair: &Pair, task: &str) -> Vec<String> {
     pair.nas1
         .json(&[
@@ -326,11 +339,7 @@ async fn sigterm_mid_transfer_fails_the_row_and_exits_in_time() {
         .spawn()
         .expect("start ferry sender");
     let mut log = BufReader::new(daemon.stderr.take().expect("stderr")).lines();
-    while let Some(line) = log.next_line().await.expect("read the log") {
-        if line.contains("streaming") {
-            break;
-        }
-    }
+    line_with(&mut log, "streaming").await;
     let pid = nix::unistd::Pid::from_raw(i32::try_from(daemon.id().expect("pid")).expect("pid"));
     let asked = std::time::Instant::now();
     nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGTERM).expect("SIGTERM");
@@ -350,4 +359,102 @@ async fn sigterm_mid_transfer_fails_the_row_and_exits_in_time() {
         "a partial stayed: {:?}",
         pair.replicas()
     );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rows_a_crash_left_running_are_failed_at_start_unless_their_run_is_alive() {
+    let pair = Pair::new(&[]).await;
+    populate(&pair.share);
+    let docs = pair.src.subvolume("docs");
+    pair.nas1.ok(&[
+        "task",
+        "add",
+        "docs",
+        "--share",
+        docs.to_str().expect("utf8"),
+        "--target",
+        "nas2",
+        "--pool",
+        "backup",
+        "--frequency",
+        "1h",
+    ]);
+    let store = pair.nas1.store();
+    let row = |task| ferry::store::NewSend {
+        task_id: None,
+        task,
+        target: "nas2",
+        share: task,
+    };
+    // photos: its process died mid-run. docs: a `ferry task run` is still going.
+    let dead = store.begin_send(&row("photos")).expect("row");
+    let alive = store.begin_send(&row("docs")).expect("row");
+    let _running = ferry::sender::TaskLock::try_acquire(&pair.nas1.state, "docs")
+        .expect("lock")
+        .expect("free");
+
+    let mut s = Scheduler::start(&pair, 2);
+    s.until(|e| matches!(e, Event::Loaded { .. })).await;
+    let rows = pair.send_rows();
+    let by_id = |id: i64| {
+        rows.as_array()
+            .expect("rows")
+            .iter()
+            .find(|r| r["id"] == id)
+            .cloned()
+            .expect("row")
+    };
+    assert_eq!(by_id(dead)["status"], "failed");
+    assert!(by_id(dead)["error"]
+        .as_str()
+        .is_some_and(|e| e.contains("interrupted")));
+    assert_eq!(
+        by_id(alive)["status"],
+        "running",
+        "a live run's row was failed"
+    );
+    s.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sighup_reloads_the_config_and_a_bad_one_is_kept_out() {
+    let pair = Pair::new(&[]).await;
+    let dir = tempfile::tempdir().expect("tmp");
+    let config = dir.path().join("ferry.toml");
+    std::fs::write(&config, "[sender]\nmax_sends = 1\n").expect("write");
+    let mut daemon = pair
+        .nas1
+        .command(&["sender", "--config", config.to_str().expect("utf8")])
+        .env("FERRY_LOG", "info")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("start ferry sender");
+    let mut out = BufReader::new(daemon.stdout.take().expect("stdout")).lines();
+    let ready = out
+        .next_line()
+        .await
+        .expect("read")
+        .expect("a readiness line");
+    assert!(ready.contains("1 task(s) scheduled"), "{ready}");
+    let mut log = BufReader::new(daemon.stderr.take().expect("stderr")).lines();
+    let pid = nix::unistd::Pid::from_raw(i32::try_from(daemon.id().expect("pid")).expect("pid"));
+    let hup = || nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGHUP).expect("SIGHUP");
+
+    std::fs::write(&config, "[sender]\nmax_sends = 3\n").expect("write");
+    hup();
+    let line = line_with(&mut log, "sender settings reloaded").await;
+    assert!(line.contains("max_sends=3"), "{line}");
+
+    std::fs::write(&config, "[sender]\nmax_sendz = 3\n").expect("write");
+    hup();
+    let line = line_with(&mut log, "configuration not reloaded").await;
+    assert!(line.contains("max_sendz"), "the bad key is named: {line}");
+
+    nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGTERM).expect("SIGTERM");
+    let status = tokio::time::timeout(Duration::from_secs(10), daemon.wait())
+        .await
+        .expect("exits in time")
+        .expect("wait");
+    assert!(status.success(), "{status:?}");
 }
