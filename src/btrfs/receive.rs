@@ -61,6 +61,7 @@ impl Receive {
                 source: io::Error::other("stdin/stdout/stderr pipes missing"),
             });
         };
+        super::widen_pipe(std::os::fd::AsFd::as_fd(&stdin));
         Ok(Receive {
             command: line,
             dest: dest_dir.to_path_buf(),

@@ -66,6 +66,7 @@ fn stream(mut cmd: tokio::process::Command, line: String) -> Result<SendStream, 
             source: io::Error::other("stdout/stderr pipes missing"),
         });
     };
+    super::widen_pipe(std::os::fd::AsFd::as_fd(&stdout));
     Ok(SendStream {
         command: line,
         state: State::Streaming(Box::new(Running {

@@ -118,10 +118,16 @@ async fn fill<R: AsyncRead + Unpin>(
     Ok(())
 }
 
+/// Bytes per compressibility sample (see `ChunkWriter::worth_compressing`).
+const PROBE: usize = 16 * 1024;
+
 /// Sending half of a data connection.
 pub struct ChunkWriter<W> {
     w: W,
     compressor: Option<Compressor<'static>>,
+    /// zstd's fastest level, run on samples to skip chunks that will not shrink.
+    probe: Option<Compressor<'static>>,
+    pbuf: Vec<u8>,
     counters: Counters,
     zbuf: Vec<u8>,
     inbuf: Vec<u8>,
@@ -131,13 +137,18 @@ impl<W: AsyncWrite + Unpin> ChunkWriter<W> {
     /// `level` 0 sends everything raw; any other value is a zstd level
     /// (negative ones are zstd's fast levels).
     pub fn new(w: W, offset: u64, level: i32) -> Result<Self, Error> {
-        let compressor = match level {
-            0 => None,
-            l => Some(Compressor::new(l).map_err(Error::Zstd)?),
+        let (compressor, probe) = match level {
+            0 => (None, None),
+            l => (
+                Some(Compressor::new(l).map_err(Error::Zstd)?),
+                Some(Compressor::new(1).map_err(Error::Zstd)?),
+            ),
         };
         Ok(ChunkWriter {
             w,
             compressor,
+            probe,
+            pbuf: Vec::new(),
             counters: Counters::new(offset),
             zbuf: Vec::new(),
             inbuf: Vec::new(),
@@ -164,7 +175,8 @@ impl<W: AsyncWrite + Unpin> ChunkWriter<W> {
                 max: MAX_CHUNK,
             })?;
         let mut codec = Codec::Raw;
-        if let Some(c) = self.compressor.as_mut() {
+        let worth_it = self.worth_compressing(data)?;
+        if let Some(c) = self.compressor.as_mut().filter(|_| worth_it) {
             self.zbuf.clear();
             self.zbuf
                 .reserve(zstd::zstd_safe::compress_bound(data.len()));
@@ -193,6 +205,32 @@ impl<W: AsyncWrite + Unpin> ChunkWriter<W> {
         self.counters
             .record(data, codec, CHUNK_HEADER + payload.len())?;
         Ok(codec)
+    }
+
+    /// Whether compressing `data` is likely to pay. Trying zstd on a chunk of
+    /// already-compressed media costs as much CPU as the rest of the pipeline
+    /// together, so two samples are first compressed at zstd's fastest level;
+    /// if neither shrinks by a tenth, the chunk goes raw.
+    fn worth_compressing(&mut self, data: &[u8]) -> Result<bool, Error> {
+        let Some(probe) = self.probe.as_mut() else {
+            return Ok(false);
+        };
+        if data.len() < 4 * PROBE {
+            return Ok(true);
+        }
+        let middle = data.len() / 2;
+        for sample in [&data[..PROBE], &data[middle..middle + PROBE]] {
+            self.pbuf.clear();
+            self.pbuf
+                .reserve(zstd::zstd_safe::compress_bound(sample.len()));
+            let n = probe
+                .compress_to_buffer(sample, &mut self.pbuf)
+                .map_err(Error::Zstd)?;
+            if n * 10 < sample.len() * 9 {
+                return Ok(true);
+            }
+        }
+        Ok(false)
     }
 
     /// Sends everything `r` yields in [`CHUNK_SIZE`] chunks, filling each
