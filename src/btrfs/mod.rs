@@ -270,6 +270,20 @@ where
     })
 }
 
+/// Size asked for the pipes to and from btrfs send and receive. The default
+/// 64 KiB makes ferry and btrfs take turns; 1 MiB (the usual
+/// /proc/sys/fs/pipe-max-size) lets a whole chunk sit in the pipe while both
+/// sides work.
+const PIPE_SIZE: i32 = 1 << 20;
+
+/// Widens a pipe to [`PIPE_SIZE`]; best effort, as a smaller pipe only costs speed.
+pub(crate) fn widen_pipe(fd: std::os::fd::BorrowedFd<'_>) {
+    use nix::fcntl::{fcntl, FcntlArg};
+    if let Err(e) = fcntl(fd, FcntlArg::F_SETPIPE_SZ(PIPE_SIZE)) {
+        tracing::debug!(error = %e, "cannot widen a pipe to btrfs; keeping its size");
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -288,19 +302,5 @@ mod tests {
             "{e}"
         );
         assert_eq!(e.command(), Some("btrfs x"));
-    }
-}
-
-/// Size asked for the pipes to and from btrfs send and receive. The default
-/// 64 KiB makes ferry and btrfs take turns; 1 MiB (the usual
-/// /proc/sys/fs/pipe-max-size) lets a whole chunk sit in the pipe while both
-/// sides work.
-const PIPE_SIZE: i32 = 1 << 20;
-
-/// Widens a pipe to [`PIPE_SIZE`]; best effort, as a smaller pipe only costs speed.
-pub(crate) fn widen_pipe(fd: std::os::fd::BorrowedFd<'_>) {
-    use nix::fcntl::{fcntl, FcntlArg};
-    if let Err(e) = fcntl(fd, FcntlArg::F_SETPIPE_SZ(PIPE_SIZE)) {
-        tracing::debug!(error = %e, "cannot widen a pipe to btrfs; keeping its size");
     }
 }
