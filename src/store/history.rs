@@ -6,7 +6,6 @@ use std::str::FromStr;
 
 use chrono::{DateTime, Utc};
 use rusqlite::types::{FromSql, FromSqlError, FromSqlResult, ToSql, ToSqlOutput, ValueRef};
-use rusqlite::{OptionalExtension, Row};
 use serde::Serialize;
 use uuid::Uuid;
 
@@ -128,9 +127,20 @@ pub struct ReceiveFilter<'a> {
     pub limit: Option<u32>,
 }
 
+/// How a row is closed.
+#[derive(Debug, Clone)]
+pub struct Finish<'a> {
+    pub status: Status,
+    /// Required for failures and skips: no silent outcome.
+    pub error: Option<&'a str>,
+    pub received_uuid: Option<Uuid>,
+    /// Final (stream, wire) byte counts, when the caller has them.
+    pub bytes: Option<(u64, u64)>,
+}
+
 /// The two history tables share their lifecycle columns; these name them.
 #[derive(Clone, Copy)]
-enum Table {
+pub(super) enum Table {
     Send,
     Receive,
 }
@@ -144,208 +154,8 @@ impl Table {
     }
 }
 
-const SEND_COLUMNS: &str = "id, task, target, share, snapshot, parent, kind, status, error,
-    started_at, ended_at, stream_bytes, wire_bytes, received_uuid";
-const RECEIVE_COLUMNS: &str = "id, source, source_uuid, share, pool, snapshot, parent, kind,
-    status, error, started_at, ended_at, stream_bytes, wire_bytes, received_uuid";
-
-fn send_row(r: &Row<'_>) -> rusqlite::Result<SendRow> {
-    Ok(SendRow {
-        id: r.get(0)?,
-        task: r.get(1)?,
-        target: r.get(2)?,
-        share: r.get(3)?,
-        snapshot: r.get(4)?,
-        parent: r.get(5)?,
-        kind: r.get(6)?,
-        status: r.get(7)?,
-        error: r.get(8)?,
-        started_at: r.get::<_, Ts>(9)?.0,
-        ended_at: r.get::<_, Option<Ts>>(10)?.map(|t| t.0),
-        stream_bytes: r.get(11)?,
-        wire_bytes: r.get(12)?,
-        received_uuid: r.get::<_, Option<DbUuid>>(13)?.map(|u| u.0),
-    })
-}
-
-fn receive_row(r: &Row<'_>) -> rusqlite::Result<ReceiveRow> {
-    Ok(ReceiveRow {
-        id: r.get(0)?,
-        source: r.get(1)?,
-        source_uuid: r.get::<_, Option<DbUuid>>(2)?.map(|u| u.0),
-        share: r.get(3)?,
-        pool: r.get(4)?,
-        snapshot: r.get(5)?,
-        parent: r.get(6)?,
-        kind: r.get(7)?,
-        status: r.get(8)?,
-        error: r.get(9)?,
-        started_at: r.get::<_, Ts>(10)?.0,
-        ended_at: r.get::<_, Option<Ts>>(11)?.map(|t| t.0),
-        stream_bytes: r.get(12)?,
-        wire_bytes: r.get(13)?,
-        received_uuid: r.get::<_, Option<DbUuid>>(14)?.map(|u| u.0),
-    })
-}
-
 impl Store {
-    /// Opens a `running` send row; every attempt gets one before anything can fail.
-    pub fn begin_send(&self, s: &NewSend<'_>) -> Result<i64> {
-        self.conn().execute(
-            "INSERT INTO send_history (task_id, task, target, share, status, started_at)
-             VALUES (?1, ?2, ?3, ?4, 'running', ?5)",
-            (s.task_id, s.task, s.target, s.share, Ts(super::now())),
-        )?;
-        Ok(self.conn().last_insert_rowid())
-    }
-
-    /// Records a tick that did not run (say, the previous run was still going).
-    pub fn skipped_send(&self, s: &NewSend<'_>, reason: &str) -> Result<i64> {
-        let now = Ts(super::now());
-        self.conn().execute(
-            "INSERT INTO send_history (task_id, task, target, share, status, error, started_at, ended_at)
-             VALUES (?1, ?2, ?3, ?4, 'skipped', ?5, ?6, ?6)",
-            (s.task_id, s.task, s.target, s.share, reason, now),
-        )?;
-        Ok(self.conn().last_insert_rowid())
-    }
-
-    /// Records what a send will carry, once the plan is known.
-    pub fn set_send_plan(
-        &self,
-        id: i64,
-        snapshot: &str,
-        parent: Option<&str>,
-        kind: Kind,
-    ) -> Result<()> {
-        self.conn().execute(
-            "UPDATE send_history SET snapshot = ?2, parent = ?3, kind = ?4 WHERE id = ?1",
-            (id, snapshot, parent, kind),
-        )?;
-        Ok(())
-    }
-
-    pub fn begin_receive(&self, r: &NewReceive<'_>) -> Result<i64> {
-        self.conn().execute(
-            "INSERT INTO receive_history (source, source_uuid, share, pool, snapshot, parent, kind,
-                status, started_at)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, 'running', ?8)",
-            rusqlite::params![
-                r.source,
-                r.source_uuid.map(DbUuid),
-                r.share,
-                r.pool,
-                r.snapshot,
-                r.parent,
-                r.kind,
-                Ts(super::now()),
-            ],
-        )?;
-        Ok(self.conn().last_insert_rowid())
-    }
-
-    pub fn set_send_progress(&self, id: i64, stream_bytes: u64, wire_bytes: u64) -> Result<()> {
-        self.set_progress(Table::Send, id, stream_bytes, wire_bytes)
-    }
-
-    pub fn set_receive_progress(&self, id: i64, stream_bytes: u64, wire_bytes: u64) -> Result<()> {
-        self.set_progress(Table::Receive, id, stream_bytes, wire_bytes)
-    }
-
-    /// Closes a send row. `error` is required for failures: no silent outcome.
-    pub fn finish_send(
-        &self,
-        id: i64,
-        status: Status,
-        error: Option<&str>,
-        received_uuid: Option<Uuid>,
-    ) -> Result<()> {
-        self.finish(Table::Send, id, status, error, received_uuid)
-    }
-
-    pub fn finish_receive(
-        &self,
-        id: i64,
-        status: Status,
-        error: Option<&str>,
-        received_uuid: Option<Uuid>,
-    ) -> Result<()> {
-        self.finish(Table::Receive, id, status, error, received_uuid)
-    }
-
-    /// Marks rows a crashed process left `running` as failed; returns how many.
-    pub fn fail_running_sends(&self, reason: &str) -> Result<usize> {
-        self.fail_running(Table::Send, reason)
-    }
-
-    pub fn fail_running_receives(&self, reason: &str) -> Result<usize> {
-        self.fail_running(Table::Receive, reason)
-    }
-
-    /// Running send rows as (id, task): the daemon fails those whose task lock is
-    /// free at start (their process died), and leaves a live CLI run's row alone.
-    pub fn running_sends(&self) -> Result<Vec<(i64, String)>> {
-        let conn = self.conn();
-        let mut stmt =
-            conn.prepare("SELECT id, task FROM send_history WHERE status = 'running' ORDER BY id")?;
-        let rows = stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?;
-        Ok(rows.collect::<rusqlite::Result<_>>()?)
-    }
-
-    /// When the task's newest send attempt started (schedules count from it).
-    pub fn last_send_started(&self, task: &str) -> Result<Option<DateTime<Utc>>> {
-        let t: Option<Ts> = self
-            .conn()
-            .query_row(
-                "SELECT started_at FROM send_history WHERE task = ?1 AND status != 'skipped'
-                 ORDER BY id DESC LIMIT 1",
-                [task],
-                |r| r.get(0),
-            )
-            .optional()?;
-        Ok(t.map(|t| t.0))
-    }
-
-    /// Send rows, newest first.
-    pub fn send_history(&self, f: &SendFilter<'_>) -> Result<Vec<SendRow>> {
-        let conn = self.conn();
-        let mut stmt = conn.prepare(&format!(
-            "SELECT {SEND_COLUMNS} FROM send_history
-             WHERE ?1 IS NULL OR task = ?1 ORDER BY id DESC LIMIT ?2"
-        ))?;
-        let rows = stmt.query_map((f.task, limit(f.limit)), send_row)?;
-        Ok(rows.collect::<rusqlite::Result<_>>()?)
-    }
-
-    /// Receive rows, newest first.
-    pub fn receive_history(&self, f: &ReceiveFilter<'_>) -> Result<Vec<ReceiveRow>> {
-        let conn = self.conn();
-        let mut stmt = conn.prepare(&format!(
-            "SELECT {RECEIVE_COLUMNS} FROM receive_history
-             WHERE ?1 IS NULL OR source = ?1 ORDER BY id DESC LIMIT ?2"
-        ))?;
-        let rows = stmt.query_map((f.source, limit(f.limit)), receive_row)?;
-        Ok(rows.collect::<rusqlite::Result<_>>()?)
-    }
-
-    /// Whether any send row names this task (a deleted task's history is still asked for).
-    pub fn has_send_history(&self, task: &str) -> Result<bool> {
-        Ok(self.conn().query_row(
-            "SELECT EXISTS (SELECT 1 FROM send_history WHERE task = ?1)",
-            [task],
-            |r| r.get(0),
-        )?)
-    }
-
-    pub fn has_receive_history(&self, source: &str) -> Result<bool> {
-        Ok(self.conn().query_row(
-            "SELECT EXISTS (SELECT 1 FROM receive_history WHERE source = ?1)",
-            [source],
-            |r| r.get(0),
-        )?)
-    }
-
-    fn set_progress(&self, t: Table, id: i64, stream: u64, wire: u64) -> Result<()> {
+    pub(super) fn set_progress(&self, t: Table, id: i64, stream: u64, wire: u64) -> Result<()> {
         self.conn().execute(
             &format!(
                 "UPDATE {} SET stream_bytes = ?2, wire_bytes = ?3 WHERE id = ?1",
@@ -356,54 +166,45 @@ impl Store {
         Ok(())
     }
 
-    fn finish(
-        &self,
-        t: Table,
-        id: i64,
-        status: Status,
-        error: Option<&str>,
-        received_uuid: Option<Uuid>,
-    ) -> Result<()> {
-        let error = match (status, error) {
+    /// Closes a row that is still `running`; returns false when it was already
+    /// closed (say, by a daemon that took it for a crash's leftover), which is
+    /// then left as it was.
+    pub(super) fn finish(&self, t: Table, id: i64, f: &Finish<'_>) -> Result<bool> {
+        let error = match (f.status, f.error) {
             (Status::Failed | Status::Skipped, None) => Some("no reason recorded"),
             (_, e) => e,
         };
-        self.conn().execute(
+        let (stream, wire) = f.bytes.map_or((None, None), |(s, w)| (Some(s), Some(w)));
+        let n = self.conn().execute(
             &format!(
-                "UPDATE {} SET status = ?2, error = ?3, received_uuid = ?4, ended_at = ?5
-                 WHERE id = ?1",
+                "UPDATE {} SET status = ?2, error = ?3, received_uuid = ?4, ended_at = ?5,
+                     stream_bytes = coalesce(?6, stream_bytes), wire_bytes = coalesce(?7, wire_bytes)
+                 WHERE id = ?1 AND status = 'running'",
                 t.name()
             ),
-            (
+            rusqlite::params![
                 id,
-                status,
+                f.status,
                 error,
-                received_uuid.map(DbUuid),
+                f.received_uuid.map(DbUuid),
                 Ts(super::now()),
-            ),
+                stream,
+                wire,
+            ],
         )?;
-        Ok(())
-    }
-
-    fn fail_running(&self, t: Table, reason: &str) -> Result<usize> {
-        Ok(self.conn().execute(
-            &format!(
-                "UPDATE {} SET status = 'failed', error = ?1, ended_at = ?2
-                 WHERE status = 'running'",
-                t.name()
-            ),
-            (reason, Ts(super::now())),
-        )?)
+        Ok(n > 0)
     }
 }
 
 /// SQLite's "no limit" is -1.
-fn limit(limit: Option<u32>) -> i64 {
+pub(super) fn limit(limit: Option<u32>) -> i64 {
     limit.map_or(-1, i64::from)
 }
 
 #[cfg(test)]
 mod tests {
+    use std::collections::HashSet;
+
     use super::super::in_memory;
     use super::*;
 
@@ -457,16 +258,44 @@ mod tests {
     }
 
     #[test]
-    fn rows_left_running_by_a_crash_are_failed_at_start() {
+    fn a_closed_row_is_never_closed_again() {
+        // Pins: a daemon failing "orphaned" rows must not overwrite a run that
+        // finished between its look and its write.
+        let store = in_memory();
+        let id = store.begin_send(&send("a")).expect("begin");
+        assert!(store
+            .finish_send(id, Status::Succeeded, None, Some(Uuid::new_v4()))
+            .expect("finish"));
+        assert!(!store
+            .finish_send(id, Status::Failed, Some("orphan"), None)
+            .expect("second finish"));
+        let rows = store.send_history(&SendFilter::default()).expect("list");
+        assert_eq!((rows[0].status, rows[0].error.as_deref()), (Status::Succeeded, None));
+    }
+
+    #[test]
+    fn running_rows_receive_crash_recovery_and_confirmed_uuids() {
         let store = in_memory();
         let done = store.begin_send(&send("a")).expect("begin");
+        let u = Uuid::new_v4();
         store
-            .finish_send(done, Status::Succeeded, None, None)
+            .finish_send_counted(
+                done,
+                &Finish {
+                    status: Status::Succeeded,
+                    error: None,
+                    received_uuid: Some(u),
+                    bytes: Some((10, 5)),
+                },
+            )
             .expect("finish");
-        store.begin_send(&send("a")).expect("begin");
-        store
-            .skipped_send(&send("a"), "previous run still going")
-            .expect("skip");
+        let running = store.begin_send(&send("a")).expect("begin");
+        store.skipped_send(&send("a"), "previous run still going").expect("skip");
+        assert_eq!(store.running_sends().expect("q"), vec![(running, "a".to_string())]);
+        assert_eq!(store.confirmed_uuids("a").expect("q"), HashSet::from([u]));
+        assert!(store.confirmed_uuids("b").expect("q").is_empty());
+        let rows = store.send_history(&SendFilter::default()).expect("list");
+        assert_eq!((rows[2].stream_bytes, rows[2].wire_bytes), (10, 5));
         store
             .begin_receive(&NewReceive {
                 source: "nas1",
@@ -478,19 +307,9 @@ mod tests {
                 kind: Kind::Full,
             })
             .expect("receive");
-        assert_eq!(store.fail_running_sends("crashed").expect("fail"), 1);
         assert_eq!(store.fail_running_receives("crashed").expect("fail"), 1);
-        let rows = store.send_history(&SendFilter::default()).expect("list");
-        let statuses: Vec<_> = rows.iter().map(|r| r.status).collect();
-        assert_eq!(
-            statuses,
-            [Status::Skipped, Status::Failed, Status::Succeeded]
-        );
-        assert_eq!(rows[1].error.as_deref(), Some("crashed"));
-        let rx = store
-            .receive_history(&ReceiveFilter::default())
-            .expect("list");
-        assert_eq!(rx[0].status, Status::Failed);
+        let rx = store.receive_history(&ReceiveFilter::default()).expect("list");
+        assert_eq!((rx[0].status, rx[0].error.as_deref()), (Status::Failed, Some("crashed")));
     }
 
     #[test]

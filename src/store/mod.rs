@@ -5,7 +5,9 @@ mod appliances;
 mod history;
 mod local;
 mod pools;
+mod receives;
 mod replicas;
+mod sends;
 mod tasks;
 
 use std::path::{Path, PathBuf};
@@ -21,7 +23,7 @@ use thiserror::Error;
 
 pub use appliances::{Appliance, NewAppliance};
 pub use history::{
-    Kind, NewReceive, NewSend, ReceiveFilter, ReceiveRow, SendFilter, SendRow, Status,
+    Finish, Kind, NewReceive, NewSend, ReceiveFilter, ReceiveRow, SendFilter, SendRow, Status,
 };
 pub use local::LocalIdentity;
 pub use pools::Pool;

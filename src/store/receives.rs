@@ -1,0 +1,105 @@
+//! Receive history rows: one per attempt on this appliance, opened `running` and
+//! finished once (a verified receive is closed with its replica, in `replicas`).
+
+use rusqlite::Row;
+use uuid::Uuid;
+
+use super::history::{limit, Finish, NewReceive, ReceiveFilter, ReceiveRow, Status, Table};
+use super::{DbUuid, Result, Store, Ts};
+
+const COLUMNS: &str = "id, source, source_uuid, share, pool, snapshot, parent, kind,
+    status, error, started_at, ended_at, stream_bytes, wire_bytes, received_uuid";
+
+fn from_row(r: &Row<'_>) -> rusqlite::Result<ReceiveRow> {
+    Ok(ReceiveRow {
+        id: r.get(0)?,
+        source: r.get(1)?,
+        source_uuid: r.get::<_, Option<DbUuid>>(2)?.map(|u| u.0),
+        share: r.get(3)?,
+        pool: r.get(4)?,
+        snapshot: r.get(5)?,
+        parent: r.get(6)?,
+        kind: r.get(7)?,
+        status: r.get(8)?,
+        error: r.get(9)?,
+        started_at: r.get::<_, Ts>(10)?.0,
+        ended_at: r.get::<_, Option<Ts>>(11)?.map(|t| t.0),
+        stream_bytes: r.get(12)?,
+        wire_bytes: r.get(13)?,
+        received_uuid: r.get::<_, Option<DbUuid>>(14)?.map(|u| u.0),
+    })
+}
+
+impl Store {
+    pub fn begin_receive(&self, r: &NewReceive<'_>) -> Result<i64> {
+        Ok(self.conn().query_row(
+            "INSERT INTO receive_history (source, source_uuid, share, pool, snapshot, parent, kind,
+                status, started_at)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, 'running', ?8) RETURNING id",
+            rusqlite::params![
+                r.source,
+                r.source_uuid.map(DbUuid),
+                r.share,
+                r.pool,
+                r.snapshot,
+                r.parent,
+                r.kind,
+                Ts(super::now()),
+            ],
+            |row| row.get(0),
+        )?)
+    }
+
+    pub fn set_receive_progress(&self, id: i64, stream_bytes: u64, wire_bytes: u64) -> Result<()> {
+        self.set_progress(Table::Receive, id, stream_bytes, wire_bytes)
+    }
+
+    /// Closes a running receive row; a row already closed is left as it is.
+    pub fn finish_receive(
+        &self,
+        id: i64,
+        status: Status,
+        error: Option<&str>,
+        received_uuid: Option<Uuid>,
+    ) -> Result<bool> {
+        self.finish(
+            Table::Receive,
+            id,
+            &Finish {
+                status,
+                error,
+                received_uuid,
+                bytes: None,
+            },
+        )
+    }
+
+    /// Marks rows a crashed receiver left `running` as failed; returns how many.
+    /// Only the receiver calls this, at start, when no receive of its can be alive.
+    pub fn fail_running_receives(&self, reason: &str) -> Result<usize> {
+        Ok(self.conn().execute(
+            "UPDATE receive_history SET status = 'failed', error = ?1, ended_at = ?2
+             WHERE status = 'running'",
+            (reason, Ts(super::now())),
+        )?)
+    }
+
+    /// Receive rows, newest first.
+    pub fn receive_history(&self, f: &ReceiveFilter<'_>) -> Result<Vec<ReceiveRow>> {
+        let conn = self.conn();
+        let mut stmt = conn.prepare(&format!(
+            "SELECT {COLUMNS} FROM receive_history
+             WHERE ?1 IS NULL OR source = ?1 ORDER BY id DESC LIMIT ?2"
+        ))?;
+        let rows = stmt.query_map((f.source, limit(f.limit)), from_row)?;
+        Ok(rows.collect::<rusqlite::Result<_>>()?)
+    }
+
+    pub fn has_receive_history(&self, source: &str) -> Result<bool> {
+        Ok(self.conn().query_row(
+            "SELECT EXISTS (SELECT 1 FROM receive_history WHERE source = ?1)",
+            [source],
+            |r| r.get(0),
+        )?)
+    }
+}

@@ -1,0 +1,159 @@
+//! Send history rows: opened `running` before anything can fail, finished once,
+//! with the byte counts and the reason a person needs.
+
+use std::collections::HashSet;
+
+use chrono::{DateTime, Utc};
+use rusqlite::{OptionalExtension, Row};
+use uuid::Uuid;
+
+use super::history::{limit, Finish, Kind, NewSend, SendFilter, SendRow, Status, Table};
+use super::{DbUuid, Result, Store, Ts};
+
+const COLUMNS: &str = "id, task, target, share, snapshot, parent, kind, status, error,
+    started_at, ended_at, stream_bytes, wire_bytes, received_uuid";
+
+fn from_row(r: &Row<'_>) -> rusqlite::Result<SendRow> {
+    Ok(SendRow {
+        id: r.get(0)?,
+        task: r.get(1)?,
+        target: r.get(2)?,
+        share: r.get(3)?,
+        snapshot: r.get(4)?,
+        parent: r.get(5)?,
+        kind: r.get(6)?,
+        status: r.get(7)?,
+        error: r.get(8)?,
+        started_at: r.get::<_, Ts>(9)?.0,
+        ended_at: r.get::<_, Option<Ts>>(10)?.map(|t| t.0),
+        stream_bytes: r.get(11)?,
+        wire_bytes: r.get(12)?,
+        received_uuid: r.get::<_, Option<DbUuid>>(13)?.map(|u| u.0),
+    })
+}
+
+impl Store {
+    /// Opens a `running` send row; every attempt gets one before anything can fail.
+    pub fn begin_send(&self, s: &NewSend<'_>) -> Result<i64> {
+        Ok(self.conn().query_row(
+            "INSERT INTO send_history (task_id, task, target, share, status, started_at)
+             VALUES (?1, ?2, ?3, ?4, 'running', ?5) RETURNING id",
+            (s.task_id, s.task, s.target, s.share, Ts(super::now())),
+            |r| r.get(0),
+        )?)
+    }
+
+    /// Records a tick that did not run (say, the previous run was still going).
+    pub fn skipped_send(&self, s: &NewSend<'_>, reason: &str) -> Result<i64> {
+        let now = Ts(super::now());
+        Ok(self.conn().query_row(
+            "INSERT INTO send_history (task_id, task, target, share, status, error, started_at, ended_at)
+             VALUES (?1, ?2, ?3, ?4, 'skipped', ?5, ?6, ?6) RETURNING id",
+            (s.task_id, s.task, s.target, s.share, reason, now),
+            |r| r.get(0),
+        )?)
+    }
+
+    /// Records what a send will carry, once the plan is known.
+    pub fn set_send_plan(
+        &self,
+        id: i64,
+        snapshot: &str,
+        parent: Option<&str>,
+        kind: Kind,
+    ) -> Result<()> {
+        self.conn().execute(
+            "UPDATE send_history SET snapshot = ?2, parent = ?3, kind = ?4 WHERE id = ?1",
+            (id, snapshot, parent, kind),
+        )?;
+        Ok(())
+    }
+
+    pub fn set_send_progress(&self, id: i64, stream_bytes: u64, wire_bytes: u64) -> Result<()> {
+        self.set_progress(Table::Send, id, stream_bytes, wire_bytes)
+    }
+
+    /// Closes a running send row; a row already closed is left as it is.
+    pub fn finish_send(
+        &self,
+        id: i64,
+        status: Status,
+        error: Option<&str>,
+        received_uuid: Option<Uuid>,
+    ) -> Result<bool> {
+        self.finish(
+            Table::Send,
+            id,
+            &Finish {
+                status,
+                error,
+                received_uuid,
+                bytes: None,
+            },
+        )
+    }
+
+    /// Closes a running send row with its final byte counts, in one statement.
+    pub fn finish_send_counted(&self, id: i64, f: &Finish<'_>) -> Result<bool> {
+        self.finish(Table::Send, id, f)
+    }
+
+    /// Running send rows as (id, task): a row whose task lock is free belongs to
+    /// a process that died.
+    pub fn running_sends(&self) -> Result<Vec<(i64, String)>> {
+        let conn = self.conn();
+        let mut stmt =
+            conn.prepare("SELECT id, task FROM send_history WHERE status = 'running' ORDER BY id")?;
+        let rows = stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?;
+        Ok(rows.collect::<rusqlite::Result<_>>()?)
+    }
+
+    /// When the task's newest send attempt started (schedules count from it).
+    pub fn last_send_started(&self, task: &str) -> Result<Option<DateTime<Utc>>> {
+        let t: Option<Ts> = self
+            .conn()
+            .query_row(
+                "SELECT started_at FROM send_history WHERE task = ?1 AND status != 'skipped'
+                 ORDER BY id DESC LIMIT 1",
+                [task],
+                |r| r.get(0),
+            )
+            .optional()?;
+        Ok(t.map(|t| t.0))
+    }
+
+    /// The uuids of every snapshot of this task a target ever confirmed. A
+    /// snapshot in this set is never deleted as "unconfirmed", whatever one
+    /// inventory says: only retention may remove it.
+    pub fn confirmed_uuids(&self, task: &str) -> Result<HashSet<Uuid>> {
+        let conn = self.conn();
+        let mut stmt = conn.prepare(
+            "SELECT received_uuid FROM send_history
+             WHERE task = ?1 AND status = 'succeeded' AND received_uuid IS NOT NULL",
+        )?;
+        let rows = stmt.query_map([task], |r| r.get::<_, DbUuid>(0))?;
+        Ok(rows
+            .map(|u| u.map(|u| u.0))
+            .collect::<rusqlite::Result<_>>()?)
+    }
+
+    /// Send rows, newest first.
+    pub fn send_history(&self, f: &SendFilter<'_>) -> Result<Vec<SendRow>> {
+        let conn = self.conn();
+        let mut stmt = conn.prepare(&format!(
+            "SELECT {COLUMNS} FROM send_history
+             WHERE ?1 IS NULL OR task = ?1 ORDER BY id DESC LIMIT ?2"
+        ))?;
+        let rows = stmt.query_map((f.task, limit(f.limit)), from_row)?;
+        Ok(rows.collect::<rusqlite::Result<_>>()?)
+    }
+
+    /// Whether any send row names this task (a deleted task's history is still asked for).
+    pub fn has_send_history(&self, task: &str) -> Result<bool> {
+        Ok(self.conn().query_row(
+            "SELECT EXISTS (SELECT 1 FROM send_history WHERE task = ?1)",
+            [task],
+            |r| r.get(0),
+        )?)
+    }
+}
