@@ -8,6 +8,7 @@ use super::task_add::{self, AddArgs};
 use super::task_run;
 use super::{bad_input, Ctx};
 use crate::schedule::Schedule;
+use crate::sender::TaskLock;
 use crate::store::{SendFilter, Status, Store, Task};
 use crate::{btrfs, names};
 
@@ -213,6 +214,13 @@ fn delete(ctx: &Ctx, args: DeleteArgs) -> anyhow::Result<()> {
             args.name
         );
     }
+    // A run streaming one of the snapshots must not see it purged.
+    let Some(_lock) = TaskLock::try_acquire(&ctx.state_dir, &task.name)? else {
+        anyhow::bail!(
+            "task {} is running right now; delete it when the run has finished",
+            task.name
+        );
+    };
     // Snapshots go first: if a deletion fails, the task is still there to retry.
     let purged = if args.purge_snapshots {
         purge_snapshots(&task)?

@@ -94,6 +94,9 @@ impl Daemon {
     }
 
     /// Runs until `shutdown`; new `settings` (SIGHUP) apply to the next runs.
+    /// Only a state database that cannot be opened at start is fatal: later
+    /// database errors are logged and retried, so one busy moment does not
+    /// stop every transfer.
     pub async fn run(
         self,
         shutdown: CancellationToken,
@@ -102,16 +105,18 @@ impl Daemon {
         let state_dir = self.config.state_dir.clone();
         let clock = self.config.clock.clone();
         let store = Store::open(&state_dir)?;
-        fail_orphaned_rows(&store, &state_dir)?;
+        self.logged("failing rows left running", fail_orphaned_rows(&store, &state_dir));
         let mut current = self.config.settings.clone();
         let mut slots: HashMap<i64, Slot> = HashMap::new();
-        let mut version = store.data_version()?;
-        self.load(&store, &mut slots)?;
+        let mut signature = String::new();
+        self.reload(&store, &mut slots, &mut signature, true);
 
-        let mut sends = Arc::new(Semaphore::new(permits(&current)));
+        // One semaphore for the life of the daemon; a new max_sends resizes it.
+        let sends = Arc::new(Semaphore::new(permits(&current)));
         let runs_cancel = shutdown.child_token();
         let (done_tx, mut done_rx) = mpsc::unbounded_channel::<Done>();
         let mut runs = JoinSet::new();
+        let mut running: HashMap<tokio::task::Id, (i64, String)> = HashMap::new();
         let mut watch_tick = tokio::time::interval(WATCH_EVERY);
         watch_tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
 
@@ -120,13 +125,13 @@ impl Daemon {
             for slot in slots.values_mut() {
                 match slot.fire(now) {
                     None => {}
-                    Some(Fire::Skip) => self.skip(&store, slot)?,
+                    Some(Fire::Skip) => self.logged("recording a skipped run", self.skip(&store, slot)),
                     Some(Fire::Run | Fire::Retry) => {
                         slot.running = true;
                         let _ = self.events.send(Event::Queued {
                             task: slot.task.name.clone(),
                         });
-                        runs.spawn(run_one(
+                        let handle = runs.spawn(run_one(
                             state_dir.clone(),
                             slot.task.id,
                             slot.task.name.clone(),
@@ -135,6 +140,7 @@ impl Daemon {
                             done_tx.clone(),
                             self.events.clone(),
                         ));
+                        running.insert(handle.id(), (slot.task.id, slot.task.name.clone()));
                     }
                 }
             }
@@ -144,23 +150,28 @@ impl Daemon {
             tokio::select! {
                 () = shutdown.cancelled() => break,
                 () = async { match sleep { Some(s) => s.await, None => std::future::pending().await } } => {}
-                _ = watch_tick.tick() => {
-                    let now_version = store.data_version()?;
-                    if now_version != version {
-                        version = now_version;
-                        self.load(&store, &mut slots)?;
-                    }
-                }
+                _ = watch_tick.tick() => self.reload(&store, &mut slots, &mut signature, false),
                 Some((id, name, result, permit)) = done_rx.recv() => {
                     self.finished(&mut slots, id, name, result, &current);
                     drop(permit);
                 }
+                Some(joined) = runs.join_next_with_id() => {
+                    // A run that panicked never reported: report it, or its task
+                    // would count as running (and every tick skip) forever.
+                    match joined {
+                        Ok((tid, ())) => { running.remove(&tid); }
+                        Err(e) => if let Some((id, name)) = running.remove(&e.id()) {
+                            warn!(task = %name, error = %e, "a run crashed");
+                            let crash = Err(Error::Local(format!("the run crashed: {e}")));
+                            self.finished(&mut slots, id, name, crash, &current);
+                        },
+                    }
+                }
                 Ok(()) = settings.changed() => {
-                    current = settings.borrow_and_update().clone();
-                    // Runs already holding a slot finish under the old limit.
-                    sends = Arc::new(Semaphore::new(permits(&current)));
+                    let new = settings.borrow_and_update().clone();
+                    resize(&sends, permits(&current), permits(&new));
+                    current = new;
                     info!(max_sends = current.max_sends, "sender settings reloaded");
-                    self.load(&store, &mut slots)?;
                 }
             }
         }
@@ -174,6 +185,28 @@ impl Daemon {
             warn!("some runs did not stop in time; their rows are failed at the next start");
         }
         Ok(())
+    }
+
+    /// Re-reads the tasks when the CLI changed them (or when `force`d).
+    fn reload(&self, store: &Store, slots: &mut HashMap<i64, Slot>, signature: &mut String, force: bool) {
+        let changed = match store.tasks_signature() {
+            Ok(now) if force || now != *signature => {
+                *signature = now;
+                true
+            }
+            Ok(_) => false,
+            Err(e) => return warn!(error = %e, "cannot check the tasks for changes; retrying"),
+        };
+        if changed {
+            self.logged("reading the tasks", self.load(store, slots));
+        }
+    }
+
+    /// Logs a failed step of the loop; the loop goes on.
+    fn logged(&self, what: &str, result: Result<(), Error>) {
+        if let Err(e) = result {
+            warn!(error = %e, "{what} failed; the scheduler goes on");
+        }
     }
 
     /// Reads the tasks table into `slots`, keeping the state of tasks that stay.
@@ -260,6 +293,22 @@ impl Daemon {
             task: name,
             error: result.err().map(|e| e.to_string()),
             retry_at,
+        });
+    }
+}
+
+/// Grows or shrinks the send semaphore. Shrinking takes permits as runs give
+/// them back, so running transfers finish and no new ones start past the limit.
+fn resize(sends: &Arc<Semaphore>, old: usize, new: usize) {
+    if new > old {
+        sends.add_permits(new - old);
+    } else if new < old {
+        let sends = sends.clone();
+        let excess = u32::try_from(old - new).unwrap_or(u32::MAX);
+        tokio::spawn(async move {
+            if let Ok(p) = sends.acquire_many_owned(excess).await {
+                p.forget();
+            }
         });
     }
 }

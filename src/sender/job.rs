@@ -1,35 +1,23 @@
 //! One run of a task: plan against the target's inventory, snapshot, stream,
 //! confirm, record, prune. `ferry task run` and the scheduler both call `run_task`.
 
-use std::collections::HashSet;
 use std::path::{Path, PathBuf};
-use std::time::{Duration, Instant};
 
 use chrono::{DurationRound, TimeDelta, Utc};
-use tokio::io::{AsyncRead, AsyncReadExt};
 use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
 use tracing::{info, warn};
 use uuid::Uuid;
 
-use super::connect::{self, Conn, Target};
+use super::connect::{self, Target};
 use super::lock::TaskLock;
 use super::plan::{self, LocalSnapshot};
+use super::stream::{self, Progress, Report};
 use super::Error;
 use crate::identity::{self, Fingerprint};
-use crate::store::{Kind, NewSend, Status, Store, Task};
-use crate::wire::{self, ChunkWriter, Hello, Meta, MetaConn, Parent, CHUNK_SIZE};
+use crate::store::{Finish, Kind, NewSend, Status, Store, Task};
+use crate::wire::{self, Hello, Meta, Parent};
 use crate::{btrfs, names};
-
-/// How often a running send writes its byte counts to the history row.
-const PROGRESS_EVERY: Duration = Duration::from_secs(1);
-
-/// Bytes moved so far, for a progress bar.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct Progress {
-    pub stream_bytes: u64,
-    pub wire_bytes: u64,
-}
 
 /// A confirmed send.
 #[derive(Debug, Clone)]
@@ -69,6 +57,7 @@ pub async fn run_task(
         store.skipped_send(&row, "another run of this task was still in progress")?;
         return Err(Error::Busy(task.name.clone()));
     };
+    fail_orphaned_rows(&store, &task.name)?;
     let row = store.begin_send(&row)?;
     let mut run = Run {
         state_dir: state_dir.to_path_buf(),
@@ -77,6 +66,7 @@ pub async fn run_task(
         share,
         row,
         progress,
+        sent: Progress::default(),
     };
     let result = tokio::select! {
         r = run.execute() => r,
@@ -90,11 +80,40 @@ pub async fn run_task(
         }
         Err(e) => {
             warn!(task = %run.task.name, error = %e, "send failed");
-            run.store
-                .finish_send(run.row, Status::Failed, Some(&e.to_string()), None)?;
+            let closed = run.store.finish_send_counted(
+                run.row,
+                &Finish {
+                    status: Status::Failed,
+                    error: Some(&e.to_string()),
+                    received_uuid: None,
+                    // A cancelled run never got its counts back: keep the last
+                    // progress written to the row rather than zeros.
+                    bytes: (run.sent != Progress::default())
+                        .then_some((run.sent.stream_bytes, run.sent.wire_bytes)),
+                },
+            );
+            // The run's own error is what the caller needs; a history write
+            // failing on top of it is logged, not swapped in.
+            if let Err(db) = closed {
+                warn!(task = %run.task.name, row = run.row, error = %db, "cannot record the failure");
+            }
         }
     }
     result
+}
+
+/// Rows of this task left `running`: we hold its lock, so their run is dead.
+fn fail_orphaned_rows(store: &Store, task: &str) -> Result<(), Error> {
+    for (id, _) in store.running_sends()?.into_iter().filter(|(_, t)| t == task) {
+        store.finish_send(
+            id,
+            Status::Failed,
+            Some("interrupted: the sending process stopped before this run finished"),
+            None,
+        )?;
+        warn!(task, row = id, "marked a run left running by a stopped process as failed");
+    }
+    Ok(())
 }
 
 struct Run {
@@ -104,14 +123,17 @@ struct Run {
     share: String,
     row: i64,
     progress: Option<watch::Sender<Progress>>,
+    /// Bytes moved so far, recorded on the row however the run ends.
+    sent: Progress,
 }
 
 impl Run {
     async fn execute(&mut self) -> Result<Outcome, Error> {
         let identity = identity::load(&self.state_dir)?;
-        let me = self.store.identity()?.ok_or_else(|| {
-            Error::Local("this appliance has no identity; run `ferry init`".into())
-        })?;
+        let me = self
+            .store
+            .identity()?
+            .ok_or_else(|| Error::Local("this appliance has no identity; run `ferry init`".into()))?;
         let target = self.target()?;
         let tls = identity::client_config(&identity, target.fingerprint)?;
         let hello = Hello::new(me.uuid, me.name);
@@ -128,22 +150,19 @@ impl Run {
         })
         .await
         .map_err(wire_err)?;
-        let held: HashSet<Uuid> = match meta.recv_alive().await.map_err(wire_err)? {
+        let held = match meta.recv_alive().await.map_err(wire_err)? {
             Meta::InventoryReply { replicas } => replicas.iter().map(|r| r.received_uuid).collect(),
             other => return Err(wire_err(wire::Error::unexpected("inventory_reply", other))),
         };
-        let plan = plan::plan(&self.local_snapshots().await?, &held);
+        let confirmed = self.store.confirmed_uuids(&self.task.name)?;
+        let plan = plan::plan(&self.local_snapshots().await?, &held, &confirmed);
         for stale in &plan.unconfirmed {
             info!(task = %self.task.name, snapshot = %stale.name, "deleting a snapshot the target never confirmed");
             btrfs::delete(&stale.path).await?;
         }
 
         let snapshot = self.snapshot().await?;
-        let kind = if plan.parent.is_some() {
-            Kind::Incremental
-        } else {
-            Kind::Full
-        };
+        let kind = if plan.parent.is_some() { Kind::Incremental } else { Kind::Full };
         let parent_name = plan.parent.as_ref().map(|p| p.name.clone());
         self.store
             .set_send_plan(self.row, &snapshot.name, parent_name.as_deref(), kind)?;
@@ -167,22 +186,31 @@ impl Run {
         };
 
         let data = connect::tls(&target, target.data_port, tls).await?;
+        let send = btrfs::send(&snapshot.path, plan.parent.as_ref().map(|p| p.path.as_path()))?;
         info!(task = %self.task.name, snapshot = %snapshot.name, %kind,
             parent = parent_name.as_deref().unwrap_or("-"), target = %target.name, "streaming");
-        let stats = self
-            .stream(
-                &target,
-                &mut meta,
-                data,
-                session,
-                &snapshot,
-                plan.parent.as_ref(),
-            )
-            .await?;
+        let mut report = Report {
+            store: &self.store,
+            row: self.row,
+            live: self.progress.as_ref(),
+            sent: Progress::default(),
+        };
+        let streamed = stream::stream(
+            &target,
+            &mut meta,
+            data,
+            session,
+            self.task.compress,
+            send,
+            &mut report,
+        )
+        .await;
+        self.sent = report.sent;
+        let sent = streamed?;
 
         meta.send(&Meta::Commit {
-            stream_bytes: stats.stream_bytes,
-            blake3: stats.blake3.clone(),
+            stream_bytes: sent.stream_bytes,
+            blake3: sent.blake3.clone(),
         })
         .await
         .map_err(wire_err)?;
@@ -197,31 +225,33 @@ impl Run {
                 got: received_uuid,
             });
         }
-        self.store
-            .set_send_progress(self.row, stats.stream_bytes, stats.wire_bytes)?;
-        self.store
-            .finish_send(self.row, Status::Succeeded, None, Some(received_uuid))?;
+        stream::close(meta).await;
+        self.store.finish_send_counted(
+            self.row,
+            &Finish {
+                status: Status::Succeeded,
+                error: None,
+                received_uuid: Some(received_uuid),
+                bytes: Some((sent.stream_bytes, sent.wire_bytes)),
+            },
+        )?;
         Ok(Outcome {
             row: self.row,
             snapshot: snapshot.name,
             parent: parent_name,
             kind,
-            stream_bytes: stats.stream_bytes,
-            wire_bytes: stats.wire_bytes,
+            stream_bytes: sent.stream_bytes,
+            wire_bytes: sent.wire_bytes,
             received_uuid,
         })
     }
 
     fn target(&self) -> Result<Target, Error> {
-        let appliance = self
-            .store
-            .appliance(&self.task.target)?
-            .ok_or_else(|| Error::Local(format!("appliance {} is gone", self.task.target)))?;
+        let appliance = self.store.appliance(&self.task.target)?.ok_or_else(|| {
+            Error::Local(format!("appliance {} is gone", self.task.target))
+        })?;
         let fingerprint: Fingerprint = appliance.fingerprint.parse().map_err(|e| {
-            Error::Local(format!(
-                "appliance {} has a bad fingerprint: {e}",
-                appliance.name
-            ))
+            Error::Local(format!("appliance {} has a bad fingerprint: {e}", appliance.name))
         })?;
         Ok(Target {
             meta_port: self.task.meta_port.unwrap_or(appliance.meta_port),
@@ -237,11 +267,7 @@ impl Run {
             return Ok(Vec::new());
         }
         let subvolumes = btrfs::list(&self.task.snapshot_dir).await?;
-        Ok(plan::task_snapshots(
-            subvolumes,
-            &self.share,
-            &self.task.name,
-        ))
+        Ok(plan::task_snapshots(subvolumes, &self.share, &self.task.name))
     }
 
     async fn snapshot(&self) -> Result<btrfs::Subvolume, Error> {
@@ -254,8 +280,7 @@ impl Run {
         let mut now = Utc::now();
         let mut name = names::snapshot_name(&self.share, &self.task.name, now);
         if dir.join(&name).exists() {
-            let next =
-                now.duration_trunc(TimeDelta::seconds(1)).unwrap_or(now) + TimeDelta::seconds(1);
+            let next = now.duration_trunc(TimeDelta::seconds(1)).unwrap_or(now) + TimeDelta::seconds(1);
             tokio::time::sleep((next - now).to_std().unwrap_or_default()).await;
             now = Utc::now().max(next);
             name = names::snapshot_name(&self.share, &self.task.name, now);
@@ -269,86 +294,9 @@ impl Run {
         }
         let snapshot = btrfs::snapshot_readonly(&self.task.share, &path).await?;
         if !snapshot.readonly {
-            return Err(Error::Local(format!(
-                "snapshot {} is not read-only",
-                path.display()
-            )));
+            return Err(Error::Local(format!("snapshot {} is not read-only", path.display())));
         }
         Ok(snapshot)
-    }
-
-    /// Streams `btrfs send` to the data connection while listening on the meta
-    /// connection, where the receiver reports a failure (or keeps alive).
-    async fn stream(
-        &mut self,
-        target: &Target,
-        meta: &mut MetaConn<Conn>,
-        data: Conn,
-        session: Uuid,
-        snapshot: &btrfs::Subvolume,
-        parent: Option<&LocalSnapshot>,
-    ) -> Result<Sent, Error> {
-        let mut writer = ChunkWriter::open(data, session, 0, self.task.compress)
-            .await
-            .map_err(|source| Error::Stream { bytes: 0, source })?;
-        let mut send = btrfs::send(&snapshot.path, parent.map(|p| p.path.as_path()))?;
-        let pumped = tokio::select! {
-            r = self.pump(&mut send, &mut writer) => r,
-            msg = meta.recv_alive() => Err(aborted(target, writer.stats().raw_bytes(), msg)),
-        };
-        if let Err(Error::Stream { bytes, .. }) = &pumped {
-            // A receiver that failed closes the data connection and says why on
-            // the meta connection: prefer its reason to "connection lost".
-            if let Ok(msg) = tokio::time::timeout(Duration::from_secs(2), meta.recv()).await {
-                return Err(aborted(target, *bytes, msg));
-            }
-        }
-        pumped?;
-        let bytes = writer.stats().raw_bytes();
-        let stats = writer
-            .finish()
-            .await
-            .map_err(|source| Error::Stream { bytes, source })?;
-        Ok(Sent {
-            stream_bytes: stats.raw_bytes(),
-            wire_bytes: stats.wire_bytes,
-            blake3: stats.blake3,
-        })
-    }
-
-    async fn pump(
-        &self,
-        send: &mut btrfs::SendStream,
-        writer: &mut ChunkWriter<Conn>,
-    ) -> Result<(), Error> {
-        let mut buf = vec![0u8; CHUNK_SIZE];
-        let mut noted = Instant::now();
-        loop {
-            let n = fill(send, &mut buf).await.map_err(send_error)?;
-            if n == 0 {
-                return Ok(());
-            }
-            let before = writer.stats().raw_bytes();
-            writer
-                .write_chunk(&buf[..n])
-                .await
-                .map_err(|source| Error::Stream {
-                    bytes: before,
-                    source,
-                })?;
-            let stats = writer.stats();
-            if let Some(p) = &self.progress {
-                p.send_replace(Progress {
-                    stream_bytes: stats.raw_bytes(),
-                    wire_bytes: stats.wire_bytes,
-                });
-            }
-            if noted.elapsed() >= PROGRESS_EVERY {
-                noted = Instant::now();
-                self.store
-                    .set_send_progress(self.row, stats.raw_bytes(), stats.wire_bytes)?;
-            }
-        }
     }
 
     /// Source retention: keep the newest `keep_source`, never the common base.
@@ -360,56 +308,9 @@ impl Run {
         let keep = usize::try_from(self.task.keep_source).unwrap_or(usize::MAX);
         for old in plan::prune(&local, keep, Some(common_base)) {
             match btrfs::delete(&old.path).await {
-                Ok(()) => {
-                    info!(task = %self.task.name, snapshot = %old.name, "retention deleted a snapshot")
-                }
-                Err(e) => {
-                    warn!(task = %self.task.name, snapshot = %old.name, error = %e, "retention could not delete")
-                }
+                Ok(()) => info!(task = %self.task.name, snapshot = %old.name, "retention deleted a snapshot"),
+                Err(e) => warn!(task = %self.task.name, snapshot = %old.name, error = %e, "retention could not delete"),
             }
         }
-    }
-}
-
-struct Sent {
-    stream_bytes: u64,
-    wire_bytes: u64,
-    blake3: String,
-}
-
-/// Reads until `buf` is full or the stream ends: full chunks compress better
-/// and cost fewer frames than whatever a pipe read happens to return.
-async fn fill<R: AsyncRead + Unpin>(r: &mut R, buf: &mut [u8]) -> std::io::Result<usize> {
-    let mut filled = 0;
-    while filled < buf.len() {
-        match r.read(&mut buf[filled..]).await? {
-            0 => break,
-            n => filled += n,
-        }
-    }
-    Ok(filled)
-}
-
-/// `SendStream` reports a failed `btrfs send` as an I/O error wrapping the
-/// btrfs error; unwrap it so the history row shows btrfs's own words.
-fn send_error(e: std::io::Error) -> Error {
-    match e.into_inner().map(|inner| inner.downcast::<btrfs::Error>()) {
-        Some(Ok(btrfs)) => Error::Btrfs(*btrfs),
-        Some(Err(other)) => Error::Local(format!("reading btrfs send: {other}")),
-        None => Error::Local("reading btrfs send failed".into()),
-    }
-}
-
-/// What the receiver said (or failed to say) in the middle of a stream.
-fn aborted(target: &Target, bytes: u64, msg: Result<Meta, wire::Error>) -> Error {
-    let reason = match msg {
-        Ok(Meta::Failed { reason } | Meta::Abort { reason } | Meta::Error { reason }) => reason,
-        Ok(other) => format!("unexpected {} during the stream", other.kind()),
-        Err(e) => format!("meta connection: {e}"),
-    };
-    Error::Aborted {
-        appliance: target.name.clone(),
-        bytes,
-        reason,
     }
 }

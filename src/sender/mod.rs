@@ -9,10 +9,12 @@ mod job;
 mod lock;
 pub mod plan;
 mod slots;
+mod stream;
 
 pub use clock::{Clock, ManualClock, SystemClock};
 pub use connect::Target;
 pub use daemon::{Daemon, DaemonConfig, Event};
 pub use error::Error;
-pub use job::{run_task, Outcome, Progress};
+pub use job::{run_task, Outcome};
+pub use stream::Progress;
 pub use lock::TaskLock;

@@ -44,20 +44,27 @@ pub struct Plan {
     /// The newest local snapshot the target holds: the incremental's parent.
     /// `None`: a full send.
     pub parent: Option<LocalSnapshot>,
-    /// Snapshots newer than the parent that the target never confirmed
-    /// (left by failed runs). Deleted before a new one is taken, so at most
-    /// one unconfirmed snapshot per task exists at any time.
+    /// Snapshots newer than the parent that no target ever confirmed (left by
+    /// failed runs). Deleted before a new one is taken, so at most one
+    /// unconfirmed snapshot per task exists at any time.
     pub unconfirmed: Vec<LocalSnapshot>,
 }
 
 /// Chooses the parent from what the receiver reports (`held`: the received
-/// uuids it holds), never from local memory alone.
-pub fn plan(local: &[LocalSnapshot], held: &HashSet<Uuid>) -> Plan {
+/// uuids it holds), never from local memory alone. A snapshot the target once
+/// confirmed (`confirmed`, from this appliance's history) is never called
+/// unconfirmed, even if this inventory misses it (a pool briefly unmounted, a
+/// replica deleted by hand): only retention removes it.
+pub fn plan(local: &[LocalSnapshot], held: &HashSet<Uuid>, confirmed: &HashSet<Uuid>) -> Plan {
     let parent_index = local.iter().rposition(|s| held.contains(&s.uuid));
     let newer = parent_index.map_or(0, |i| i + 1);
     Plan {
         parent: parent_index.map(|i| local[i].clone()),
-        unconfirmed: local[newer..].to_vec(),
+        unconfirmed: local[newer..]
+            .iter()
+            .filter(|s| !confirmed.contains(&s.uuid))
+            .cloned()
+            .collect(),
     }
 }
 
@@ -125,7 +132,7 @@ mod tests {
     #[test]
     fn nothing_held_means_a_full_send() {
         let local = vec![snap(1), snap(2)];
-        let p = plan(&local, &HashSet::new());
+        let p = plan(&local, &HashSet::new(), &HashSet::new());
         assert_eq!(p.parent, None);
         assert_eq!(p.unconfirmed, local);
     }
@@ -135,13 +142,24 @@ mod tests {
         let local = vec![snap(1), snap(2), snap(3), snap(4)];
         // The target lost snapshot 3 (deleted by hand) but holds 1 and 2.
         let held = HashSet::from([local[0].uuid, local[1].uuid]);
-        let p = plan(&local, &held);
+        let p = plan(&local, &held, &held);
         assert_eq!(p.parent.as_ref(), Some(&local[1]));
         assert_eq!(p.unconfirmed, local[2..].to_vec());
         let held = HashSet::from([local[3].uuid]);
-        let p = plan(&local, &held);
+        let p = plan(&local, &held, &held);
         assert_eq!(p.parent.as_ref(), Some(&local[3]));
         assert!(p.unconfirmed.is_empty());
+    }
+
+    #[test]
+    fn a_snapshot_once_confirmed_is_never_deleted_as_unconfirmed() {
+        // Pins: an inventory that missed everything (target pool unmounted)
+        // made the sender delete its confirmed snapshots and the common base.
+        let local: Vec<_> = (1..=4).map(snap).collect();
+        let confirmed = HashSet::from([local[0].uuid, local[1].uuid, local[2].uuid]);
+        let p = plan(&local, &HashSet::new(), &confirmed);
+        assert_eq!(p.parent, None);
+        assert_eq!(p.unconfirmed, vec![local[3].clone()]);
     }
 
     #[test]

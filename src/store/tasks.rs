@@ -124,6 +124,18 @@ impl Store {
             .optional()?)
     }
 
+    /// A value that changes whenever a task is added, deleted, enabled, disabled
+    /// or edited: the scheduler polls it to pick up CLI changes. (SQLite's
+    /// data_version would also change with every history row a run writes.)
+    pub fn tasks_signature(&self) -> Result<String> {
+        Ok(self.conn().query_row(
+            "SELECT count(*) || '/' || coalesce(sum(id), 0) || '/' || coalesce(max(updated_at), '')
+             FROM tasks",
+            [],
+            |r| r.get(0),
+        )?)
+    }
+
     /// Names of the tasks that send to an appliance (they block its removal).
     pub fn tasks_targeting(&self, appliance_id: i64) -> Result<Vec<String>> {
         let conn = self.conn();
@@ -189,7 +201,9 @@ mod tests {
         assert_eq!(t.share_name(), "photos");
         assert_eq!((t.meta_port, t.data_port), (None, Some(20002)));
         assert!(t.enabled);
+        let before = store.tasks_signature().expect("signature");
         assert!(store.set_task_enabled("photos", false).expect("disable"));
+        assert_ne!(store.tasks_signature().expect("signature"), before);
         assert!(!store.set_task_enabled("photos", false).expect("again"));
         assert_eq!(store.tasks_targeting(target).expect("q"), vec!["photos"]);
         // The appliance cannot go while a task targets it.

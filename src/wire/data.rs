@@ -107,6 +107,20 @@ fn scratch(buf: &mut Vec<u8>, len: usize) -> &mut [u8] {
     &mut buf[..len]
 }
 
+/// Reads until `buf` is full or the stream ends; returns how much it read.
+/// Senders fill whole chunks this way: a pipe hands out 64 KiB at a time, and
+/// small chunks compress worse and cost more frames.
+pub async fn read_up_to<R: AsyncRead + Unpin>(r: &mut R, buf: &mut [u8]) -> std::io::Result<usize> {
+    let mut filled = 0;
+    while filled < buf.len() {
+        match r.read(&mut buf[filled..]).await? {
+            0 => break,
+            n => filled += n,
+        }
+    }
+    Ok(filled)
+}
+
 async fn fill<R: AsyncRead + Unpin>(
     r: &mut R,
     buf: &mut [u8],
@@ -242,13 +256,7 @@ impl<W: AsyncWrite + Unpin> ChunkWriter<W> {
         let result = async {
             let mut copied = 0u64;
             loop {
-                let mut filled = 0;
-                while filled < buf.len() {
-                    match r.read(&mut buf[filled..]).await? {
-                        0 => break,
-                        n => filled += n,
-                    }
-                }
+                let filled = read_up_to(r, &mut buf).await?;
                 if filled == 0 {
                     return Ok(copied);
                 }

@@ -1,0 +1,161 @@
+//! The data path of a run: `btrfs send` into the data connection in chunks,
+//! while the meta connection is watched for the receiver's verdict.
+
+use std::time::{Duration, Instant};
+
+use tokio::io::AsyncWriteExt;
+use tokio::sync::watch;
+use tracing::debug;
+use uuid::Uuid;
+
+use super::connect::{Conn, Target};
+use super::Error;
+use crate::btrfs;
+use crate::store::Store;
+use crate::wire::{self, read_up_to, ChunkWriter, Meta, MetaConn, CHUNK_SIZE};
+
+/// How often a running send writes its byte counts to the history row.
+const PROGRESS_EVERY: Duration = Duration::from_secs(1);
+
+/// How long a failed stream waits for the receiver to say why.
+const REASON_WAIT: Duration = Duration::from_secs(2);
+
+/// Bytes moved so far, for a progress bar.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Progress {
+    pub stream_bytes: u64,
+    pub wire_bytes: u64,
+}
+
+/// What the stream carried: what the Commit claims.
+pub(super) struct Sent {
+    pub stream_bytes: u64,
+    pub wire_bytes: u64,
+    pub blake3: String,
+}
+
+/// Where progress goes: a live watcher (progress bar) and the history row;
+/// `sent` keeps the last counts, which the row gets however the run ends.
+pub(super) struct Report<'a> {
+    pub store: &'a Store,
+    pub row: i64,
+    pub live: Option<&'a watch::Sender<Progress>>,
+    pub sent: Progress,
+}
+
+impl Report<'_> {
+    fn note(&mut self, p: Progress, noted: &mut Instant) {
+        self.sent = p;
+        if let Some(live) = self.live {
+            live.send_replace(p);
+        }
+        if noted.elapsed() >= PROGRESS_EVERY {
+            *noted = Instant::now();
+            // Progress is for watchers; a failed write must not fail the transfer.
+            if let Err(e) = self.store.set_send_progress(self.row, p.stream_bytes, p.wire_bytes) {
+                debug!(row = self.row, error = %e, "cannot record send progress");
+            }
+        }
+    }
+}
+
+/// Streams `send` to the data connection while listening on the meta
+/// connection, where a receiver that fails says why (and keeps us alive).
+pub(super) async fn stream(
+    target: &Target,
+    meta: &mut MetaConn<Conn>,
+    data: Conn,
+    session: Uuid,
+    level: i32,
+    mut send: btrfs::SendStream,
+    report: &mut Report<'_>,
+) -> Result<Sent, Error> {
+    let mut writer = ChunkWriter::open(data, session, 0, level)
+        .await
+        .map_err(|source| Error::Stream { bytes: 0, source })?;
+    let pumped = tokio::select! {
+        r = pump(&mut send, &mut writer, report) => r,
+        msg = meta.recv_alive() => Err(aborted(target, writer.stats().raw_bytes(), msg)),
+    };
+    if let Err(Error::Stream { bytes, .. }) = &pumped {
+        // A receiver that failed closes the data connection and says why on
+        // the meta connection: prefer its reason to "connection lost".
+        if let Ok(msg) = tokio::time::timeout(REASON_WAIT, meta.recv()).await {
+            return Err(aborted(target, *bytes, msg));
+        }
+    }
+    pumped?;
+    let bytes = writer.stats().raw_bytes();
+    let stats = writer
+        .finish()
+        .await
+        .map_err(|source| Error::Stream { bytes, source })?;
+    report.sent = Progress {
+        stream_bytes: stats.raw_bytes(),
+        wire_bytes: stats.wire_bytes,
+    };
+    Ok(Sent {
+        stream_bytes: stats.raw_bytes(),
+        wire_bytes: stats.wire_bytes,
+        blake3: stats.blake3,
+    })
+}
+
+async fn pump(
+    send: &mut btrfs::SendStream,
+    writer: &mut ChunkWriter<Conn>,
+    report: &mut Report<'_>,
+) -> Result<(), Error> {
+    let mut buf = vec![0u8; CHUNK_SIZE];
+    let mut noted = Instant::now();
+    loop {
+        let n = read_up_to(send, &mut buf).await.map_err(send_error)?;
+        if n == 0 {
+            return Ok(());
+        }
+        writer
+            .write_chunk(&buf[..n])
+            .await
+            .map_err(|source| Error::Stream {
+                bytes: report.sent.stream_bytes,
+                source,
+            })?;
+        let stats = writer.stats();
+        let now = Progress {
+            stream_bytes: stats.raw_bytes(),
+            wire_bytes: stats.wire_bytes,
+        };
+        report.note(now, &mut noted);
+    }
+}
+
+/// `SendStream` reports a failed `btrfs send` as an I/O error wrapping the
+/// btrfs error; unwrap it so the history row shows btrfs's own words.
+fn send_error(e: std::io::Error) -> Error {
+    match e.into_inner().map(|inner| inner.downcast::<btrfs::Error>()) {
+        Some(Ok(btrfs)) => Error::Btrfs(*btrfs),
+        Some(Err(other)) => Error::Local(format!("reading btrfs send: {other}")),
+        None => Error::Local("reading btrfs send failed".into()),
+    }
+}
+
+/// What the receiver said (or failed to say) in the middle of a stream.
+fn aborted(target: &Target, bytes: u64, msg: Result<Meta, wire::Error>) -> Error {
+    let reason = match msg {
+        Ok(Meta::Failed { reason } | Meta::Abort { reason } | Meta::Error { reason }) => reason,
+        Ok(other) => format!("unexpected {} during the stream", other.kind()),
+        Err(e) => format!("meta connection: {e}"),
+    };
+    Error::Aborted {
+        appliance: target.name.clone(),
+        bytes,
+        reason,
+    }
+}
+
+/// Ends the meta connection with a TLS close_notify, so the receiver logs a
+/// clean end rather than a truncated connection. Best effort.
+pub(super) async fn close(meta: MetaConn<Conn>) {
+    let mut conn = meta.into_inner();
+    let _ = tokio::time::timeout(REASON_WAIT, conn.shutdown()).await;
+}
