@@ -251,13 +251,23 @@ fn which(program: &str) -> String {
     String::from_utf8_lossy(&out.stdout).trim().to_string()
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_receiver_confirming_the_wrong_uuid_is_a_failure() {
-    let mut pair = Pair::new(&[]).await;
-    populate(&pair.share);
-    let (meta, data) = pair.stop_receiver().await;
+/// How a scripted receiver answers Begin.
+#[derive(Clone, Copy)]
+enum Script {
+    /// Refuse it as busy (after the sender took its snapshot).
+    RefuseBegin,
+    /// Take the stream, then confirm a uuid it made up.
+    ConfirmWrongUuid,
+}
 
-    // A receiver that takes the stream and then confirms a uuid it made up.
+/// A receiver on nas2's addresses that misbehaves as scripted for `sessions`
+/// sessions: the failures a real receiver cannot be made to produce on demand.
+async fn scripted_receiver(
+    pair: &mut Pair,
+    script: Script,
+    sessions: usize,
+) -> tokio::task::JoinHandle<anyhow::Result<()>> {
+    let (meta, data) = pair.stop_receiver().await;
     let nas2 = identity::load(&pair.nas2.state).expect("nas2 identity");
     let trusted: StaticPeers = [identity::load(&pair.nas1.state).expect("nas1").fingerprint]
         .into_iter()
@@ -267,40 +277,77 @@ async fn a_receiver_confirming_the_wrong_uuid_is_a_failure() {
     );
     let meta_l = TcpListener::bind(meta).await.expect("bind");
     let data_l = TcpListener::bind(data).await.expect("bind");
-    let liar = tokio::spawn(async move {
-        let (tcp, _) = meta_l.accept().await?;
-        let mut meta = MetaConn::new(tls.accept(tcp).await?);
-        wire::handshake(&mut meta, Hello::new(uuid::Uuid::new_v4(), "nas2")).await?;
-        let Meta::Inventory { .. } = meta.recv().await? else {
-            anyhow::bail!("no inventory")
-        };
-        meta.send(&Meta::InventoryReply { replicas: vec![] })
-            .await?;
-        let Meta::Begin { .. } = meta.recv().await? else {
-            anyhow::bail!("no begin")
-        };
-        meta.send(&Meta::Ready {
-            session: uuid::Uuid::new_v4(),
-        })
-        .await?;
-        let (tcp, _) = data_l.accept().await?;
-        let (_, mut chunks) = ChunkReader::open(tls.accept(tcp).await?).await?;
-        while chunks.next_chunk().await?.is_some() {}
-        let Meta::Commit { .. } = meta.recv().await? else {
-            anyhow::bail!("no commit")
-        };
-        meta.send(&Meta::Received {
-            received_uuid: uuid::Uuid::new_v4(),
-        })
-        .await?;
+    tokio::spawn(async move {
+        for _ in 0..sessions {
+            let (tcp, _) = meta_l.accept().await?;
+            let mut meta = MetaConn::new(tls.accept(tcp).await?);
+            wire::handshake(&mut meta, Hello::new(uuid::Uuid::new_v4(), "nas2")).await?;
+            let Meta::Inventory { .. } = meta.recv().await? else {
+                anyhow::bail!("no inventory")
+            };
+            meta.send(&Meta::InventoryReply { replicas: vec![] })
+                .await?;
+            let Meta::Begin { .. } = meta.recv().await? else {
+                anyhow::bail!("no begin")
+            };
+            if let Script::RefuseBegin = script {
+                let reason = "busy with another share".to_string();
+                meta.send(&Meta::Refused { reason, busy: true }).await?;
+                continue;
+            }
+            let session = uuid::Uuid::new_v4();
+            meta.send(&Meta::Ready { session }).await?;
+            let (tcp, _) = data_l.accept().await?;
+            let (_, mut chunks) = ChunkReader::open(tls.accept(tcp).await?).await?;
+            while chunks.next_chunk().await?.is_some() {}
+            let Meta::Commit { .. } = meta.recv().await? else {
+                anyhow::bail!("no commit")
+            };
+            let received_uuid = uuid::Uuid::new_v4();
+            meta.send(&Meta::Received { received_uuid }).await?;
+        }
         Ok(())
-    });
+    })
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_receiver_confirming_the_wrong_uuid_is_a_failure() {
+    let mut pair = Pair::new(&[]).await;
+    populate(&pair.share);
+    let liar = scripted_receiver(&mut pair, Script::ConfirmWrongUuid, 1).await;
     let err = pair.run_failed().await;
     liar.await.expect("join").expect("the liar ran its script");
     assert!(err.contains("confirmed received_uuid"), "{err}");
     let row = only_row(&pair.send_rows()).clone();
     assert_eq!(row["status"], "failed", "{row}");
     assert!(row["received_uuid"].is_null(), "{row}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn failures_after_the_snapshot_leave_one_unconfirmed_and_keep_the_base() {
+    // Pins two bugs: failed runs piling up snapshots, and an inventory that
+    // lists nothing (a target that lost its pool) deleting confirmed snapshots.
+    let mut pair = Pair::new(&["--keep-source", "1"]).await;
+    populate(&pair.share);
+    pair.run_ok().await;
+    let base = pair.local_snapshots();
+    assert_eq!(base.len(), 1);
+    let refusing = scripted_receiver(&mut pair, Script::RefuseBegin, 3).await;
+    for _ in 0..3 {
+        let err = pair.run_failed().await;
+        assert!(err.contains("busy with another share"), "{err}");
+        let local = pair.local_snapshots();
+        assert!(
+            local.contains(&base[0]),
+            "the common base was deleted: {local:?}"
+        );
+        assert_eq!(
+            local.len(),
+            2,
+            "one confirmed base plus one unconfirmed: {local:?}"
+        );
+    }
+    refusing.await.expect("join").expect("the script ran");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -105,7 +105,10 @@ impl Daemon {
         let state_dir = self.config.state_dir.clone();
         let clock = self.config.clock.clone();
         let store = Store::open(&state_dir)?;
-        self.logged("failing rows left running", fail_orphaned_rows(&store, &state_dir));
+        self.logged(
+            "failing rows left running",
+            fail_orphaned_rows(&store, &state_dir),
+        );
         let mut current = self.config.settings.clone();
         let mut slots: HashMap<i64, Slot> = HashMap::new();
         let mut signature = String::new();
@@ -125,7 +128,9 @@ impl Daemon {
             for slot in slots.values_mut() {
                 match slot.fire(now) {
                     None => {}
-                    Some(Fire::Skip) => self.logged("recording a skipped run", self.skip(&store, slot)),
+                    Some(Fire::Skip) => {
+                        self.logged("recording a skipped run", self.skip(&store, slot))
+                    }
                     Some(Fire::Run | Fire::Retry) => {
                         slot.running = true;
                         let _ = self.events.send(Event::Queued {
@@ -188,7 +193,13 @@ impl Daemon {
     }
 
     /// Re-reads the tasks when the CLI changed them (or when `force`d).
-    fn reload(&self, store: &Store, slots: &mut HashMap<i64, Slot>, signature: &mut String, force: bool) {
+    fn reload(
+        &self,
+        store: &Store,
+        slots: &mut HashMap<i64, Slot>,
+        signature: &mut String,
+        force: bool,
+    ) {
         let changed = match store.tasks_signature() {
             Ok(now) if force || now != *signature => {
                 *signature = now;

@@ -104,14 +104,22 @@ pub async fn run_task(
 
 /// Rows of this task left `running`: we hold its lock, so their run is dead.
 fn fail_orphaned_rows(store: &Store, task: &str) -> Result<(), Error> {
-    for (id, _) in store.running_sends()?.into_iter().filter(|(_, t)| t == task) {
+    for (id, _) in store
+        .running_sends()?
+        .into_iter()
+        .filter(|(_, t)| t == task)
+    {
         store.finish_send(
             id,
             Status::Failed,
             Some("interrupted: the sending process stopped before this run finished"),
             None,
         )?;
-        warn!(task, row = id, "marked a run left running by a stopped process as failed");
+        warn!(
+            task,
+            row = id,
+            "marked a run left running by a stopped process as failed"
+        );
     }
     Ok(())
 }
@@ -130,10 +138,9 @@ struct Run {
 impl Run {
     async fn execute(&mut self) -> Result<Outcome, Error> {
         let identity = identity::load(&self.state_dir)?;
-        let me = self
-            .store
-            .identity()?
-            .ok_or_else(|| Error::Local("this appliance has no identity; run `ferry init`".into()))?;
+        let me = self.store.identity()?.ok_or_else(|| {
+            Error::Local("this appliance has no identity; run `ferry init`".into())
+        })?;
         let target = self.target()?;
         let tls = identity::client_config(&identity, target.fingerprint)?;
         let hello = Hello::new(me.uuid, me.name);
@@ -162,7 +169,11 @@ impl Run {
         }
 
         let snapshot = self.snapshot().await?;
-        let kind = if plan.parent.is_some() { Kind::Incremental } else { Kind::Full };
+        let kind = if plan.parent.is_some() {
+            Kind::Incremental
+        } else {
+            Kind::Full
+        };
         let parent_name = plan.parent.as_ref().map(|p| p.name.clone());
         self.store
             .set_send_plan(self.row, &snapshot.name, parent_name.as_deref(), kind)?;
@@ -186,7 +197,10 @@ impl Run {
         };
 
         let data = connect::tls(&target, target.data_port, tls).await?;
-        let send = btrfs::send(&snapshot.path, plan.parent.as_ref().map(|p| p.path.as_path()))?;
+        let send = btrfs::send(
+            &snapshot.path,
+            plan.parent.as_ref().map(|p| p.path.as_path()),
+        )?;
         info!(task = %self.task.name, snapshot = %snapshot.name, %kind,
             parent = parent_name.as_deref().unwrap_or("-"), target = %target.name, "streaming");
         let mut report = Report {
@@ -247,11 +261,15 @@ impl Run {
     }
 
     fn target(&self) -> Result<Target, Error> {
-        let appliance = self.store.appliance(&self.task.target)?.ok_or_else(|| {
-            Error::Local(format!("appliance {} is gone", self.task.target))
-        })?;
+        let appliance = self
+            .store
+            .appliance(&self.task.target)?
+            .ok_or_else(|| Error::Local(format!("appliance {} is gone", self.task.target)))?;
         let fingerprint: Fingerprint = appliance.fingerprint.parse().map_err(|e| {
-            Error::Local(format!("appliance {} has a bad fingerprint: {e}", appliance.name))
+            Error::Local(format!(
+                "appliance {} has a bad fingerprint: {e}",
+                appliance.name
+            ))
         })?;
         Ok(Target {
             meta_port: self.task.meta_port.unwrap_or(appliance.meta_port),
@@ -267,7 +285,11 @@ impl Run {
             return Ok(Vec::new());
         }
         let subvolumes = btrfs::list(&self.task.snapshot_dir).await?;
-        Ok(plan::task_snapshots(subvolumes, &self.share, &self.task.name))
+        Ok(plan::task_snapshots(
+            subvolumes,
+            &self.share,
+            &self.task.name,
+        ))
     }
 
     async fn snapshot(&self) -> Result<btrfs::Subvolume, Error> {
@@ -280,7 +302,8 @@ impl Run {
         let mut now = Utc::now();
         let mut name = names::snapshot_name(&self.share, &self.task.name, now);
         if dir.join(&name).exists() {
-            let next = now.duration_trunc(TimeDelta::seconds(1)).unwrap_or(now) + TimeDelta::seconds(1);
+            let next =
+                now.duration_trunc(TimeDelta::seconds(1)).unwrap_or(now) + TimeDelta::seconds(1);
             tokio::time::sleep((next - now).to_std().unwrap_or_default()).await;
             now = Utc::now().max(next);
             name = names::snapshot_name(&self.share, &self.task.name, now);
@@ -294,7 +317,10 @@ impl Run {
         }
         let snapshot = btrfs::snapshot_readonly(&self.task.share, &path).await?;
         if !snapshot.readonly {
-            return Err(Error::Local(format!("snapshot {} is not read-only", path.display())));
+            return Err(Error::Local(format!(
+                "snapshot {} is not read-only",
+                path.display()
+            )));
         }
         Ok(snapshot)
     }
@@ -308,8 +334,12 @@ impl Run {
         let keep = usize::try_from(self.task.keep_source).unwrap_or(usize::MAX);
         for old in plan::prune(&local, keep, Some(common_base)) {
             match btrfs::delete(&old.path).await {
-                Ok(()) => info!(task = %self.task.name, snapshot = %old.name, "retention deleted a snapshot"),
-                Err(e) => warn!(task = %self.task.name, snapshot = %old.name, error = %e, "retention could not delete"),
+                Ok(()) => {
+                    info!(task = %self.task.name, snapshot = %old.name, "retention deleted a snapshot")
+                }
+                Err(e) => {
+                    warn!(task = %self.task.name, snapshot = %old.name, error = %e, "retention could not delete")
+                }
             }
         }
     }

@@ -16,5 +16,5 @@ pub use connect::Target;
 pub use daemon::{Daemon, DaemonConfig, Event};
 pub use error::Error;
 pub use job::{run_task, Outcome};
-pub use stream::Progress;
 pub use lock::TaskLock;
+pub use stream::Progress;

@@ -52,7 +52,10 @@ impl Report<'_> {
         if noted.elapsed() >= PROGRESS_EVERY {
             *noted = Instant::now();
             // Progress is for watchers; a failed write must not fail the transfer.
-            if let Err(e) = self.store.set_send_progress(self.row, p.stream_bytes, p.wire_bytes) {
+            if let Err(e) = self
+                .store
+                .set_send_progress(self.row, p.stream_bytes, p.wire_bytes)
+            {
                 debug!(row = self.row, error = %e, "cannot record send progress");
             }
         }

@@ -270,7 +270,10 @@ mod tests {
             .finish_send(id, Status::Failed, Some("orphan"), None)
             .expect("second finish"));
         let rows = store.send_history(&SendFilter::default()).expect("list");
-        assert_eq!((rows[0].status, rows[0].error.as_deref()), (Status::Succeeded, None));
+        assert_eq!(
+            (rows[0].status, rows[0].error.as_deref()),
+            (Status::Succeeded, None)
+        );
     }
 
     #[test]
@@ -290,8 +293,13 @@ mod tests {
             )
             .expect("finish");
         let running = store.begin_send(&send("a")).expect("begin");
-        store.skipped_send(&send("a"), "previous run still going").expect("skip");
-        assert_eq!(store.running_sends().expect("q"), vec![(running, "a".to_string())]);
+        store
+            .skipped_send(&send("a"), "previous run still going")
+            .expect("skip");
+        assert_eq!(
+            store.running_sends().expect("q"),
+            vec![(running, "a".to_string())]
+        );
         assert_eq!(store.confirmed_uuids("a").expect("q"), HashSet::from([u]));
         assert!(store.confirmed_uuids("b").expect("q").is_empty());
         let rows = store.send_history(&SendFilter::default()).expect("list");
@@ -308,8 +316,13 @@ mod tests {
             })
             .expect("receive");
         assert_eq!(store.fail_running_receives("crashed").expect("fail"), 1);
-        let rx = store.receive_history(&ReceiveFilter::default()).expect("list");
-        assert_eq!((rx[0].status, rx[0].error.as_deref()), (Status::Failed, Some("crashed")));
+        let rx = store
+            .receive_history(&ReceiveFilter::default())
+            .expect("list");
+        assert_eq!(
+            (rx[0].status, rx[0].error.as_deref()),
+            (Status::Failed, Some("crashed"))
+        );
     }
 
     #[test]
