@@ -83,6 +83,7 @@ fn task_add_list_show_enable_disable() {
         (Some(4), Some(5))
     );
     assert_eq!(t["compress"], 0);
+    assert_eq!(t["compress_auto"], false);
     assert_eq!(t["data_port"], 20002);
     assert!(t["meta_port"].is_null());
     let default_dir = s.pool.mount.join(".ferry-snapshots/photos");
@@ -142,6 +143,11 @@ fn task_add_list_show_enable_disable() {
     let docs = s.node.json(&["task", "show", "docs", "--json"]);
     assert_eq!(docs["frequency"], "0 */15 * * * *");
     assert_eq!(docs["snapshot_dir"], dir.to_str().expect("utf8"));
+    // The default compression follows the bottleneck, from zstd's default level.
+    assert_eq!(
+        (docs["compress"].as_i64(), docs["compress_auto"].as_bool()),
+        (Some(3), Some(true))
+    );
 }
 
 #[test]
@@ -220,6 +226,10 @@ fn task_add_bad_input_is_refused_and_writes_nothing() {
         (add("x", &[("--keep-source", "0")]), "keep-source"),
         (add("x", &[("--keep-target", "0")]), "keep-target"),
         (add("x", &[("--compress", "25")]), "compress"),
+        (
+            add("x", &[("--compress", "fast")]),
+            "give auto, a zstd level",
+        ),
     ];
     for (args, expected) in &cases {
         let args: Vec<&str> = args.iter().map(String::as_str).collect();

@@ -73,6 +73,7 @@ struct TaskView<'a> {
     keep_target: u32,
     snapshot_dir: &'a std::path::Path,
     compress: i32,
+    compress_auto: bool,
     created_at: chrono::DateTime<chrono::Utc>,
     last_status: Option<Status>,
     last_run: Option<chrono::DateTime<chrono::Utc>>,
@@ -103,6 +104,7 @@ impl<'a> TaskView<'a> {
             keep_target: t.keep_target,
             snapshot_dir: &t.snapshot_dir,
             compress: t.compress,
+            compress_auto: t.compress_auto,
             created_at: t.created_at,
             last_status: last.as_ref().map(|r| r.status),
             last_run: last.as_ref().map(|r| r.started_at),
@@ -184,7 +186,7 @@ fn show(ctx: &Ctx, name: &str, json: bool) -> anyhow::Result<()> {
             ),
         ),
         ("snapshot dir", v.snapshot_dir.display().to_string()),
-        ("compression", compression(v.compress)),
+        ("compression", compression(v.compress, v.compress_auto)),
         ("created", time(v.created_at)),
         ("last run", or_dash(v.last_run.map(time))),
         ("last status", or_dash(v.last_status)),
@@ -270,10 +272,10 @@ fn yes_no(b: bool) -> String {
     if b { "yes" } else { "no" }.to_string()
 }
 
-pub fn compression(level: i32) -> String {
-    if level == 0 {
-        "off".to_string()
-    } else {
-        format!("zstd level {level}")
+pub fn compression(level: i32, auto: bool) -> String {
+    match (level, auto) {
+        (0, _) => "off".to_string(),
+        (_, true) => format!("adaptive zstd (starts at level {level})"),
+        (_, false) => format!("zstd level {level}"),
     }
 }

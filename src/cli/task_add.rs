@@ -47,9 +47,11 @@ pub struct AddArgs {
     /// [default: .ferry-snapshots/<share> beside the share].
     #[arg(long)]
     snapshot_dir: Option<PathBuf>,
-    /// zstd level for the stream, 1-19; 0 sends it uncompressed.
-    #[arg(long, default_value_t = 3, value_parser = clap::value_parser!(i32).range(0..=19))]
-    compress: i32,
+    /// Stream compression: `auto` (zstd whose level follows the bottleneck:
+    /// higher on a slow link, lower on a fast one), a fixed zstd level 1-19,
+    /// or 0 for none.
+    #[arg(long, default_value = "auto", value_parser = parse_compress)]
+    compress: Compress,
 }
 
 pub fn add(ctx: &Ctx, args: AddArgs) -> anyhow::Result<()> {
@@ -119,16 +121,40 @@ pub fn add(ctx: &Ctx, args: AddArgs) -> anyhow::Result<()> {
         keep_source: args.keep_source,
         keep_target: args.keep_target,
         snapshot_dir,
-        compress: args.compress,
+        compress: args.compress.level,
+        compress_auto: args.compress.auto,
     })?;
     println!(
         "added task {}: {share} to {} pool {}, {schedule}, {}; snapshots in {snapshot_dir}",
         args.name,
         target.name,
         args.pool,
-        compression(args.compress)
+        compression(args.compress.level, args.compress.auto)
     );
     Ok(())
+}
+
+/// What `--compress` asked for.
+#[derive(Debug, Clone, Copy)]
+pub struct Compress {
+    level: i32,
+    auto: bool,
+}
+
+/// Where an adaptive stream starts: zstd's own default.
+const AUTO_START: i32 = 3;
+
+fn parse_compress(text: &str) -> Result<Compress, String> {
+    if text == "auto" {
+        return Ok(Compress {
+            level: AUTO_START,
+            auto: true,
+        });
+    }
+    match text.parse::<i32>() {
+        Ok(level @ 0..=19) => Ok(Compress { level, auto: false }),
+        _ => Err("give auto, a zstd level 1-19, or 0 for no compression".to_string()),
+    }
 }
 
 fn absolute(path: &Path) -> anyhow::Result<PathBuf> {

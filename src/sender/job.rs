@@ -12,7 +12,7 @@ use uuid::Uuid;
 use super::connect::{self, Target};
 use super::lock::TaskLock;
 use super::plan::{self, LocalSnapshot};
-use super::stream::{self, Progress, Report};
+use super::stream::{self, Compression, Progress, Report};
 use super::Error;
 use crate::identity::{self, Fingerprint};
 use crate::store::{Finish, Kind, NewSend, Status, Store, Task};
@@ -214,7 +214,10 @@ impl Run {
             &mut meta,
             data,
             session,
-            self.task.compress,
+            Compression {
+                level: self.task.compress,
+                adaptive: self.task.compress_auto,
+            },
             send,
             &mut report,
         )

@@ -147,6 +147,7 @@ mod tests {
             keep_target: 5,
             snapshot_dir: PathBuf::from("/mnt/main/.ferry-snapshots/photos"),
             compress: 3,
+            compress_auto: true,
             enabled,
             created_at: now,
             updated_at: now,

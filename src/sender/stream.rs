@@ -27,6 +27,19 @@ pub struct Progress {
     pub wire_bytes: u64,
 }
 
+/// How the stream is compressed.
+#[derive(Debug, Clone, Copy)]
+pub(super) struct Compression {
+    /// zstd level; 0 sends raw.
+    pub level: i32,
+    /// Let the level follow the bottleneck (see `wire::ChunkWriter::adaptive`).
+    pub adaptive: bool,
+}
+
+/// Adaptive levels stay in this range: level 12 still compresses faster than
+/// a 100 Mbit link carries, higher ones rarely pay for their CPU.
+const ADAPTIVE_LEVELS: (i32, i32) = (1, 12);
+
 /// What the stream carried: what the Commit claims.
 pub(super) struct Sent {
     pub stream_bytes: u64,
@@ -69,13 +82,17 @@ pub(super) async fn stream(
     meta: &mut MetaConn<Conn>,
     data: Conn,
     session: Uuid,
-    level: i32,
+    compression: Compression,
     mut send: btrfs::SendStream,
     report: &mut Report<'_>,
 ) -> Result<Sent, Error> {
-    let mut writer = ChunkWriter::open(data, session, 0, level)
+    let mut writer = ChunkWriter::open(data, session, 0, compression.level)
         .await
         .map_err(|source| Error::Stream { bytes: 0, source })?;
+    if compression.adaptive {
+        let (min, max) = ADAPTIVE_LEVELS;
+        writer = writer.adaptive(compression.level, min, max);
+    }
     let pumped = tokio::select! {
         r = pump(&mut send, &mut writer, report) => r,
         msg = meta.recv_alive() => Err(aborted(target, writer.stats().raw_bytes(), msg)),
@@ -88,6 +105,7 @@ pub(super) async fn stream(
         }
     }
     pumped?;
+    debug!(level = writer.level(), "stream sent; final zstd level");
     let bytes = writer.stats().raw_bytes();
     let stats = writer
         .finish()

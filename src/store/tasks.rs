@@ -29,6 +29,8 @@ pub struct Task {
     pub snapshot_dir: PathBuf,
     /// zstd level for the stream; 0 sends it uncompressed.
     pub compress: i32,
+    /// The level is only where the stream starts: it follows the bottleneck.
+    pub compress_auto: bool,
     pub enabled: bool,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
@@ -57,11 +59,12 @@ pub struct NewTask<'a> {
     pub keep_target: u32,
     pub snapshot_dir: &'a str,
     pub compress: i32,
+    pub compress_auto: bool,
 }
 
 const SELECT: &str = "SELECT t.id, t.name, t.share, t.target_id, a.name, t.pool, t.frequency,
         t.meta_port, t.data_port, t.keep_source, t.keep_target, t.snapshot_dir, t.compress,
-        t.enabled, t.created_at, t.updated_at
+        t.enabled, t.created_at, t.updated_at, t.compress_auto
     FROM tasks t JOIN appliances a ON a.id = t.target_id";
 
 fn from_row(r: &Row<'_>) -> rusqlite::Result<Task> {
@@ -82,6 +85,7 @@ fn from_row(r: &Row<'_>) -> rusqlite::Result<Task> {
         enabled: r.get(13)?,
         created_at: r.get::<_, Ts>(14)?.0,
         updated_at: r.get::<_, Ts>(15)?.0,
+        compress_auto: r.get(16)?,
     })
 }
 
@@ -90,8 +94,9 @@ impl Store {
         let now = Ts(super::now());
         self.conn().execute(
             "INSERT INTO tasks (name, share, target_id, pool, frequency, meta_port, data_port,
-                keep_source, keep_target, snapshot_dir, compress, enabled, created_at, updated_at)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, 1, ?12, ?12)",
+                keep_source, keep_target, snapshot_dir, compress, enabled, created_at, updated_at,
+                compress_auto)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, 1, ?12, ?12, ?13)",
             rusqlite::params![
                 t.name,
                 t.share,
@@ -105,6 +110,7 @@ impl Store {
                 t.snapshot_dir,
                 t.compress,
                 now,
+                t.compress_auto,
             ],
         )?;
         Ok(self.conn().last_insert_rowid())
@@ -129,7 +135,8 @@ impl Store {
     /// data_version would also change with every history row a run writes.)
     pub fn tasks_signature(&self) -> Result<String> {
         Ok(self.conn().query_row(
-            "SELECT count(*) || '/' || coalesce(sum(id), 0) || '/' || coalesce(max(updated_at), '')
+            "SELECT count(*) || '/' || coalesce(sum(id), 0) || '/' || coalesce(sum(id * enabled), 0)
+                 || '/' || coalesce(max(updated_at), '')
              FROM tasks",
             [],
             |r| r.get(0),
@@ -180,6 +187,7 @@ mod tests {
             keep_target: 5,
             snapshot_dir: "/mnt/main/.ferry-snapshots/photos",
             compress: 3,
+            compress_auto: true,
         }
     }
 

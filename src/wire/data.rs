@@ -1,7 +1,13 @@
+//! The data port's chunk stream: the sender's `ChunkWriter` (probe, compress,
+//! frame) and the receiver's `ChunkReader` (check offsets, decompress, hash).
+
+use std::time::{Duration, Instant};
+
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use uuid::Uuid;
 use zstd::bulk::{Compressor, Decompressor};
 
+use super::adapt::Adapt;
 use super::frame::write_frame;
 use super::meta::{read_data_hello, DataHello};
 use super::Error;
@@ -138,6 +144,7 @@ const PROBE: usize = 16 * 1024;
 /// Sending half of a data connection.
 pub struct ChunkWriter<W> {
     w: W,
+    fixed_level: i32,
     compressor: Option<Compressor<'static>>,
     /// zstd's fastest level, run on samples to skip chunks that will not shrink.
     probe: Option<Compressor<'static>>,
@@ -145,6 +152,7 @@ pub struct ChunkWriter<W> {
     counters: Counters,
     zbuf: Vec<u8>,
     inbuf: Vec<u8>,
+    adapt: Option<Adapt>,
 }
 
 impl<W: AsyncWrite + Unpin> ChunkWriter<W> {
@@ -159,6 +167,7 @@ impl<W: AsyncWrite + Unpin> ChunkWriter<W> {
             ),
         };
         Ok(ChunkWriter {
+            fixed_level: level,
             w,
             compressor,
             probe,
@@ -166,7 +175,31 @@ impl<W: AsyncWrite + Unpin> ChunkWriter<W> {
             counters: Counters::new(offset),
             zbuf: Vec::new(),
             inbuf: Vec::new(),
+            adapt: None,
         })
+    }
+
+    /// Lets the level move between `min` and `max` with what the chunks cost:
+    /// up while the network is the bottleneck, down while compression is.
+    /// Without compression (level 0) this changes nothing.
+    pub fn adaptive(mut self, start: i32, min: i32, max: i32) -> Self {
+        if self.compressor.is_some() {
+            self.adapt = Some(Adapt::new(start, min, max));
+            if let Some(c) = self.compressor.as_mut() {
+                // A level the adapter cannot reach would never be left.
+                let _ = c.set_compression_level(start.clamp(min, max));
+            }
+        }
+        self
+    }
+
+    /// The zstd level the next chunk will be compressed at (0: off).
+    pub fn level(&self) -> i32 {
+        match (&self.adapt, &self.compressor) {
+            (Some(a), _) => a.level(),
+            (None, Some(_)) => self.fixed_level,
+            (None, None) => 0,
+        }
     }
 
     /// Sends the [`DataHello`] for `session`, then returns a writer.
@@ -190,6 +223,7 @@ impl<W: AsyncWrite + Unpin> ChunkWriter<W> {
             })?;
         let mut codec = Codec::Raw;
         let worth_it = self.worth_compressing(data)?;
+        let started = Instant::now();
         if let Some(c) = self.compressor.as_mut().filter(|_| worth_it) {
             self.zbuf.clear();
             self.zbuf
@@ -214,10 +248,26 @@ impl<W: AsyncWrite + Unpin> ChunkWriter<W> {
         header[13] = codec as u8;
         // payload.len() <= data.len() <= MAX_CHUNK, checked above.
         header[14..18].copy_from_slice(&(payload.len() as u32).to_be_bytes());
+        let compressing = if worth_it {
+            started.elapsed()
+        } else {
+            Duration::ZERO
+        };
+        let writing = Instant::now();
         self.w.write_all(&header).await?;
         self.w.write_all(payload).await?;
+        let writing = writing.elapsed();
         self.counters
             .record(data, codec, CHUNK_HEADER + payload.len())?;
+        if let Some(level) = self
+            .adapt
+            .as_mut()
+            .and_then(|a| a.record(compressing, writing, worth_it))
+        {
+            if let Some(c) = self.compressor.as_mut() {
+                c.set_compression_level(level).map_err(Error::Zstd)?;
+            }
+        }
         Ok(codec)
     }
 

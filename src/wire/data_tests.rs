@@ -253,3 +253,36 @@ async fn data_hello_of_another_version_is_refused() {
     let err = ChunkReader::open(&mut b).await.err().unwrap();
     assert!(matches!(err, Error::VersionMismatch { .. }), "{err}");
 }
+
+#[tokio::test]
+async fn an_adaptive_writer_raises_its_level_on_a_slow_link() {
+    // A link that takes 100 ms per 64 KiB is far slower than zstd: the level climbs.
+    let (a, mut b) = duplex(64 * 1024);
+    let slow_reader = tokio::spawn(async move {
+        let mut buf = vec![0u8; 64 * 1024];
+        loop {
+            tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+            match tokio::io::AsyncReadExt::read(&mut b, &mut buf).await {
+                Ok(0) | Err(_) => return,
+                Ok(_) => {}
+            }
+        }
+    });
+    let mut w = ChunkWriter::new(a, 0, 3)
+        .expect("writer")
+        .adaptive(3, 1, 12);
+    assert_eq!(w.level(), 3);
+    // Text-like data that compresses, but not to nothing, so writes take time.
+    let mut text = Vec::new();
+    for i in 0..60_000u32 {
+        text.extend_from_slice(
+            format!("{i} ferry {} replicates\n", i.wrapping_mul(2_654_435_761)).as_bytes(),
+        );
+    }
+    for chunk in text.chunks(128 * 1024).cycle().take(32) {
+        w.write_chunk(chunk).await.expect("write");
+    }
+    assert!(w.level() > 3, "level stayed at {}", w.level());
+    drop(w);
+    slow_reader.await.expect("reader");
+}

@@ -60,6 +60,7 @@
 //! [`DEAD_AFTER`] (30 s); the handshake waits at most [`DEAD_AFTER`] for the
 //! peer's hello. [`Error::is_temporary`] classifies every failure for retries.
 
+mod adapt;
 mod data;
 mod error;
 mod frame;
