@@ -1,3 +1,6 @@
+//! Everything that can go wrong on the wire, as one line a person can act on,
+//! classified temporary or permanent to drive retries.
+
 use std::time::Duration;
 
 use super::meta::Meta;

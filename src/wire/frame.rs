@@ -1,3 +1,6 @@
+//! Meta-port framing: a u32 length and one JSON message, capped before anything
+//! is allocated; `MetaConn` adds cancel-safe receive and keepalive.
+
 use std::time::Duration;
 
 use serde::de::DeserializeOwned;

@@ -1,3 +1,6 @@
+//! The meta-port messages (`Meta`), the hellos on both ports, and the version
+//! handshake that refuses a peer speaking another protocol.
+
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
