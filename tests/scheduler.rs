@@ -144,20 +144,7 @@ async fn tasks_fire_on_schedule_and_follow_cli_edits_without_a_restart() {
     assert_eq!(statuses(&pair, "photos").len(), 3);
 
     // A task added while the daemon runs is picked up; a deleted one stops.
-    let docs = pair.src.subvolume("docs");
-    pair.nas1.ok(&[
-        "task",
-        "add",
-        "docs",
-        "--share",
-        docs.to_str().expect("utf8"),
-        "--target",
-        "nas2",
-        "--pool",
-        "backup",
-        "--frequency",
-        "10m",
-    ]);
+    pair.add_task("docs", "10m");
     assert_eq!(s.finished("docs").await, None);
     pair.nas1.ok(&["task", "delete", "docs", "--yes"]);
     s.until(|e| matches!(e, Event::Loaded { .. })).await;
@@ -231,20 +218,7 @@ impl Counts {
 async fn no_more_than_max_sends_run_at_once() {
     let mut pair = Pair::new(&[]).await;
     for name in ["a", "b", "c", "d"] {
-        let share = pair.src.subvolume(name);
-        pair.nas1.ok(&[
-            "task",
-            "add",
-            name,
-            "--share",
-            share.to_str().expect("utf8"),
-            "--target",
-            "nas2",
-            "--pool",
-            "backup",
-            "--frequency",
-            "5m",
-        ]);
+        pair.add_task(name, "5m");
     }
     let listener = silent_target(&mut pair).await;
     let mut s = Scheduler::start(&pair, 2);
@@ -365,20 +339,7 @@ async fn sigterm_mid_transfer_fails_the_row_and_exits_in_time() {
 async fn rows_a_crash_left_running_are_failed_at_start_unless_their_run_is_alive() {
     let pair = Pair::new(&[]).await;
     populate(&pair.share);
-    let docs = pair.src.subvolume("docs");
-    pair.nas1.ok(&[
-        "task",
-        "add",
-        "docs",
-        "--share",
-        docs.to_str().expect("utf8"),
-        "--target",
-        "nas2",
-        "--pool",
-        "backup",
-        "--frequency",
-        "1h",
-    ]);
+    pair.add_task("docs", "1h");
     let store = pair.nas1.store();
     let row = |task| ferry::store::NewSend {
         task_id: None,

@@ -86,6 +86,26 @@ impl Pair {
         }
     }
 
+    /// Adds a task `name` on nas1 for a new share (a subvolume) of the same name.
+    pub fn add_task(&self, name: &str, frequency: &str) -> PathBuf {
+        let share = self.src.subvolume(name);
+        let share_s = share.to_str().expect("utf8");
+        self.nas1.ok(&[
+            "task",
+            "add",
+            name,
+            "--share",
+            share_s,
+            "--target",
+            "nas2",
+            "--pool",
+            "backup",
+            "--frequency",
+            frequency,
+        ]);
+        share
+    }
+
     /// Starts nas2's receiver again on the ports nas1 knows.
     pub async fn restart_receiver(&mut self, meta: SocketAddr, data: SocketAddr) {
         let daemon = Daemon::start(&self.nas2.state, |c| {
