@@ -100,14 +100,16 @@ fn repair_latest(dir: &Path, newest: Option<&str>) -> io::Result<()> {
     }
 }
 
-/// Deletes every subvolume in `dir` that is not one of `keep`: the partials of
-/// failed or interrupted receives. Returns the names deleted. Only the holder of
-/// the share's lock (or startup, before any session) may call this.
+/// Deletes the partials of failed or interrupted receives in `dir`: subvolumes
+/// that are writable or have no received_uuid (btrfs receive sets both only at
+/// the very end), unless one of `keep` names them. Returns the names deleted.
+/// Only the holder of the share's lock (or startup, before any session) may call this.
 ///
-/// btrfs cannot move a read-only received subvolume (the rename must rewrite
-/// `..` inside a read-only tree: EROFS), so receives land directly in the
-/// replica directory, and "visible" means "in the replicas table", never "in
-/// the directory". Whatever else is there is a partial.
+/// A read-only subvolume with a received_uuid is a complete receive, even when
+/// no row names it (a pool re-added under another name, a lost state.db): it
+/// is left alone and logged, never deleted on the database's word alone. A
+/// session deletes its own complete-but-unverified subvolume by name
+/// ([`delete_own`]).
 pub(super) async fn delete_partials(
     dir: &Path,
     keep: &[Replica],
@@ -122,10 +124,38 @@ pub(super) async fn delete_partials(
         if keep.iter().any(|r| r.snapshot == name) {
             continue;
         }
+        if sub.readonly && sub.received_uuid.is_some() {
+            tracing::warn!(dir = %dir.display(), snapshot = name, received_uuid = ?sub.received_uuid,
+                "a complete received subvolume is not recorded as a replica; left alone \
+                 (not offered in Inventory); delete it by hand if it is not wanted");
+            continue;
+        }
         btrfs::delete(&sub.path).await?;
         deleted.push(name);
     }
     Ok(deleted)
+}
+
+/// Deletes the subvolumes a failed session itself created in `dir`, whatever
+/// their state: a receive that completed but failed verification is read-only
+/// with a received_uuid, so [`delete_partials`] would keep it. Names that are
+/// not valid snapshot names or are not there are skipped.
+pub(super) async fn delete_own(dir: &Path, names: &[&str]) -> Result<(), btrfs::Error> {
+    for name in names {
+        if names::validate_snapshot(name).is_err() || *name == LATEST {
+            continue;
+        }
+        let path = dir.join(name);
+        match std::fs::symlink_metadata(&path) {
+            Err(e) if e.kind() == io::ErrorKind::NotFound => continue,
+            Ok(m) if !m.is_dir() => continue,
+            _ => {}
+        }
+        if btrfs::is_subvolume(&path)? {
+            btrfs::delete(&path).await?;
+        }
+    }
+    Ok(())
 }
 
 /// Keeps the newest `keep` (at least one) replicas of one share in `dir` and

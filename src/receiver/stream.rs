@@ -11,7 +11,7 @@ use tokio::time::timeout;
 
 use super::session::{Begin, Session};
 use super::shared::{DataConn, DataStream};
-use super::transfer::{Failure, Row, Verified};
+use super::transfer::{Failure, Row, Seen, Verified};
 use crate::btrfs::{self, Receive};
 use crate::wire::{self, ChunkReader, Meta, StreamStats};
 
@@ -35,7 +35,7 @@ pub(super) async fn stream<S>(
     receive: &mut Option<Receive>,
     data: oneshot::Receiver<Result<DataConn, String>>,
     row: &Row<'_>,
-    commit_seen: &mut bool,
+    seen: &mut Seen,
 ) -> Result<Verified, Failure>
 where
     S: AsyncRead + AsyncWrite + Unpin + Send,
@@ -58,7 +58,7 @@ where
             },
             m = s.conn.recv_alive(), if commit.is_none() => match m {
                 Ok(Meta::Commit { stream_bytes, blake3 }) => {
-                    *commit_seen = true;
+                    seen.commit = true;
                     commit = Some((stream_bytes, blake3));
                 }
                 other => return Err(Failure::from_meta(other, 0)),
@@ -80,7 +80,7 @@ where
                 r = &mut pump => break r,
                 m = s.conn.recv_alive(), if commit.is_none() => match m {
                     Ok(Meta::Commit { stream_bytes, blake3 }) => {
-                    *commit_seen = true;
+                    seen.commit = true;
                     commit = Some((stream_bytes, blake3));
                 }
                     other => return Err(Failure::from_meta(other, bytes.load(Ordering::Relaxed))),
@@ -123,6 +123,7 @@ where
         None => return Err(Failure::failed("btrfs receive is not running")),
     };
     let received = finished.map_err(|e| Failure::failed(receive_failure(&e)))?;
+    seen.received = Some(received.name.clone());
     let (stream_bytes, blake3) = match commit {
         Some(c) => c,
         None => {
@@ -144,7 +145,7 @@ where
             }
         }
     };
-    *commit_seen = true;
+    seen.commit = true;
     check_stream(&stats, stream_bytes, &blake3).map_err(Failure::failed)?;
     if received.name != b.snapshot {
         return Err(Failure::failed(format!(

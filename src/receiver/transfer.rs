@@ -27,6 +27,15 @@ pub(super) enum Next {
 /// How long a btrfs receive whose input was cut gets to exit before it is killed.
 const ABANDON_GRACE: Duration = Duration::from_secs(3);
 
+/// What a transfer got to before it ended; `fail` needs it to clean up and reply.
+#[derive(Debug, Default)]
+pub(super) struct Seen {
+    /// The sender's Commit arrived, so no stray Commit is still on its way.
+    pub commit: bool,
+    /// The subvolume btrfs receive reported creating, once it exited 0.
+    pub received: Option<String>,
+}
+
 /// Why a receive failed, and whom to tell.
 pub(super) struct Failure {
     reason: String,
@@ -173,7 +182,7 @@ where
         id,
         open: true,
     };
-    let dir = match prepare(shared, &pool.name, &pool.path, s.source_uuid, &b.share).await {
+    let dir = match prepare(shared, &pool.name, &pool.path, s.source_uuid, &b).await {
         Ok(dir) => dir,
         Err(reason) => {
             row.fail(&reason);
@@ -203,9 +212,9 @@ where
     tracing::info!(peer = %s.addr, appliance = %s.peer.name, share = %b.share, pool = %pool.name,
         snapshot = %b.snapshot, parent = ?b.parent.as_ref().map(|p| &p.name), %session, "receive started");
 
-    let mut commit_seen = false;
+    let mut seen = Seen::default();
     let outcome = match s.conn.send(&Meta::Ready { session }).await {
-        Ok(()) => stream(s, &b, &dir, &mut receive, data, &row, &mut commit_seen).await,
+        Ok(()) => stream(s, &b, &dir, &mut receive, data, &row, &mut seen).await,
         Err(e) => Err(Failure::from_meta(Err(e), 0)),
     };
     drop(expecting);
@@ -218,7 +227,7 @@ where
             drop(admitted);
             next
         }
-        Err(f) => fail(s, &b, &pool.name, &dir, f, &mut row, commit_seen).await,
+        Err(f) => fail(s, &b, &pool.name, &dir, f, &mut row, &seen).await,
     }
 }
 
@@ -240,14 +249,17 @@ where
 }
 
 /// Creates the replica directory and clears partials left in it, so btrfs
-/// receive never meets a half-received subvolume of the same name.
+/// receive never meets a half-received subvolume of the same name. A complete
+/// subvolume of that name that no row records is refused, not deleted: `fail`
+/// deletes `dir/<snapshot>` as this session's own, so it must not be someone else's.
 async fn prepare(
     shared: &Shared,
     pool: &str,
     pool_path: &Path,
     source: Uuid,
-    share: &str,
+    b: &Begin,
 ) -> Result<PathBuf, String> {
+    let share = &b.share;
     let dir = disk::create_replica_dir(pool_path, source, share)
         .map_err(|e| format!("cannot create the replica directory in pool {pool}: {e}"))?;
     let held = shared
@@ -256,6 +268,15 @@ async fn prepare(
     disk::delete_partials(&dir, &held)
         .await
         .map_err(|e| format!("cannot clear a partial receive in {}: {e}", dir.display()))?;
+    let target = dir.join(&b.snapshot);
+    if std::fs::symlink_metadata(&target).is_ok() {
+        return Err(format!(
+            "{} already exists but is not a replica this receiver recorded (a pool re-added \
+             under another name, or a lost state database?); it is left alone: delete it by \
+             hand, or send a snapshot with another name",
+            target.display()
+        ));
+    }
     Ok(dir)
 }
 
@@ -295,7 +316,11 @@ where
     };
     if let Err(e) = shared.db(|st| st.commit_replica(row.id, &new)) {
         let f = Failure::failed(format!("cannot record the replica: {e}"));
-        return fail(s, b, &pool.name, dir, f, row, true).await;
+        let seen = Seen {
+            commit: true,
+            received: Some(b.snapshot.clone()),
+        };
+        return fail(s, b, &pool.name, dir, f, row, &seen).await;
     }
     row.open = false;
     if let Err(e) = disk::point_latest(dir, &b.snapshot) {
@@ -322,6 +347,11 @@ where
 }
 
 /// Deletes whatever the receive left, finishes the row failed, tells the peer.
+///
+/// This session's own subvolume (`dir/<snapshot>`, which `prepare` proved was
+/// not there before, and the name btrfs receive reported) goes even when it is
+/// read-only and complete: it failed verification. Other complete subvolumes
+/// stay; only writable partials are swept with it.
 async fn fail<S>(
     s: &mut Session<'_, S>,
     b: &Begin,
@@ -329,18 +359,26 @@ async fn fail<S>(
     dir: &Path,
     f: Failure,
     row: &mut Row<'_>,
-    commit_seen: bool,
+    seen: &Seen,
 ) -> Next
 where
     S: AsyncRead + AsyncWrite + Unpin + Send,
 {
-    let held = s.shared.db(|st| st.replicas(pool, s.source_uuid, &b.share));
-    let cleaned = match held {
-        Ok(held) => disk::delete_partials(dir, &held)
+    let mut own = vec![b.snapshot.as_str()];
+    own.extend(seen.received.as_deref());
+    let cleaned = async {
+        disk::delete_own(dir, &own)
             .await
-            .map_err(|e| e.to_string()),
-        Err(e) => Err(e.to_string()),
-    };
+            .map_err(|e| e.to_string())?;
+        let held = s
+            .shared
+            .db(|st| st.replicas(pool, s.source_uuid, &b.share))
+            .map_err(|e| e.to_string())?;
+        disk::delete_partials(dir, &held)
+            .await
+            .map_err(|e| e.to_string())
+    }
+    .await;
     let reason = match cleaned {
         Ok(_) => f.reason,
         Err(e) => format!(
@@ -353,7 +391,7 @@ where
         snapshot = %b.snapshot, "receive failed: {reason}");
     match f.tell {
         Tell::Failed => {
-            s.stray_commit = !commit_seen;
+            s.stray_commit = !seen.commit;
             reply_or_close(s, Meta::Failed { reason }).await
         }
         Tell::PeerAborted => Next::Continue,

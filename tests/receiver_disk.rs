@@ -1,0 +1,107 @@
+//! The receiver and the disk under it: what it may delete, what it refuses to
+//! trust (an unmounted or replaced pool), and retention order.
+
+mod common;
+
+use common::daemon::{subvolumes, wait_for_log, Pair};
+use ferry::wire;
+
+/// Pins: `delete_partials` deleted every subvolume without a `replicas` row, so
+/// re-adding a pool under another name (its rows name the old pool) deleted
+/// every verified replica at the next start, and again at the next Begin.
+#[tokio::test]
+async fn a_pool_re_added_under_another_name_keeps_its_replicas() {
+    let pair = Pair::new();
+    let d = pair.start(|_| {}).await;
+    let mut c = pair.client(&d).await;
+    let s1 = pair.snapshot("s1").await;
+    let s2 = pair.snapshot("s2").await;
+    c.replicate("photos", "backup", &s1, None, 5)
+        .await
+        .expect("s1");
+    c.replicate("photos", "backup", &s2, Some(&s1), 5)
+        .await
+        .expect("s2");
+    drop(c);
+    d.stop().await;
+
+    let mount = pair.dst.mount.to_string_lossy().into_owned();
+    pair.target.ok(&["pool", "remove", "backup"]);
+    pair.target.ok(&["pool", "add", "backup2", &mount]);
+    let d = pair.start(|_| {}).await;
+    assert_eq!(subvolumes(&pair.replica_dir()).await, ["s1", "s2"]);
+    wait_for_log(&["not recorded as a replica; left alone", "snapshot=\"s1\""]).await;
+
+    // A receive into the renamed pool sweeps partials, not the old replicas.
+    let mut c = pair.client(&d).await;
+    let s3 = pair.snapshot("s3").await;
+    c.replicate("photos", "backup2", &s3, None, 5)
+        .await
+        .expect("s3");
+    assert_eq!(subvolumes(&pair.replica_dir()).await, ["s1", "s2", "s3"]);
+    // Sending a name that is there but unrecorded is refused, and deletes nothing.
+    match c.replicate("photos", "backup2", &s2, None, 5).await {
+        Err(wire::Error::Refused { reason, .. }) => {
+            assert!(
+                reason.contains("not a replica this receiver recorded"),
+                "{reason}"
+            )
+        }
+        other => panic!("expected a refusal, got {other:?}"),
+    }
+    assert_eq!(subvolumes(&pair.replica_dir()).await, ["s1", "s2", "s3"]);
+    drop(c);
+    d.stop().await;
+}
+
+/// Pins: a replica whose row is gone (sqlite3 by hand, a lost state.db) was
+/// deleted as a "partial" at the next start.
+#[tokio::test]
+async fn a_replica_whose_row_was_removed_keeps_its_subvolume() {
+    let pair = Pair::new();
+    let d = pair.start(|_| {}).await;
+    let mut c = pair.client(&d).await;
+    let s1 = pair.snapshot("s1").await;
+    c.replicate("photos", "backup", &s1, None, 5)
+        .await
+        .expect("s1");
+    drop(c);
+    d.stop().await;
+
+    pair.sql("DELETE FROM replicas");
+    let d = pair.start(|_| {}).await;
+    assert_eq!(subvolumes(&pair.replica_dir()).await, ["s1"]);
+    common::assert_same_tree(&s1.path, &pair.replica_dir().join("s1"));
+    d.stop().await;
+}
+
+/// Pins: a receive that completes but fails verification leaves a read-only
+/// subvolume with a received_uuid; it must still be deleted, and a failure must
+/// delete only its own subvolume, not an unrecorded complete one beside it.
+#[tokio::test]
+async fn a_failed_verification_deletes_its_own_subvolume_and_nothing_else() {
+    let pair = Pair::new();
+    let d = pair.start(|_| {}).await;
+    let mut c = pair.client(&d).await;
+    let s1 = pair.snapshot("s1").await;
+    c.replicate("photos", "backup", &s1, None, 5)
+        .await
+        .expect("s1");
+    pair.sql("DELETE FROM replicas");
+
+    let s2 = pair.snapshot("s2").await;
+    let zeros = "0".repeat(64);
+    let e = c
+        .replicate_with("photos", "backup", &s2, None, 5, |st| {
+            st.blake3 = zeros.clone()
+        })
+        .await
+        .expect_err("a wrong checksum must fail");
+    assert!(
+        matches!(&e, wire::Error::Peer { reason } if reason.starts_with("checksum mismatch")),
+        "{e}"
+    );
+    assert_eq!(subvolumes(&pair.replica_dir()).await, ["s1"]);
+    drop(c);
+    d.stop().await;
+}
