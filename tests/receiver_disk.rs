@@ -105,3 +105,37 @@ async fn a_failed_verification_deletes_its_own_subvolume_and_nothing_else() {
     drop(c);
     d.stop().await;
 }
+
+/// Pins: with the pool unmounted, Inventory answered "nothing held" (every
+/// replica failed `btrfs subvolume show`), and an empty inventory makes the
+/// sender delete its snapshots. It must be a temporary (busy) refusal.
+#[tokio::test]
+async fn inventory_of_an_unmounted_pool_is_refused_as_busy() {
+    let pair = Pair::new();
+    let d = pair.start(|_| {}).await;
+    let mut c = pair.client(&d).await;
+    let s1 = pair.snapshot("s1").await;
+    c.replicate("photos", "backup", &s1, None, 5)
+        .await
+        .expect("s1");
+    common::run("umount", &[pair.dst.mount.as_os_str()]);
+
+    let mount = pair.dst.mount.display().to_string();
+    match c.inventory("photos", "backup").await {
+        Err(wire::Error::Refused { reason, busy }) => {
+            assert!(busy, "{reason}");
+            assert!(
+                reason.contains("pool backup") && reason.contains(&mount),
+                "{reason}"
+            );
+        }
+        other => panic!("expected a busy refusal, got {other:?}"),
+    }
+    let s2 = pair.snapshot("s2").await;
+    match c.begin("photos", "backup", &s2, None, 5).await {
+        Err(wire::Error::Refused { busy: true, .. }) => {}
+        other => panic!("expected a busy refusal, got {other:?}"),
+    }
+    drop(c);
+    d.stop().await;
+}

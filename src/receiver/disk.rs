@@ -58,14 +58,30 @@ pub(super) fn create_replica_dir(pool: &Path, source: Uuid, share: &str) -> io::
 }
 
 /// Whether `dir/name` is a read-only subvolume received from `received_uuid`.
-pub(super) async fn is_intact(dir: &Path, name: &str, received_uuid: Uuid) -> bool {
+///
+/// `Ok(false)` only when the answer is known to be no (nothing there, not a
+/// subvolume, writable, another uuid); `Err` when it cannot be read, which
+/// must never read as "not held": the sender deletes what the target lacks.
+pub(super) async fn is_intact(
+    dir: &Path,
+    name: &str,
+    received_uuid: Uuid,
+) -> Result<bool, btrfs::Error> {
     if names::validate_snapshot(name).is_err() {
-        return false;
+        return Ok(false);
     }
-    match btrfs::show(&dir.join(name)).await {
-        Ok(sub) => sub.readonly && sub.received_uuid == Some(received_uuid),
-        Err(_) => false,
+    let path = dir.join(name);
+    match std::fs::symlink_metadata(&path) {
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(false),
+        Err(source) => return Err(btrfs::Error::Path { path, source }),
+        Ok(meta) if !meta.is_dir() => return Ok(false),
+        Ok(_) => {}
     }
+    if !btrfs::is_subvolume(&path)? {
+        return Ok(false);
+    }
+    let sub = btrfs::show(&path).await?;
+    Ok(sub.readonly && sub.received_uuid == Some(received_uuid))
 }
 
 /// Points `dir/latest` at `name` atomically: a new link under a temporary name,
@@ -205,9 +221,9 @@ pub(super) async fn recover(shared: &Shared) -> Result<(), Error> {
         if !ferry.is_dir() {
             continue;
         }
-        if !btrfs::is_btrfs(&pool.path)? {
+        if let Err(reason) = super::pool::check(&pool, &shared.me.name) {
             tracing::warn!(pool = %pool.name, path = %pool.path.display(),
-                "pool is not on btrfs (not mounted?); skipping its recovery");
+                "skipping the pool's recovery: {reason}");
             continue;
         }
         let replicas = shared.db(|s| s.pool_replicas(&pool.name))?;
@@ -239,9 +255,12 @@ async fn recover_dir(
     let mut present = Vec::new();
     for r in held {
         if std::fs::symlink_metadata(dir.join(&r.snapshot)).is_ok() {
-            if !is_intact(dir, &r.snapshot, r.received_uuid).await {
-                tracing::warn!(pool, snapshot = %r.snapshot,
-                    "replica is no longer read-only with its received uuid; left on disk, not offered as a parent");
+            match is_intact(dir, &r.snapshot, r.received_uuid).await {
+                Ok(true) => {}
+                Ok(false) => tracing::warn!(pool, snapshot = %r.snapshot,
+                    "replica is no longer read-only with its received uuid; left on disk, not offered as a parent"),
+                Err(e) => tracing::warn!(pool, snapshot = %r.snapshot, error = %e,
+                    "cannot inspect a replica; left on disk"),
             }
             present.push(r);
         } else {

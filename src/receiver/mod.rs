@@ -4,6 +4,7 @@
 mod admit;
 mod disk;
 mod listen;
+mod pool;
 mod session;
 mod shared;
 mod stream;

@@ -8,7 +8,7 @@ use tokio::time::timeout;
 use uuid::Uuid;
 
 use super::shared::Shared;
-use super::{disk, replica_dir, transfer};
+use super::{admit, disk, pool, replica_dir, transfer};
 use crate::names;
 use crate::store::Appliance;
 use crate::wire::{self, handshake, Hello, Meta, MetaConn, Parent, Replica};
@@ -189,10 +189,20 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Session<'_, S> {
             Ok(rows) => rows,
             Err(e) => return refused(format!("receiver state database: {e}")),
         };
+        // An empty answer makes the sender delete its snapshots: a pool that is
+        // not there, or a replica that cannot be read, is "ask again", never "none".
+        if let Err(reason) = pool::check(&pool_row, &self.shared.me.name) {
+            tracing::warn!(peer = %self.addr, appliance = %self.peer.name, "inventory refused: {reason}");
+            return busy(reason);
+        }
         let dir = replica_dir(&pool_row.path, self.source_uuid, share);
         let mut replicas = Vec::with_capacity(rows.len());
         for r in rows {
-            if disk::is_intact(&dir, &r.snapshot, r.received_uuid).await {
+            let intact = match disk::is_intact(&dir, &r.snapshot, r.received_uuid).await {
+                Ok(intact) => intact,
+                Err(e) => return admit::unreadable(&pool_row, &r.snapshot, &e),
+            };
+            if intact {
                 replicas.push(Replica {
                     name: r.snapshot,
                     received_uuid: r.received_uuid,
@@ -213,9 +223,15 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Session<'_, S> {
     }
 }
 
+/// A refusal the sender should not retry as is.
 pub(super) fn refused(reason: String) -> Meta {
     Meta::Refused {
         reason,
         busy: false,
     }
+}
+
+/// A temporary refusal: the sender retries soon and must not read it as an answer.
+pub(super) fn busy(reason: String) -> Meta {
+    Meta::Refused { reason, busy: true }
 }
