@@ -139,3 +139,73 @@ async fn inventory_of_an_unmounted_pool_is_refused_as_busy() {
     drop(c);
     d.stop().await;
 }
+
+/// Pins: the pool check was `is_btrfs(path)`, which an empty mount point on a
+/// btrfs root filesystem passes, so a receive into an unmounted pool filled the
+/// root filesystem; and nothing noticed another btrfs filesystem mounted there.
+#[tokio::test]
+async fn a_pool_replaced_by_a_plain_directory_or_another_filesystem_is_refused() {
+    let pair = Pair::new();
+    let other = common::TestPool::new();
+    let plain = other.mount.join("plain");
+    std::fs::create_dir(&plain).expect("plain dir");
+    let d = pair.start(|_| {}).await;
+    let mut c = pair.client(&d).await;
+    let s1 = pair.snapshot("s1").await;
+    c.replicate("photos", "backup", &s1, None, 5)
+        .await
+        .expect("s1");
+    let added = pair.target.store().pool("backup").expect("q").expect("row");
+    let dst_fs = btrfs_fs(&pair.dst.mount);
+    assert_eq!(
+        added.fs_uuid,
+        Some(dst_fs),
+        "pool add records the filesystem"
+    );
+
+    let s2 = pair.snapshot("s2").await;
+    for (path, why) in [
+        (&plain, "is not a mounted btrfs subvolume"),
+        (&other.mount, "another filesystem mounted there?"),
+    ] {
+        pair.sql(&format!(
+            "UPDATE pools SET path = '{}' WHERE name = 'backup'",
+            path.display()
+        ));
+        match c.inventory("photos", "backup").await {
+            Err(wire::Error::Refused { reason, busy: true }) => {
+                assert!(reason.contains(why), "{reason}")
+            }
+            other => panic!("expected a busy refusal, got {other:?}"),
+        }
+        match c.begin("photos", "backup", &s2, Some(&s1), 5).await {
+            Err(wire::Error::Refused { reason, busy: true }) => {
+                assert!(reason.contains(why), "{reason}")
+            }
+            other => panic!("expected a busy refusal, got {other:?}"),
+        }
+        assert!(
+            !path.join(".ferry").exists(),
+            "wrote into {}",
+            path.display()
+        );
+    }
+
+    // A pool from before fs_uuid existed gets it recorded at its first check.
+    pair.sql(&format!(
+        "UPDATE pools SET path = '{}', fs_uuid = NULL WHERE name = 'backup'",
+        pair.dst.mount.display()
+    ));
+    let inv = c.inventory("photos", "backup").await.expect("inventory");
+    assert_eq!(inv.len(), 1);
+    let row = pair.target.store().pool("backup").expect("q").expect("row");
+    assert_eq!(row.fs_uuid, Some(dst_fs));
+    drop(c);
+    d.stop().await;
+}
+
+fn btrfs_fs(path: &std::path::Path) -> uuid::Uuid {
+    ferry::btrfs::filesystem_uuid(path)
+        .expect("fs uuid")
+        .expect("on btrfs")
+}

@@ -61,7 +61,7 @@ where
         .ok_or_else(|| refused(s.not_exposed(&b.pool)))?;
     // An unmounted pool's mount point is a plain directory on another
     // filesystem: receiving there would fill that filesystem.
-    super::pool::check(&pool, &shared.me.name).map_err(busy)?;
+    super::pool::check(shared, &pool).map_err(busy)?;
     let lock = shared.lock_share(s.source_uuid, &b.share).ok_or_else(|| {
         busy(format!(
             "a receive of share {} from {} is already running",

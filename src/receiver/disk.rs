@@ -221,7 +221,7 @@ pub(super) async fn recover(shared: &Shared) -> Result<(), Error> {
         if !ferry.is_dir() {
             continue;
         }
-        if let Err(reason) = super::pool::check(&pool, &shared.me.name) {
+        if let Err(reason) = super::pool::check(shared, &pool) {
             tracing::warn!(pool = %pool.name, path = %pool.path.display(),
                 "skipping the pool's recovery: {reason}");
             continue;

@@ -191,7 +191,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Session<'_, S> {
         };
         // An empty answer makes the sender delete its snapshots: a pool that is
         // not there, or a replica that cannot be read, is "ask again", never "none".
-        if let Err(reason) = pool::check(&pool_row, &self.shared.me.name) {
+        if let Err(reason) = pool::check(self.shared, &pool_row) {
             tracing::warn!(peer = %self.addr, appliance = %self.peer.name, "inventory refused: {reason}");
             return busy(reason);
         }
