@@ -6,9 +6,9 @@ mod common;
 use std::os::unix::fs::PermissionsExt;
 use std::path::PathBuf;
 use std::sync::OnceLock;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
-use common::daemon::Pair;
+use common::daemon::{subvolumes, Pair};
 use ferry::store::Status;
 use ferry::wire;
 
@@ -73,6 +73,50 @@ async fn a_slow_btrfs_receive_exit_keeps_the_session_alive() {
         "the wrapper did not slow it down"
     );
     assert_eq!(pair.history()[0].status, Status::Succeeded);
+    drop(c);
+    d.stop().await;
+}
+
+/// Pins: `rx.finish()` had no bound, so a `btrfs receive` that never exits held
+/// the share's lock and a receive slot forever. It is killed after
+/// `finish_timeout`, the row fails, its subvolume is deleted, the share is free.
+#[tokio::test]
+async fn a_btrfs_receive_that_never_exits_is_killed_and_the_share_freed() {
+    install_wrapper();
+    let pair = Pair::new();
+    let control = pair.dst.dir.join(CONTROL);
+    std::fs::write(&control, "hang 600\n").expect("control");
+    let d = pair
+        .start(|c| {
+            c.finish_timeout = Duration::from_secs(3);
+            c.max_receives = 1;
+        })
+        .await;
+    let mut c = pair.client(&d).await;
+    let s1 = pair.snapshot("s1").await;
+    let e = c
+        .replicate("photos", "backup", &s1, None, 5)
+        .await
+        .expect_err("a hung btrfs receive must fail the receive");
+    let reason = match e {
+        wire::Error::Peer { reason } => reason,
+        other => panic!("expected Failed, got {other}"),
+    };
+    assert!(
+        reason.contains("btrfs receive did not exit within 3s"),
+        "{reason}"
+    );
+    let row = &pair.history()[0];
+    assert_eq!(row.status, Status::Failed);
+    assert!(subvolumes(&pair.replica_dir()).await.is_empty());
+
+    std::fs::remove_file(&control).expect("rm control");
+    assert_eq!(
+        c.replicate("photos", "backup", &s1, None, 5)
+            .await
+            .expect("the share and the slot are free again"),
+        s1.uuid
+    );
     drop(c);
     d.stop().await;
 }

@@ -48,6 +48,14 @@ pub struct Config {
     pub handshake_timeout: Duration,
     /// Wait for the data connection after Ready, and the longest stall while reading it.
     pub data_timeout: Duration,
+    /// How long btrfs receive may take to exit once its stream has ended; then it
+    /// is killed and the receive fails. It flushes what it buffered, which on a
+    /// slow or busy disk takes a while, but a hung one must not hold the share's
+    /// lock (and a receive slot) forever.
+    pub finish_timeout: Duration,
+    /// The bound on each other btrfs command of a receive (show, delete): they
+    /// take seconds at worst, unless the filesystem is wedged.
+    pub btrfs_timeout: Duration,
 }
 
 impl Config {
@@ -60,6 +68,8 @@ impl Config {
             max_receives: 4,
             handshake_timeout: Duration::from_secs(10),
             data_timeout: Duration::from_secs(30),
+            finish_timeout: Duration::from_secs(10 * 60),
+            btrfs_timeout: Duration::from_secs(2 * 60),
         }
     }
 }

@@ -103,8 +103,18 @@ where
     let Some(rx) = receive.take() else {
         return Err(Failure::failed("btrfs receive is not running"));
     };
-    let finished = watching(s, rx.finish(), &mut commit, seen, &bytes).await?;
-    let received = finished.map_err(|e| Failure::failed(receive_failure(&e)))?;
+    let config = &s.shared.config;
+    let (finish_after, show_after) = (config.finish_timeout, config.btrfs_timeout);
+    // A timeout drops `finish`, and with it the child: kill_on_drop kills it.
+    let finish = timeout(finish_after, rx.finish());
+    let finished = watching(s, finish, &mut commit, seen, &bytes).await?;
+    let received = finished
+        .map_err(|_| {
+            Failure::failed(format!(
+                "btrfs receive did not exit within {finish_after:?} after its stream ended; killed it"
+            ))
+        })?
+        .map_err(|e| Failure::failed(receive_failure(&e)))?;
     seen.received = Some(received.name.clone());
     let (stream_bytes, blake3) = match commit.take() {
         Some(c) => c,
@@ -119,15 +129,15 @@ where
     }
     // The Commit is in; from here any message but a keepalive is a violation.
     let mut done = Some((stream_bytes, blake3));
-    let shown = watching(
-        s,
-        btrfs::show(&dir.join(&b.snapshot)),
-        &mut done,
-        seen,
-        &bytes,
-    )
-    .await?;
+    let path = dir.join(&b.snapshot);
+    let show = timeout(show_after, btrfs::show(&path));
+    let shown = watching(s, show, &mut done, seen, &bytes).await?;
     let sub = shown
+        .map_err(|_| {
+            Failure::failed(format!(
+                "btrfs subvolume show of the received subvolume did not finish within {show_after:?}"
+            ))
+        })?
         .map_err(|e| Failure::failed(format!("cannot inspect the received subvolume: {e}")))?;
     if !sub.readonly {
         return Err(Failure::failed("the received subvolume is not read-only"));

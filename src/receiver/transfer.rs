@@ -265,9 +265,12 @@ async fn prepare(
     let held = shared
         .db(|s| s.replicas(pool, source, share))
         .map_err(|e| format!("receiver state database: {e}"))?;
-    disk::delete_partials(&dir, &held)
+    let after = shared.config.btrfs_timeout;
+    let cleared = timeout(after, disk::delete_partials(&dir, &held))
         .await
-        .map_err(|e| format!("cannot clear a partial receive in {}: {e}", dir.display()))?;
+        .map_err(|_| format!("timed out after {after:?}"))
+        .and_then(|r| r.map_err(|e| e.to_string()));
+    cleared.map_err(|e| format!("cannot clear a partial receive in {}: {e}", dir.display()))?;
     let target = dir.join(&b.snapshot);
     if std::fs::symlink_metadata(&target).is_ok() {
         return Err(format!(
@@ -366,6 +369,7 @@ where
 {
     let mut own = vec![b.snapshot.as_str()];
     own.extend(seen.received.as_deref());
+    let after = s.shared.config.btrfs_timeout;
     let cleaned = async {
         disk::delete_own(dir, &own)
             .await
@@ -377,8 +381,12 @@ where
         disk::delete_partials(dir, &held)
             .await
             .map_err(|e| e.to_string())
-    }
-    .await;
+    };
+    // Bounded: the share's lock is held until this returns. A timeout kills the
+    // delete (kill_on_drop); startup recovery deletes what is left.
+    let cleaned = timeout(after, cleaned)
+        .await
+        .unwrap_or_else(|_| Err(format!("timed out after {after:?}")));
     let reason = match cleaned {
         Ok(_) => f.reason,
         Err(e) => format!(
