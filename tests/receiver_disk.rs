@@ -209,3 +209,28 @@ fn btrfs_fs(path: &std::path::Path) -> uuid::Uuid {
         .expect("fs uuid")
         .expect("on btrfs")
 }
+
+/// Pins: retention ordered replicas by received_at, so one whose timestamp is in
+/// the future (a clock that jumped back since) ranked newest, and `keep 1`
+/// deleted the replica just committed, the sender's only common base.
+#[tokio::test]
+async fn a_replica_from_the_future_does_not_make_retention_delete_the_newest() {
+    let pair = Pair::new();
+    let d = pair.start(|_| {}).await;
+    let mut c = pair.client(&d).await;
+    let s1 = pair.snapshot("s1").await;
+    c.replicate("photos", "backup", &s1, None, 5)
+        .await
+        .expect("s1");
+    pair.sql("UPDATE replicas SET received_at = '2999-01-01T00:00:00.000Z'");
+    let s2 = pair.snapshot("s2").await;
+    c.replicate("photos", "backup", &s2, Some(&s1), 1)
+        .await
+        .expect("s2");
+    let s1_path = format!("path={}", pair.replica_dir().join("s1").display());
+    wait_for_log(&["retention: deleted replica", &s1_path]).await;
+    assert_eq!(subvolumes(&pair.replica_dir()).await, ["s2"]);
+    assert_eq!(pair.latest(), "s2");
+    drop(c);
+    d.stop().await;
+}

@@ -175,11 +175,12 @@ pub(super) async fn delete_own(dir: &Path, names: &[&str]) -> Result<(), btrfs::
 }
 
 /// Keeps the newest `keep` (at least one) replicas of one share in `dir` and
-/// deletes the rest, subvolume first, then row. Never touches the newest.
-pub(super) async fn prune(shared: &Shared, dir: &Path, held: &[Replica], keep: u32) {
+/// deletes the rest, subvolume first, then row. Never touches the newest, nor
+/// `just`, the replica this receive committed.
+pub(super) async fn prune(shared: &Shared, dir: &Path, held: &[Replica], keep: u32, just: i64) {
     let keep = usize::try_from(keep.max(1)).unwrap_or(usize::MAX);
-    // `held` is newest first.
-    for old in held.iter().skip(keep) {
+    // `held` is newest (highest id) first.
+    for old in held.iter().skip(keep).filter(|r| r.id != just) {
         let path = dir.join(&old.snapshot);
         if names::validate_snapshot(&old.snapshot).is_err() {
             continue;
@@ -268,8 +269,8 @@ async fn recover_dir(
             tracing::warn!(pool, snapshot = %r.snapshot, "replica's subvolume is gone; forgot it");
         }
     }
-    // `replicas` orders newest first; pool_replicas orders by id.
-    let newest = present.iter().max_by_key(|r| (r.received_at, r.id));
+    // The last committed, by id: received_at is a wall clock and can jump.
+    let newest = present.iter().max_by_key(|r| r.id);
     if let Err(e) = repair_latest(dir, newest.map(|r| r.snapshot.as_str())) {
         tracing::warn!(pool, dir = %dir.display(), error = %e, "cannot repair the latest link");
     }

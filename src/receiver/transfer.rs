@@ -317,14 +317,17 @@ where
         received_uuid: v.received_uuid,
         stream_bytes: v.stats.raw_bytes(),
     };
-    if let Err(e) = shared.db(|st| st.commit_replica(row.id, &new)) {
-        let f = Failure::failed(format!("cannot record the replica: {e}"));
-        let seen = Seen {
-            commit: true,
-            received: Some(b.snapshot.clone()),
-        };
-        return fail(s, b, &pool.name, dir, f, row, &seen).await;
-    }
+    let committed = match shared.db(|st| st.commit_replica(row.id, &new)) {
+        Ok(id) => id,
+        Err(e) => {
+            let f = Failure::failed(format!("cannot record the replica: {e}"));
+            let seen = Seen {
+                commit: true,
+                received: Some(b.snapshot.clone()),
+            };
+            return fail(s, b, &pool.name, dir, f, row, &seen).await;
+        }
+    };
     row.open = false;
     if let Err(e) = disk::point_latest(dir, &b.snapshot) {
         // The replica is verified and recorded; `latest` is repaired at the next start.
@@ -340,7 +343,7 @@ where
         })
         .await;
     match shared.db(|st| st.replicas(&pool.name, s.source_uuid, &b.share)) {
-        Ok(held) => disk::prune(shared, dir, &held, b.keep).await,
+        Ok(held) => disk::prune(shared, dir, &held, b.keep, committed).await,
         Err(e) => tracing::warn!(error = %e, "retention skipped: cannot list replicas"),
     }
     match sent {
