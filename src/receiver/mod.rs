@@ -46,6 +46,10 @@ pub struct Config {
     pub max_receives: usize,
     /// TLS handshake, hellos, and the data connection's first frame.
     pub handshake_timeout: Duration,
+    /// TLS handshakes in progress at once, over both ports. Each costs a task and
+    /// up to `handshake_timeout` before the peer has proven anything, so a flood
+    /// of unauthenticated connections is cut off here; those over are dropped.
+    pub max_handshakes: usize,
     /// Wait for the data connection after Ready, and the longest stall while reading it.
     pub data_timeout: Duration,
     /// How long btrfs receive may take to exit once its stream has ended; then it
@@ -67,6 +71,7 @@ impl Config {
             data_port: 10002,
             max_receives: 4,
             handshake_timeout: Duration::from_secs(10),
+            max_handshakes: 64,
             data_timeout: Duration::from_secs(30),
             finish_timeout: Duration::from_secs(10 * 60),
             btrfs_timeout: Duration::from_secs(2 * 60),
