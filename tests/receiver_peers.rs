@@ -53,3 +53,51 @@ async fn connections_over_the_handshake_cap_are_dropped_and_real_clients_still_s
     drop(c);
     d.stop().await;
 }
+
+/// Pins: the peer's uuid was bound from its hello at first contact, so any
+/// trusted appliance could claim another's (still unbound) uuid and later read
+/// and write that appliance's replicas. The uuid comes from the certificate.
+#[tokio::test]
+async fn a_hello_claiming_another_uuid_than_the_certificate_is_refused() {
+    let pair = Pair::new();
+    let d = pair.start(|_| {}).await;
+    let impostor = client::Peer {
+        identity: ferry::identity::load(&pair.source.state).expect("identity"),
+        uuid: uuid::Uuid::new_v4(),
+        name: "nas1".into(),
+    };
+    let reason = match client::Client::connect(&impostor, pair.target_fp, d.meta, d.data).await {
+        Err((_, e)) => e,
+        Ok(mut c) => match c.inventory("photos", "backup").await {
+            Err(ferry::wire::Error::Peer { reason }) => reason,
+            other => panic!("expected the session to be refused, got {other:?}"),
+        },
+    };
+    assert!(
+        reason.contains("its certificate names") && reason.contains(&pair.peer.uuid.to_string()),
+        "{reason}"
+    );
+    let nas1 = pair
+        .target
+        .store()
+        .appliance("nas1")
+        .expect("q")
+        .expect("row");
+    assert_eq!(nas1.uuid, None, "the claimed uuid was bound");
+
+    let mut c = pair.client(&d).await;
+    assert!(c
+        .inventory("photos", "backup")
+        .await
+        .expect("inv")
+        .is_empty());
+    let nas1 = pair
+        .target
+        .store()
+        .appliance("nas1")
+        .expect("q")
+        .expect("row");
+    assert_eq!(nas1.uuid, Some(pair.peer.uuid));
+    drop(c);
+    d.stop().await;
+}

@@ -199,7 +199,14 @@ async fn meta_connection(
         tracing::warn!(peer = %addr, fingerprint = %fp, "refused connection: appliance no longer known");
         return;
     };
-    serve_meta(&shared, tls, peer, addr).await;
+    // The uuid is taken from the pinned certificate, never from the hello alone:
+    // a hello is just a claim any trusted appliance could make.
+    let Some(uuid) = identity::peer_uuid(tls.get_ref().1) else {
+        tracing::warn!(peer = %addr, fingerprint = %fp, appliance = %peer.name,
+            "refused connection: its certificate names no appliance uuid (<uuid>.ferry.invalid)");
+        return;
+    };
+    serve_meta(&shared, tls, peer, uuid, addr).await;
 }
 
 async fn data_connection(

@@ -38,9 +38,15 @@ pub(super) struct Begin {
 
 /// Runs the meta session of `peer` (already authenticated by TLS, or trusted by
 /// the caller, as tests over in-memory pipes are) on `stream` until it ends.
-/// Every outcome is logged; nothing is returned.
-pub async fn serve_meta<S>(shared: &Shared, stream: S, peer: Appliance, addr: SocketAddr)
-where
+/// `cert_uuid` is the appliance uuid its pinned certificate names; the hello
+/// must claim the same. Every outcome is logged; nothing is returned.
+pub async fn serve_meta<S>(
+    shared: &Shared,
+    stream: S,
+    peer: Appliance,
+    cert_uuid: Uuid,
+    addr: SocketAddr,
+) where
     S: AsyncRead + AsyncWrite + Unpin + Send,
 {
     let mut conn = MetaConn::new(stream);
@@ -57,7 +63,7 @@ where
             return;
         }
     };
-    if let Err(reason) = bind_uuid(shared, &peer, &hello) {
+    if let Err(reason) = bind_uuid(shared, &peer, cert_uuid, &hello) {
         tracing::warn!(peer = %addr, appliance = %peer.name, "refused session: {reason}");
         tell(&mut conn, Meta::Error { reason }).await;
         return;
@@ -76,21 +82,33 @@ where
     tracing::info!(peer = %addr, appliance = %session.peer.name, "session ended");
 }
 
-/// Binds the peer's uuid at its first contact; later contacts must present the same.
-fn bind_uuid(shared: &Shared, peer: &Appliance, hello: &Hello) -> Result<(), String> {
+/// Checks the hello's uuid against the certificate's, then binds the peer's uuid
+/// (from the certificate) at its first contact; later contacts must present the same.
+fn bind_uuid(
+    shared: &Shared,
+    peer: &Appliance,
+    cert_uuid: Uuid,
+    hello: &Hello,
+) -> Result<(), String> {
+    if hello.appliance != cert_uuid {
+        return Err(format!(
+            "appliance {} says its uuid is {}, but its certificate names {cert_uuid}",
+            peer.name, hello.appliance
+        ));
+    }
     match peer.uuid {
-        Some(known) if known == hello.appliance => Ok(()),
+        Some(known) if known == cert_uuid => Ok(()),
         Some(known) => Err(format!(
             "appliance {} says its uuid is {}, but this receiver knows it as {known}; \
              if it was re-initialized, remove and re-add it here (`ferry appliance remove {}`)",
             peer.name, hello.appliance, peer.name
         )),
         None => shared
-            .db(|s| s.set_appliance_uuid(peer.id, hello.appliance))
+            .db(|s| s.set_appliance_uuid(peer.id, cert_uuid))
             .map_err(|e| {
                 format!(
-                    "cannot record uuid {} for appliance {} (is it already another appliance's?): {e}",
-                    hello.appliance, peer.name
+                    "cannot record uuid {cert_uuid} for appliance {} (is it already another appliance's?): {e}",
+                    peer.name
                 )
             }),
     }
