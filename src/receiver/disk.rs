@@ -7,6 +7,9 @@ use std::path::{Path, PathBuf};
 
 use uuid::Uuid;
 
+use tokio::time::timeout;
+
+use super::session::Begin;
 use super::shared::Shared;
 use super::{replica_dir, Error};
 use crate::store::Replica;
@@ -172,6 +175,41 @@ pub(super) async fn delete_own(dir: &Path, names: &[&str]) -> Result<(), btrfs::
         }
     }
     Ok(())
+}
+
+/// Creates the replica directory and clears partials left in it, so btrfs
+/// receive never meets a half-received subvolume of the same name. A complete
+/// subvolume of that name that no row records is refused, not deleted: `fail`
+/// deletes `dir/<snapshot>` as this session's own, so it must not be someone else's.
+pub(super) async fn prepare(
+    shared: &Shared,
+    pool: &str,
+    pool_path: &Path,
+    source: Uuid,
+    b: &Begin,
+) -> Result<PathBuf, String> {
+    let share = &b.share;
+    let dir = create_replica_dir(pool_path, source, share)
+        .map_err(|e| format!("cannot create the replica directory in pool {pool}: {e}"))?;
+    let held = shared
+        .db(|s| s.replicas(pool, source, share))
+        .map_err(|e| format!("receiver state database: {e}"))?;
+    let after = shared.config.btrfs_timeout;
+    let cleared = timeout(after, delete_partials(&dir, &held))
+        .await
+        .map_err(|_| format!("timed out after {after:?}"))
+        .and_then(|r| r.map_err(|e| e.to_string()));
+    cleared.map_err(|e| format!("cannot clear a partial receive in {}: {e}", dir.display()))?;
+    let target = dir.join(&b.snapshot);
+    if std::fs::symlink_metadata(&target).is_ok() {
+        return Err(format!(
+            "{} already exists but is not a replica this receiver recorded (a pool re-added \
+             under another name, or a lost state database?); it is left alone: delete it by \
+             hand, or send a snapshot with another name",
+            target.display()
+        ));
+    }
+    Ok(dir)
 }
 
 /// Keeps the newest `keep` (at least one) replicas of one share in `dir` and

@@ -1,7 +1,7 @@
 //! One receive, from an admitted `Begin` to `Received` or `Failed`: history row,
 //! btrfs receive fed from the data connection, the checks of Commit, retention.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::time::Duration;
 
 use tokio::io::{AsyncRead, AsyncWrite};
@@ -11,7 +11,7 @@ use uuid::Uuid;
 
 use super::admit::admit;
 use super::disk;
-use super::session::{tell, Begin, Session};
+use super::session::{refused, tell, Begin, Session};
 use super::shared::{Pending, Shared};
 use super::stream::stream;
 use crate::btrfs::Receive;
@@ -173,7 +173,7 @@ where
     let id = match shared.db(|st| st.begin_receive(&new)) {
         Ok(id) => id,
         Err(e) => {
-            let reply = super::session::refused(format!("receiver state database: {e}"));
+            let reply = refused(format!("receiver state database: {e}"));
             return reply_or_close(s, reply).await;
         }
     };
@@ -182,13 +182,13 @@ where
         id,
         open: true,
     };
-    let dir = match prepare(shared, &pool.name, &pool.path, s.source_uuid, &b).await {
+    let dir = match disk::prepare(shared, &pool.name, &pool.path, s.source_uuid, &b).await {
         Ok(dir) => dir,
         Err(reason) => {
             row.fail(&reason);
             tracing::warn!(peer = %s.addr, appliance = %s.peer.name, share = %b.share,
                 snapshot = %b.snapshot, "receive failed: {reason}");
-            return reply_or_close(s, super::session::refused(reason)).await;
+            return reply_or_close(s, refused(reason)).await;
         }
     };
     let mut receive = match Receive::start(&dir) {
@@ -196,7 +196,7 @@ where
         Err(e) => {
             let reason = format!("cannot start btrfs receive: {e}");
             row.fail(&reason);
-            return reply_or_close(s, super::session::refused(reason)).await;
+            return reply_or_close(s, refused(reason)).await;
         }
     };
     let session = Uuid::new_v4();
@@ -246,41 +246,6 @@ where
         Ok(()) => Next::Continue,
         Err(_) => Next::Close,
     }
-}
-
-/// Creates the replica directory and clears partials left in it, so btrfs
-/// receive never meets a half-received subvolume of the same name. A complete
-/// subvolume of that name that no row records is refused, not deleted: `fail`
-/// deletes `dir/<snapshot>` as this session's own, so it must not be someone else's.
-async fn prepare(
-    shared: &Shared,
-    pool: &str,
-    pool_path: &Path,
-    source: Uuid,
-    b: &Begin,
-) -> Result<PathBuf, String> {
-    let share = &b.share;
-    let dir = disk::create_replica_dir(pool_path, source, share)
-        .map_err(|e| format!("cannot create the replica directory in pool {pool}: {e}"))?;
-    let held = shared
-        .db(|s| s.replicas(pool, source, share))
-        .map_err(|e| format!("receiver state database: {e}"))?;
-    let after = shared.config.btrfs_timeout;
-    let cleared = timeout(after, disk::delete_partials(&dir, &held))
-        .await
-        .map_err(|_| format!("timed out after {after:?}"))
-        .and_then(|r| r.map_err(|e| e.to_string()));
-    cleared.map_err(|e| format!("cannot clear a partial receive in {}: {e}", dir.display()))?;
-    let target = dir.join(&b.snapshot);
-    if std::fs::symlink_metadata(&target).is_ok() {
-        return Err(format!(
-            "{} already exists but is not a replica this receiver recorded (a pool re-added \
-             under another name, or a lost state database?); it is left alone: delete it by \
-             hand, or send a snapshot with another name",
-            target.display()
-        ));
-    }
-    Ok(dir)
 }
 
 /// Closes btrfs receive's input and gives it a moment to exit; kills it after.
