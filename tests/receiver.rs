@@ -218,8 +218,10 @@ async fn unregistered_pools_and_bad_names_are_refused_before_touching_a_path() {
         .expect("q")
         .expect("row");
     let shared = d.shared.clone();
+    let uuid = pair.peer.uuid;
     let server = tokio::spawn(async move {
-        receiver::serve_meta(&shared, theirs, nas1, "127.0.0.1:9".parse().expect("addr")).await
+        let addr = "127.0.0.1:9".parse().expect("addr");
+        receiver::serve_meta(&shared, theirs, nas1, uuid, addr).await
     });
     let mut conn = MetaConn::new(ours);
     wire::handshake(&mut conn, pair.peer.hello())

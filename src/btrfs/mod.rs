@@ -15,7 +15,7 @@ use chrono::{DateTime, Utc};
 use tokio::process::Command;
 use uuid::Uuid;
 
-pub use fs::{is_btrfs, is_subvolume, same_filesystem};
+pub use fs::{filesystem_uuid, is_btrfs, is_subvolume, same_filesystem};
 pub use parse::parse_show;
 pub use receive::{receive, Receive, Received};
 pub use send::{send, SendStream};

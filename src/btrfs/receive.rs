@@ -1,4 +1,5 @@
-//! `btrfs receive -e` fed through an `AsyncWrite`, finished by its exit status.
+//! `btrfs receive -e -C` fed through an `AsyncWrite`, finished by its exit status.
+//! The stream comes from a peer: chrooted into the destination, its paths cannot escape it.
 
 use std::io;
 use std::path::{Path, PathBuf};
@@ -23,11 +24,13 @@ pub struct Received {
     pub path: PathBuf,
 }
 
-/// A running `btrfs receive -e dest_dir`; write the send stream into it, then [`finish`].
+/// A running `btrfs receive -e -C dest_dir`; write the send stream into it, then [`finish`].
 ///
 /// `-e` makes btrfs stop at the stream's end marker, so one receive takes exactly one
 /// subvolume: bytes after the marker are never read as a second stream, and a stream
-/// cut short (no end marker) fails instead of looking complete.
+/// cut short (no end marker) fails instead of looking complete. `-C` (`--chroot`)
+/// confines btrfs receive to `dest_dir`: a peer's stream naming `../` or absolute
+/// paths cannot write outside it. It needs CAP_SYS_CHROOT.
 ///
 /// Dropping it unfinished kills btrfs receive. The half-written subvolume it leaves in
 /// `dest_dir` (writable, no received UUID) is the caller's to delete.
@@ -43,9 +46,14 @@ pub struct Receive {
 }
 
 impl Receive {
-    /// Starts `btrfs receive -e dest_dir`. Must be called within a tokio runtime.
+    /// Starts `btrfs receive -e -C dest_dir`. Must be called within a tokio runtime.
     pub fn start(dest_dir: &Path) -> Result<Receive, Error> {
-        let args = ["receive".as_ref(), "-e".as_ref(), dest_dir.as_os_str()];
+        let args = [
+            "receive".as_ref(),
+            "-e".as_ref(),
+            "-C".as_ref(),
+            dest_dir.as_os_str(),
+        ];
         let (mut cmd, line) = command(args);
         let mut child = cmd
             .stdin(Stdio::piped())
@@ -178,5 +186,20 @@ fn source_error(command: &str, e: io::Error) -> Error {
         what: "reading the stream to receive",
         source: e,
         stderr: String::new(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Pins: btrfs receive ran without `-C`, so a peer's stream could name paths
+    /// outside the replica directory.
+    #[tokio::test]
+    async fn receive_is_chrooted_into_its_destination() {
+        let dir = tempfile::tempdir().expect("tmp");
+        let rx = Receive::start(dir.path()).expect("spawn btrfs receive");
+        let expected = format!("btrfs receive -e -C {}", dir.path().display());
+        assert_eq!(rx.command(), expected);
     }
 }

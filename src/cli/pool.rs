@@ -53,7 +53,10 @@ fn add(ctx: &Ctx, name: &str, path: &Path) -> anyhow::Result<()> {
     if let Some(other) = store.pool_by_path(&path)? {
         bad_input!("{path} is already pool {}", other.name);
     }
-    store.add_pool(name, &path)?;
+    // Recorded so the receiver can tell this filesystem from whatever is at
+    // the path when it is unmounted (a plain directory, another filesystem).
+    let fs_uuid = btrfs::filesystem_uuid(Path::new(&path))?;
+    store.add_pool(name, &path, fs_uuid)?;
     println!("added pool {name} at {path}; replicas will go under {path}/.ferry/");
     Ok(())
 }

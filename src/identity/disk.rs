@@ -1,3 +1,6 @@
+//! The identity on disk: creating the key and self-signed certificate (never over an
+//! existing one), and loading them back with their permissions and pairing checked.
+
 use std::fs::{self, DirBuilder, File, OpenOptions};
 use std::io::{self, Read, Write};
 use std::os::unix::fs::{DirBuilderExt, MetadataExt, OpenOptionsExt};

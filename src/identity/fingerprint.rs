@@ -1,3 +1,6 @@
+//! Certificate fingerprints (`SHA256:` + 64 hex digits): what `ferry id` prints and
+//! what peers pin, parsed forgivingly from what people paste.
+
 use std::fmt;
 use std::str::FromStr;
 

@@ -1,6 +1,7 @@
 //! An appliance's identity: its TLS key and self-signed certificate, and fingerprints that pin peers.
 //! Peers authenticate each other by certificate fingerprint over mutual TLS 1.3; there is no CA.
 
+mod cert_uuid;
 mod disk;
 mod fingerprint;
 mod tls;
@@ -11,6 +12,7 @@ use std::path::PathBuf;
 
 use rustls::pki_types::{CertificateDer, PrivateKeyDer};
 
+pub use cert_uuid::{certificate_uuid, peer_uuid};
 pub use disk::{create, exists, load, CERT_FILE, KEY_FILE};
 pub use fingerprint::{Fingerprint, ParseFingerprintError};
 pub use tls::{

@@ -6,7 +6,7 @@ use tokio::sync::OwnedSemaphorePermit;
 
 use super::disk::{self, LATEST};
 use super::replica_dir;
-use super::session::{Begin, Session};
+use super::session::{busy, refused, Begin, Session};
 use super::shared::ShareLock;
 use crate::names;
 use crate::store::Pool;
@@ -35,19 +35,17 @@ pub(super) fn check_names(b: &Begin) -> Result<(), String> {
     Ok(())
 }
 
-fn refused(reason: String) -> Meta {
-    Meta::Refused {
-        reason,
-        busy: false,
-    }
-}
-
-fn busy(reason: String) -> Meta {
-    Meta::Refused { reason, busy: true }
-}
-
 fn db_error(e: crate::store::Error) -> Meta {
     refused(format!("receiver state database: {e}"))
+}
+
+/// A replica that cannot be inspected is not known to be gone: a temporary refusal.
+pub(super) fn unreadable(pool: &Pool, snapshot: &str, e: &btrfs::Error) -> Meta {
+    busy(format!(
+        "cannot inspect replica {snapshot} in pool {} at {}: {e}; try again later",
+        pool.name,
+        pool.path.display()
+    ))
 }
 
 /// Admits `b` or says why not, as the reply to send.
@@ -61,16 +59,9 @@ where
         .db(|st| st.pool(&b.pool))
         .map_err(db_error)?
         .ok_or_else(|| refused(s.not_exposed(&b.pool)))?;
-    // An unmounted pool's mount point lies on another filesystem: receiving
-    // there would fill the root filesystem.
-    if !btrfs::is_btrfs(&pool.path).unwrap_or(false) {
-        return Err(refused(format!(
-            "pool {} at {} on {} is not a mounted btrfs filesystem",
-            pool.name,
-            pool.path.display(),
-            shared.me.name
-        )));
-    }
+    // An unmounted pool's mount point is a plain directory on another
+    // filesystem: receiving there would fill that filesystem.
+    super::pool::check(shared, &pool).map_err(busy)?;
     let lock = shared.lock_share(s.source_uuid, &b.share).ok_or_else(|| {
         busy(format!(
             "a receive of share {} from {} is already running",
@@ -86,7 +77,10 @@ where
     let held = |name: &str| shared.db(|st| st.replica(&pool.name, s.source_uuid, &b.share, name));
     let dir = replica_dir(&pool.path, s.source_uuid, &b.share);
     if let Some(row) = held(&b.snapshot).map_err(db_error)? {
-        if disk::is_intact(&dir, &row.snapshot, row.received_uuid).await {
+        if disk::is_intact(&dir, &row.snapshot, row.received_uuid)
+            .await
+            .map_err(|e| unreadable(&pool, &row.snapshot, &e))?
+        {
             return Err(refused(format!(
                 "snapshot {} of share {} from {} is already held in pool {}",
                 b.snapshot, b.share, s.peer.name, pool.name
@@ -103,7 +97,9 @@ where
         let row = held(&parent.name).map_err(db_error)?;
         let usable = match row {
             Some(r) if r.received_uuid == parent.uuid => {
-                disk::is_intact(&dir, &r.snapshot, r.received_uuid).await
+                disk::is_intact(&dir, &r.snapshot, r.received_uuid)
+                    .await
+                    .map_err(|e| unreadable(&pool, &r.snapshot, &e))?
             }
             _ => false,
         };

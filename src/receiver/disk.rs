@@ -7,6 +7,9 @@ use std::path::{Path, PathBuf};
 
 use uuid::Uuid;
 
+use tokio::time::timeout;
+
+use super::session::Begin;
 use super::shared::Shared;
 use super::{replica_dir, Error};
 use crate::store::Replica;
@@ -58,14 +61,30 @@ pub(super) fn create_replica_dir(pool: &Path, source: Uuid, share: &str) -> io::
 }
 
 /// Whether `dir/name` is a read-only subvolume received from `received_uuid`.
-pub(super) async fn is_intact(dir: &Path, name: &str, received_uuid: Uuid) -> bool {
+///
+/// `Ok(false)` only when the answer is known to be no (nothing there, not a
+/// subvolume, writable, another uuid); `Err` when it cannot be read, which
+/// must never read as "not held": the sender deletes what the target lacks.
+pub(super) async fn is_intact(
+    dir: &Path,
+    name: &str,
+    received_uuid: Uuid,
+) -> Result<bool, btrfs::Error> {
     if names::validate_snapshot(name).is_err() {
-        return false;
+        return Ok(false);
     }
-    match btrfs::show(&dir.join(name)).await {
-        Ok(sub) => sub.readonly && sub.received_uuid == Some(received_uuid),
-        Err(_) => false,
+    let path = dir.join(name);
+    match std::fs::symlink_metadata(&path) {
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(false),
+        Err(source) => return Err(btrfs::Error::Path { path, source }),
+        Ok(meta) if !meta.is_dir() => return Ok(false),
+        Ok(_) => {}
     }
+    if !btrfs::is_subvolume(&path)? {
+        return Ok(false);
+    }
+    let sub = btrfs::show(&path).await?;
+    Ok(sub.readonly && sub.received_uuid == Some(received_uuid))
 }
 
 /// Points `dir/latest` at `name` atomically: a new link under a temporary name,
@@ -100,14 +119,16 @@ fn repair_latest(dir: &Path, newest: Option<&str>) -> io::Result<()> {
     }
 }
 
-/// Deletes every subvolume in `dir` that is not one of `keep`: the partials of
-/// failed or interrupted receives. Returns the names deleted. Only the holder of
-/// the share's lock (or startup, before any session) may call this.
+/// Deletes the partials of failed or interrupted receives in `dir`: subvolumes
+/// that are writable or have no received_uuid (btrfs receive sets both only at
+/// the very end), unless one of `keep` names them. Returns the names deleted.
+/// Only the holder of the share's lock (or startup, before any session) may call this.
 ///
-/// btrfs cannot move a read-only received subvolume (the rename must rewrite
-/// `..` inside a read-only tree: EROFS), so receives land directly in the
-/// replica directory, and "visible" means "in the replicas table", never "in
-/// the directory". Whatever else is there is a partial.
+/// A read-only subvolume with a received_uuid is a complete receive, even when
+/// no row names it (a pool re-added under another name, a lost state.db): it
+/// is left alone and logged, never deleted on the database's word alone. A
+/// session deletes its own complete-but-unverified subvolume by name
+/// ([`delete_own`]).
 pub(super) async fn delete_partials(
     dir: &Path,
     keep: &[Replica],
@@ -122,18 +143,82 @@ pub(super) async fn delete_partials(
         if keep.iter().any(|r| r.snapshot == name) {
             continue;
         }
+        if sub.readonly && sub.received_uuid.is_some() {
+            tracing::warn!(dir = %dir.display(), snapshot = name, received_uuid = ?sub.received_uuid,
+                "a complete received subvolume is not recorded as a replica; left alone \
+                 (not offered in Inventory); delete it by hand if it is not wanted");
+            continue;
+        }
         btrfs::delete(&sub.path).await?;
         deleted.push(name);
     }
     Ok(deleted)
 }
 
+/// Deletes the subvolumes a failed session itself created in `dir`, whatever
+/// their state: a receive that completed but failed verification is read-only
+/// with a received_uuid, so [`delete_partials`] would keep it. Names that are
+/// not valid snapshot names or are not there are skipped.
+pub(super) async fn delete_own(dir: &Path, names: &[&str]) -> Result<(), btrfs::Error> {
+    for name in names {
+        if names::validate_snapshot(name).is_err() || *name == LATEST {
+            continue;
+        }
+        let path = dir.join(name);
+        match std::fs::symlink_metadata(&path) {
+            Err(e) if e.kind() == io::ErrorKind::NotFound => continue,
+            Ok(m) if !m.is_dir() => continue,
+            _ => {}
+        }
+        if btrfs::is_subvolume(&path)? {
+            btrfs::delete(&path).await?;
+        }
+    }
+    Ok(())
+}
+
+/// Creates the replica directory and clears partials left in it, so btrfs
+/// receive never meets a half-received subvolume of the same name. A complete
+/// subvolume of that name that no row records is refused, not deleted: `fail`
+/// deletes `dir/<snapshot>` as this session's own, so it must not be someone else's.
+pub(super) async fn prepare(
+    shared: &Shared,
+    pool: &str,
+    pool_path: &Path,
+    source: Uuid,
+    b: &Begin,
+) -> Result<PathBuf, String> {
+    let share = &b.share;
+    let dir = create_replica_dir(pool_path, source, share)
+        .map_err(|e| format!("cannot create the replica directory in pool {pool}: {e}"))?;
+    let held = shared
+        .db(|s| s.replicas(pool, source, share))
+        .map_err(|e| format!("receiver state database: {e}"))?;
+    let after = shared.config.btrfs_timeout;
+    let cleared = timeout(after, delete_partials(&dir, &held))
+        .await
+        .map_err(|_| format!("timed out after {after:?}"))
+        .and_then(|r| r.map_err(|e| e.to_string()));
+    cleared.map_err(|e| format!("cannot clear a partial receive in {}: {e}", dir.display()))?;
+    let target = dir.join(&b.snapshot);
+    if std::fs::symlink_metadata(&target).is_ok() {
+        return Err(format!(
+            "{} already exists but is not a replica this receiver recorded (a pool re-added \
+             under another name, or a lost state database?); it is left alone: delete it by \
+             hand, or send a snapshot with another name",
+            target.display()
+        ));
+    }
+    Ok(dir)
+}
+
 /// Keeps the newest `keep` (at least one) replicas of one share in `dir` and
-/// deletes the rest, subvolume first, then row. Never touches the newest.
-pub(super) async fn prune(shared: &Shared, dir: &Path, held: &[Replica], keep: u32) {
+/// deletes the rest, subvolume first, then row. Never touches the newest, nor
+/// `just`, the replica this receive committed.
+pub(super) async fn prune(shared: &Shared, dir: &Path, held: &[Replica], keep: u32, just: i64) {
     let keep = usize::try_from(keep.max(1)).unwrap_or(usize::MAX);
-    // `held` is newest first.
-    for old in held.iter().skip(keep) {
+    // `held` is newest (highest id) first.
+    for old in held.iter().skip(keep).filter(|r| r.id != just) {
         let path = dir.join(&old.snapshot);
         if names::validate_snapshot(&old.snapshot).is_err() {
             continue;
@@ -175,9 +260,9 @@ pub(super) async fn recover(shared: &Shared) -> Result<(), Error> {
         if !ferry.is_dir() {
             continue;
         }
-        if !btrfs::is_btrfs(&pool.path)? {
+        if let Err(reason) = super::pool::check(shared, &pool) {
             tracing::warn!(pool = %pool.name, path = %pool.path.display(),
-                "pool is not on btrfs (not mounted?); skipping its recovery");
+                "skipping the pool's recovery: {reason}");
             continue;
         }
         let replicas = shared.db(|s| s.pool_replicas(&pool.name))?;
@@ -209,9 +294,12 @@ async fn recover_dir(
     let mut present = Vec::new();
     for r in held {
         if std::fs::symlink_metadata(dir.join(&r.snapshot)).is_ok() {
-            if !is_intact(dir, &r.snapshot, r.received_uuid).await {
-                tracing::warn!(pool, snapshot = %r.snapshot,
-                    "replica is no longer read-only with its received uuid; left on disk, not offered as a parent");
+            match is_intact(dir, &r.snapshot, r.received_uuid).await {
+                Ok(true) => {}
+                Ok(false) => tracing::warn!(pool, snapshot = %r.snapshot,
+                    "replica is no longer read-only with its received uuid; left on disk, not offered as a parent"),
+                Err(e) => tracing::warn!(pool, snapshot = %r.snapshot, error = %e,
+                    "cannot inspect a replica; left on disk"),
             }
             present.push(r);
         } else {
@@ -219,8 +307,8 @@ async fn recover_dir(
             tracing::warn!(pool, snapshot = %r.snapshot, "replica's subvolume is gone; forgot it");
         }
     }
-    // `replicas` orders newest first; pool_replicas orders by id.
-    let newest = present.iter().max_by_key(|r| (r.received_at, r.id));
+    // The last committed, by id: received_at is a wall clock and can jump.
+    let newest = present.iter().max_by_key(|r| r.id);
     if let Err(e) = repair_latest(dir, newest.map(|r| r.snapshot.as_str())) {
         tracing::warn!(pool, dir = %dir.display(), error = %e, "cannot repair the latest link");
     }

@@ -4,10 +4,11 @@
 use std::future::Future;
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tokio::task::JoinSet;
 use tokio::time::timeout;
 use tokio_rustls::server::TlsStream;
@@ -22,6 +23,33 @@ use crate::wire::ChunkReader;
 /// finish their rows) once shutdown starts.
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(4);
 
+/// At most one warning this often about connections dropped over the handshake
+/// cap: a flood must not flood the journal too.
+const OVERFLOW_WARN_EVERY: Duration = Duration::from_secs(10);
+
+/// Connections dropped because `max_handshakes` were in progress.
+#[derive(Default)]
+struct Overflow {
+    dropped: u64,
+    warned: Option<Instant>,
+}
+
+impl Overflow {
+    fn drop_one(&mut self, port: &'static str, addr: SocketAddr, cap: usize) {
+        self.dropped += 1;
+        tracing::debug!(peer = %addr, port, "dropped connection: {cap} TLS handshakes already in progress");
+        if self
+            .warned
+            .is_none_or(|t| t.elapsed() >= OVERFLOW_WARN_EVERY)
+        {
+            tracing::warn!(peer = %addr, port, dropped = self.dropped,
+                "dropped connections over the cap of {cap} TLS handshakes in progress (a flood?)");
+            self.warned = Some(Instant::now());
+            self.dropped = 0;
+        }
+    }
+}
+
 pub(super) async fn serve(
     shared: Arc<Shared>,
     meta: TcpListener,
@@ -32,19 +60,28 @@ pub(super) async fn serve(
         appliance = %shared.me.name, "receiver listening");
     tokio::pin!(shutdown);
     let mut tasks = JoinSet::new();
+    let cap = shared.config.max_handshakes;
+    let handshakes = Arc::new(Semaphore::new(cap));
+    let mut overflow = Overflow::default();
     loop {
         tokio::select! {
             () = &mut shutdown => break,
             accepted = meta.accept() => match accepted {
-                Ok((tcp, addr)) => {
-                    tasks.spawn(meta_connection(shared.clone(), tcp, addr));
-                }
+                Ok((tcp, addr)) => match handshakes.clone().try_acquire_owned() {
+                    Ok(permit) => {
+                        tasks.spawn(meta_connection(shared.clone(), tcp, addr, permit));
+                    }
+                    Err(_) => overflow.drop_one("meta", addr, cap),
+                },
                 Err(e) => accept_failed("meta", e).await,
             },
             accepted = data.accept() => match accepted {
-                Ok((tcp, addr)) => {
-                    tasks.spawn(data_connection(shared.clone(), tcp, addr));
-                }
+                Ok((tcp, addr)) => match handshakes.clone().try_acquire_owned() {
+                    Ok(permit) => {
+                        tasks.spawn(data_connection(shared.clone(), tcp, addr, permit));
+                    }
+                    Err(_) => overflow.drop_one("data", addr, cap),
+                },
                 Err(e) => accept_failed("data", e).await,
             },
             Some(done) = tasks.join_next(), if !tasks.is_empty() => log_panic(done),
@@ -144,8 +181,17 @@ async fn accept_tls(
     }
 }
 
-async fn meta_connection(shared: Arc<Shared>, tcp: TcpStream, addr: SocketAddr) {
-    let Some((tls, fp)) = accept_tls(&shared, "meta", tcp, addr).await else {
+/// `permit` is one of the `max_handshakes`; it is released once TLS has
+/// authenticated the peer (or failed), not held for the session.
+async fn meta_connection(
+    shared: Arc<Shared>,
+    tcp: TcpStream,
+    addr: SocketAddr,
+    permit: OwnedSemaphorePermit,
+) {
+    let tls = accept_tls(&shared, "meta", tcp, addr).await;
+    drop(permit);
+    let Some((tls, fp)) = tls else {
         return;
     };
     // Removed from the table between the handshake and now: refuse as unknown.
@@ -153,11 +199,25 @@ async fn meta_connection(shared: Arc<Shared>, tcp: TcpStream, addr: SocketAddr) 
         tracing::warn!(peer = %addr, fingerprint = %fp, "refused connection: appliance no longer known");
         return;
     };
-    serve_meta(&shared, tls, peer, addr).await;
+    // The uuid is taken from the pinned certificate, never from the hello alone:
+    // a hello is just a claim any trusted appliance could make.
+    let Some(uuid) = identity::peer_uuid(tls.get_ref().1) else {
+        tracing::warn!(peer = %addr, fingerprint = %fp, appliance = %peer.name,
+            "refused connection: its certificate names no appliance uuid (<uuid>.ferry.invalid)");
+        return;
+    };
+    serve_meta(&shared, tls, peer, uuid, addr).await;
 }
 
-async fn data_connection(shared: Arc<Shared>, tcp: TcpStream, addr: SocketAddr) {
-    if let Some((tls, fp)) = accept_tls(&shared, "data", tcp, addr).await {
+async fn data_connection(
+    shared: Arc<Shared>,
+    tcp: TcpStream,
+    addr: SocketAddr,
+    permit: OwnedSemaphorePermit,
+) {
+    let tls = accept_tls(&shared, "data", tcp, addr).await;
+    drop(permit);
+    if let Some((tls, fp)) = tls {
         serve_data(&shared, tls, fp, addr).await;
     }
 }

@@ -4,6 +4,7 @@
 mod admit;
 mod disk;
 mod listen;
+mod pool;
 mod session;
 mod shared;
 mod stream;
@@ -45,8 +46,20 @@ pub struct Config {
     pub max_receives: usize,
     /// TLS handshake, hellos, and the data connection's first frame.
     pub handshake_timeout: Duration,
+    /// TLS handshakes in progress at once, over both ports. Each costs a task and
+    /// up to `handshake_timeout` before the peer has proven anything, so a flood
+    /// of unauthenticated connections is cut off here; those over are dropped.
+    pub max_handshakes: usize,
     /// Wait for the data connection after Ready, and the longest stall while reading it.
     pub data_timeout: Duration,
+    /// How long btrfs receive may take to exit once its stream has ended; then it
+    /// is killed and the receive fails. It flushes what it buffered, which on a
+    /// slow or busy disk takes a while, but a hung one must not hold the share's
+    /// lock (and a receive slot) forever.
+    pub finish_timeout: Duration,
+    /// The bound on each other btrfs command of a receive (show, delete): they
+    /// take seconds at worst, unless the filesystem is wedged.
+    pub btrfs_timeout: Duration,
 }
 
 impl Config {
@@ -58,7 +71,10 @@ impl Config {
             data_port: 10002,
             max_receives: 4,
             handshake_timeout: Duration::from_secs(10),
+            max_handshakes: 64,
             data_timeout: Duration::from_secs(30),
+            finish_timeout: Duration::from_secs(10 * 60),
+            btrfs_timeout: Duration::from_secs(2 * 60),
         }
     }
 }

@@ -8,7 +8,7 @@ use tokio::time::timeout;
 use uuid::Uuid;
 
 use super::shared::Shared;
-use super::{disk, replica_dir, transfer};
+use super::{admit, disk, pool, replica_dir, transfer};
 use crate::names;
 use crate::store::Appliance;
 use crate::wire::{self, handshake, Hello, Meta, MetaConn, Parent, Replica};
@@ -38,9 +38,15 @@ pub(super) struct Begin {
 
 /// Runs the meta session of `peer` (already authenticated by TLS, or trusted by
 /// the caller, as tests over in-memory pipes are) on `stream` until it ends.
-/// Every outcome is logged; nothing is returned.
-pub async fn serve_meta<S>(shared: &Shared, stream: S, peer: Appliance, addr: SocketAddr)
-where
+/// `cert_uuid` is the appliance uuid its pinned certificate names; the hello
+/// must claim the same. Every outcome is logged; nothing is returned.
+pub async fn serve_meta<S>(
+    shared: &Shared,
+    stream: S,
+    peer: Appliance,
+    cert_uuid: Uuid,
+    addr: SocketAddr,
+) where
     S: AsyncRead + AsyncWrite + Unpin + Send,
 {
     let mut conn = MetaConn::new(stream);
@@ -57,7 +63,7 @@ where
             return;
         }
     };
-    if let Err(reason) = bind_uuid(shared, &peer, &hello) {
+    if let Err(reason) = bind_uuid(shared, &peer, cert_uuid, &hello) {
         tracing::warn!(peer = %addr, appliance = %peer.name, "refused session: {reason}");
         tell(&mut conn, Meta::Error { reason }).await;
         return;
@@ -76,21 +82,33 @@ where
     tracing::info!(peer = %addr, appliance = %session.peer.name, "session ended");
 }
 
-/// Binds the peer's uuid at its first contact; later contacts must present the same.
-fn bind_uuid(shared: &Shared, peer: &Appliance, hello: &Hello) -> Result<(), String> {
+/// Checks the hello's uuid against the certificate's, then binds the peer's uuid
+/// (from the certificate) at its first contact; later contacts must present the same.
+fn bind_uuid(
+    shared: &Shared,
+    peer: &Appliance,
+    cert_uuid: Uuid,
+    hello: &Hello,
+) -> Result<(), String> {
+    if hello.appliance != cert_uuid {
+        return Err(format!(
+            "appliance {} says its uuid is {}, but its certificate names {cert_uuid}",
+            peer.name, hello.appliance
+        ));
+    }
     match peer.uuid {
-        Some(known) if known == hello.appliance => Ok(()),
+        Some(known) if known == cert_uuid => Ok(()),
         Some(known) => Err(format!(
             "appliance {} says its uuid is {}, but this receiver knows it as {known}; \
              if it was re-initialized, remove and re-add it here (`ferry appliance remove {}`)",
             peer.name, hello.appliance, peer.name
         )),
         None => shared
-            .db(|s| s.set_appliance_uuid(peer.id, hello.appliance))
+            .db(|s| s.set_appliance_uuid(peer.id, cert_uuid))
             .map_err(|e| {
                 format!(
-                    "cannot record uuid {} for appliance {} (is it already another appliance's?): {e}",
-                    hello.appliance, peer.name
+                    "cannot record uuid {cert_uuid} for appliance {} (is it already another appliance's?): {e}",
+                    peer.name
                 )
             }),
     }
@@ -189,10 +207,20 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Session<'_, S> {
             Ok(rows) => rows,
             Err(e) => return refused(format!("receiver state database: {e}")),
         };
+        // An empty answer makes the sender delete its snapshots: a pool that is
+        // not there, or a replica that cannot be read, is "ask again", never "none".
+        if let Err(reason) = pool::check(self.shared, &pool_row) {
+            tracing::warn!(peer = %self.addr, appliance = %self.peer.name, "inventory refused: {reason}");
+            return busy(reason);
+        }
         let dir = replica_dir(&pool_row.path, self.source_uuid, share);
         let mut replicas = Vec::with_capacity(rows.len());
         for r in rows {
-            if disk::is_intact(&dir, &r.snapshot, r.received_uuid).await {
+            let intact = match disk::is_intact(&dir, &r.snapshot, r.received_uuid).await {
+                Ok(intact) => intact,
+                Err(e) => return admit::unreadable(&pool_row, &r.snapshot, &e),
+            };
+            if intact {
                 replicas.push(Replica {
                     name: r.snapshot,
                     received_uuid: r.received_uuid,
@@ -213,9 +241,15 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Session<'_, S> {
     }
 }
 
+/// A refusal the sender should not retry as is.
 pub(super) fn refused(reason: String) -> Meta {
     Meta::Refused {
         reason,
         busy: false,
     }
+}
+
+/// A temporary refusal: the sender retries soon and must not read it as an answer.
+pub(super) fn busy(reason: String) -> Meta {
+    Meta::Refused { reason, busy: true }
 }

@@ -1,6 +1,7 @@
 //! The middle of a receive: wait for the data connection, feed btrfs receive while
 //! watching the meta connection, then check everything the Commit claims.
 
+use std::future::Future;
 use std::path::Path;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
@@ -11,7 +12,7 @@ use tokio::time::timeout;
 
 use super::session::{Begin, Session};
 use super::shared::{DataConn, DataStream};
-use super::transfer::{Failure, Row, Verified};
+use super::transfer::{Failure, Row, Seen, Verified};
 use crate::btrfs::{self, Receive};
 use crate::wire::{self, ChunkReader, Meta, StreamStats};
 
@@ -26,8 +27,15 @@ enum PumpError {
     Write(std::io::Error),
 }
 
+/// The sender's Commit: the stream's byte count and blake3.
+type Commit = (u64, String);
+
 /// Runs the transfer from `Ready` to a verified subvolume. `receive` is taken
 /// when btrfs receive is finished; on error the caller abandons what is left.
+///
+/// The meta connection is read for the whole transfer, through btrfs receive's
+/// exit and the checks after it: a receiver that stops reading stops answering
+/// pings, and the sender declares it dead after `wire::DEAD_AFTER`.
 pub(super) async fn stream<S>(
     s: &mut Session<'_, S>,
     b: &Begin,
@@ -35,35 +43,28 @@ pub(super) async fn stream<S>(
     receive: &mut Option<Receive>,
     data: oneshot::Receiver<Result<DataConn, String>>,
     row: &Row<'_>,
-    commit_seen: &mut bool,
+    seen: &mut Seen,
 ) -> Result<Verified, Failure>
 where
     S: AsyncRead + AsyncWrite + Unpin + Send,
 {
-    let shared = s.shared;
-    let wait = shared.config.data_timeout;
+    let wait = s.shared.config.data_timeout;
     // The sender may commit before its data connection is even handed over
     // (a small stream fits in the socket buffers), or before we have read it all.
     let mut commit = None;
-    let waiting = timeout(wait, data);
-    tokio::pin!(waiting);
-    let conn = loop {
-        tokio::select! {
-            got = &mut waiting => break match got {
-                Ok(Ok(Ok(conn))) => conn,
-                Ok(Ok(Err(reason))) => return Err(Failure::failed(reason)),
-                Ok(Err(_)) => return Err(Failure::failed("the data connection was lost before it was handed over")),
-                Err(_) => return Err(Failure::failed(format!(
-                    "the data connection did not arrive within {wait:?} after Ready"))),
-            },
-            m = s.conn.recv_alive(), if commit.is_none() => match m {
-                Ok(Meta::Commit { stream_bytes, blake3 }) => {
-                    *commit_seen = true;
-                    commit = Some((stream_bytes, blake3));
-                }
-                other => return Err(Failure::from_meta(other, 0)),
-            },
-            () = shared.shutting_down() => return Err(Failure::shutdown()),
+    let bytes = AtomicU64::new(0);
+    let conn = match watching(s, timeout(wait, data), &mut commit, seen, &bytes).await? {
+        Ok(Ok(Ok(conn))) => conn,
+        Ok(Ok(Err(reason))) => return Err(Failure::failed(reason)),
+        Ok(Err(_)) => {
+            return Err(Failure::failed(
+                "the data connection was lost before it was handed over",
+            ))
+        }
+        Err(_) => {
+            return Err(Failure::failed(format!(
+                "the data connection did not arrive within {wait:?} after Ready"
+            )))
         }
     };
     tracing::debug!(data_peer = %conn.addr, "data connection attached");
@@ -71,24 +72,8 @@ where
         return Err(Failure::failed("btrfs receive is not running"));
     };
     let mut reader = conn.reader;
-    let bytes = AtomicU64::new(0);
-    let pumped = {
-        let pump = pump(&mut reader, proc, row, wait, &bytes);
-        tokio::pin!(pump);
-        loop {
-            tokio::select! {
-                r = &mut pump => break r,
-                m = s.conn.recv_alive(), if commit.is_none() => match m {
-                    Ok(Meta::Commit { stream_bytes, blake3 }) => {
-                    *commit_seen = true;
-                    commit = Some((stream_bytes, blake3));
-                }
-                    other => return Err(Failure::from_meta(other, bytes.load(Ordering::Relaxed))),
-                },
-                () = shared.shutting_down() => return Err(Failure::shutdown()),
-            }
-        }
-    };
+    let pump = pump(&mut reader, proc, row, wait, &bytes);
+    let pumped = watching(s, pump, &mut commit, seen, &bytes).await?;
     let n = bytes.load(Ordering::Relaxed);
     let stats = match pumped {
         Ok(stats) => stats,
@@ -115,36 +100,26 @@ where
         }
     };
     row.progress(&stats);
-    let finished = match receive.take() {
-        Some(rx) => tokio::select! {
-            r = rx.finish() => r,
-            () = shared.shutting_down() => return Err(Failure::shutdown()),
-        },
-        None => return Err(Failure::failed("btrfs receive is not running")),
+    let Some(rx) = receive.take() else {
+        return Err(Failure::failed("btrfs receive is not running"));
     };
-    let received = finished.map_err(|e| Failure::failed(receive_failure(&e)))?;
-    let (stream_bytes, blake3) = match commit {
+    let config = &s.shared.config;
+    let (finish_after, show_after) = (config.finish_timeout, config.btrfs_timeout);
+    // A timeout drops `finish`, and with it the child: kill_on_drop kills it.
+    let finish = timeout(finish_after, rx.finish());
+    let finished = watching(s, finish, &mut commit, seen, &bytes).await?;
+    let received = finished
+        .map_err(|_| {
+            Failure::failed(format!(
+                "btrfs receive did not exit within {finish_after:?} after its stream ended; killed it"
+            ))
+        })?
+        .map_err(|e| Failure::failed(receive_failure(&e)))?;
+    seen.received = Some(received.name.clone());
+    let (stream_bytes, blake3) = match commit.take() {
         Some(c) => c,
-        None => {
-            let m = tokio::select! {
-                m = timeout(wait, s.conn.recv_alive()) => m,
-                () = shared.shutting_down() => return Err(Failure::shutdown()),
-            };
-            match m {
-                Ok(Ok(Meta::Commit {
-                    stream_bytes,
-                    blake3,
-                })) => (stream_bytes, blake3),
-                Ok(other) => return Err(Failure::from_meta(other, n)),
-                Err(_) => {
-                    return Err(Failure::failed(format!(
-                        "no commit within {wait:?} after the stream ended"
-                    )))
-                }
-            }
-        }
+        None => wait_commit(s, wait, n, seen).await?,
     };
-    *commit_seen = true;
     check_stream(&stats, stream_bytes, &blake3).map_err(Failure::failed)?;
     if received.name != b.snapshot {
         return Err(Failure::failed(format!(
@@ -152,8 +127,17 @@ where
             received.name, b.snapshot
         )));
     }
-    let sub = btrfs::show(&dir.join(&b.snapshot))
-        .await
+    // The Commit is in; from here any message but a keepalive is a violation.
+    let mut done = Some((stream_bytes, blake3));
+    let path = dir.join(&b.snapshot);
+    let show = timeout(show_after, btrfs::show(&path));
+    let shown = watching(s, show, &mut done, seen, &bytes).await?;
+    let sub = shown
+        .map_err(|_| {
+            Failure::failed(format!(
+                "btrfs subvolume show of the received subvolume did not finish within {show_after:?}"
+            ))
+        })?
         .map_err(|e| Failure::failed(format!("cannot inspect the received subvolume: {e}")))?;
     if !sub.readonly {
         return Err(Failure::failed("the received subvolume is not read-only"));
@@ -170,6 +154,67 @@ where
         None => Err(Failure::failed(format!(
             "the received subvolume has no received_uuid, expected {}",
             b.snapshot_uuid
+        ))),
+    }
+}
+
+/// Runs `work` while reading the meta connection: keepalives are answered
+/// (inside `recv_alive`), the first Commit is kept in `commit`, anything else
+/// (a second Commit included) ends the transfer, as does shutdown.
+async fn watching<S, F>(
+    s: &mut Session<'_, S>,
+    work: F,
+    commit: &mut Option<Commit>,
+    seen: &mut Seen,
+    bytes: &AtomicU64,
+) -> Result<F::Output, Failure>
+where
+    S: AsyncRead + AsyncWrite + Unpin + Send,
+    F: Future,
+{
+    let shared = s.shared;
+    tokio::pin!(work);
+    loop {
+        tokio::select! {
+            out = &mut work => return Ok(out),
+            m = s.conn.recv_alive() => match m {
+                Ok(Meta::Commit { stream_bytes, blake3 }) if commit.is_none() && !seen.commit => {
+                    seen.commit = true;
+                    *commit = Some((stream_bytes, blake3));
+                }
+                other => return Err(Failure::from_meta(other, bytes.load(Ordering::Relaxed))),
+            },
+            () = shared.shutting_down() => return Err(Failure::shutdown()),
+        }
+    }
+}
+
+/// The Commit after the stream ended, if it did not come during it.
+async fn wait_commit<S>(
+    s: &mut Session<'_, S>,
+    wait: Duration,
+    n: u64,
+    seen: &mut Seen,
+) -> Result<Commit, Failure>
+where
+    S: AsyncRead + AsyncWrite + Unpin + Send,
+{
+    let shared = s.shared;
+    let m = tokio::select! {
+        m = timeout(wait, s.conn.recv_alive()) => m,
+        () = shared.shutting_down() => return Err(Failure::shutdown()),
+    };
+    match m {
+        Ok(Ok(Meta::Commit {
+            stream_bytes,
+            blake3,
+        })) => {
+            seen.commit = true;
+            Ok((stream_bytes, blake3))
+        }
+        Ok(other) => Err(Failure::from_meta(other, n)),
+        Err(_) => Err(Failure::failed(format!(
+            "no commit within {wait:?} after the stream ended"
         ))),
     }
 }

@@ -1,7 +1,7 @@
 //! One receive, from an admitted `Begin` to `Received` or `Failed`: history row,
 //! btrfs receive fed from the data connection, the checks of Commit, retention.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::time::Duration;
 
 use tokio::io::{AsyncRead, AsyncWrite};
@@ -11,7 +11,7 @@ use uuid::Uuid;
 
 use super::admit::admit;
 use super::disk;
-use super::session::{tell, Begin, Session};
+use super::session::{refused, tell, Begin, Session};
 use super::shared::{Pending, Shared};
 use super::stream::stream;
 use crate::btrfs::Receive;
@@ -26,6 +26,15 @@ pub(super) enum Next {
 
 /// How long a btrfs receive whose input was cut gets to exit before it is killed.
 const ABANDON_GRACE: Duration = Duration::from_secs(3);
+
+/// What a transfer got to before it ended; `fail` needs it to clean up and reply.
+#[derive(Debug, Default)]
+pub(super) struct Seen {
+    /// The sender's Commit arrived, so no stray Commit is still on its way.
+    pub commit: bool,
+    /// The subvolume btrfs receive reported creating, once it exited 0.
+    pub received: Option<String>,
+}
 
 /// Why a receive failed, and whom to tell.
 pub(super) struct Failure {
@@ -164,7 +173,7 @@ where
     let id = match shared.db(|st| st.begin_receive(&new)) {
         Ok(id) => id,
         Err(e) => {
-            let reply = super::session::refused(format!("receiver state database: {e}"));
+            let reply = refused(format!("receiver state database: {e}"));
             return reply_or_close(s, reply).await;
         }
     };
@@ -173,13 +182,13 @@ where
         id,
         open: true,
     };
-    let dir = match prepare(shared, &pool.name, &pool.path, s.source_uuid, &b.share).await {
+    let dir = match disk::prepare(shared, &pool.name, &pool.path, s.source_uuid, &b).await {
         Ok(dir) => dir,
         Err(reason) => {
             row.fail(&reason);
             tracing::warn!(peer = %s.addr, appliance = %s.peer.name, share = %b.share,
                 snapshot = %b.snapshot, "receive failed: {reason}");
-            return reply_or_close(s, super::session::refused(reason)).await;
+            return reply_or_close(s, refused(reason)).await;
         }
     };
     let mut receive = match Receive::start(&dir) {
@@ -187,7 +196,7 @@ where
         Err(e) => {
             let reason = format!("cannot start btrfs receive: {e}");
             row.fail(&reason);
-            return reply_or_close(s, super::session::refused(reason)).await;
+            return reply_or_close(s, refused(reason)).await;
         }
     };
     let session = Uuid::new_v4();
@@ -203,9 +212,9 @@ where
     tracing::info!(peer = %s.addr, appliance = %s.peer.name, share = %b.share, pool = %pool.name,
         snapshot = %b.snapshot, parent = ?b.parent.as_ref().map(|p| &p.name), %session, "receive started");
 
-    let mut commit_seen = false;
+    let mut seen = Seen::default();
     let outcome = match s.conn.send(&Meta::Ready { session }).await {
-        Ok(()) => stream(s, &b, &dir, &mut receive, data, &row, &mut commit_seen).await,
+        Ok(()) => stream(s, &b, &dir, &mut receive, data, &row, &mut seen).await,
         Err(e) => Err(Failure::from_meta(Err(e), 0)),
     };
     drop(expecting);
@@ -218,7 +227,7 @@ where
             drop(admitted);
             next
         }
-        Err(f) => fail(s, &b, &pool.name, &dir, f, &mut row, commit_seen).await,
+        Err(f) => fail(s, &b, &pool.name, &dir, f, &mut row, &seen).await,
     }
 }
 
@@ -237,26 +246,6 @@ where
         Ok(()) => Next::Continue,
         Err(_) => Next::Close,
     }
-}
-
-/// Creates the replica directory and clears partials left in it, so btrfs
-/// receive never meets a half-received subvolume of the same name.
-async fn prepare(
-    shared: &Shared,
-    pool: &str,
-    pool_path: &Path,
-    source: Uuid,
-    share: &str,
-) -> Result<PathBuf, String> {
-    let dir = disk::create_replica_dir(pool_path, source, share)
-        .map_err(|e| format!("cannot create the replica directory in pool {pool}: {e}"))?;
-    let held = shared
-        .db(|s| s.replicas(pool, source, share))
-        .map_err(|e| format!("receiver state database: {e}"))?;
-    disk::delete_partials(&dir, &held)
-        .await
-        .map_err(|e| format!("cannot clear a partial receive in {}: {e}", dir.display()))?;
-    Ok(dir)
 }
 
 /// Closes btrfs receive's input and gives it a moment to exit; kills it after.
@@ -293,10 +282,17 @@ where
         received_uuid: v.received_uuid,
         stream_bytes: v.stats.raw_bytes(),
     };
-    if let Err(e) = shared.db(|st| st.commit_replica(row.id, &new)) {
-        let f = Failure::failed(format!("cannot record the replica: {e}"));
-        return fail(s, b, &pool.name, dir, f, row, true).await;
-    }
+    let committed = match shared.db(|st| st.commit_replica(row.id, &new)) {
+        Ok(id) => id,
+        Err(e) => {
+            let f = Failure::failed(format!("cannot record the replica: {e}"));
+            let seen = Seen {
+                commit: true,
+                received: Some(b.snapshot.clone()),
+            };
+            return fail(s, b, &pool.name, dir, f, row, &seen).await;
+        }
+    };
     row.open = false;
     if let Err(e) = disk::point_latest(dir, &b.snapshot) {
         // The replica is verified and recorded; `latest` is repaired at the next start.
@@ -312,7 +308,7 @@ where
         })
         .await;
     match shared.db(|st| st.replicas(&pool.name, s.source_uuid, &b.share)) {
-        Ok(held) => disk::prune(shared, dir, &held, b.keep).await,
+        Ok(held) => disk::prune(shared, dir, &held, b.keep, committed).await,
         Err(e) => tracing::warn!(error = %e, "retention skipped: cannot list replicas"),
     }
     match sent {
@@ -322,6 +318,11 @@ where
 }
 
 /// Deletes whatever the receive left, finishes the row failed, tells the peer.
+///
+/// This session's own subvolume (`dir/<snapshot>`, which `prepare` proved was
+/// not there before, and the name btrfs receive reported) goes even when it is
+/// read-only and complete: it failed verification. Other complete subvolumes
+/// stay; only writable partials are swept with it.
 async fn fail<S>(
     s: &mut Session<'_, S>,
     b: &Begin,
@@ -329,18 +330,31 @@ async fn fail<S>(
     dir: &Path,
     f: Failure,
     row: &mut Row<'_>,
-    commit_seen: bool,
+    seen: &Seen,
 ) -> Next
 where
     S: AsyncRead + AsyncWrite + Unpin + Send,
 {
-    let held = s.shared.db(|st| st.replicas(pool, s.source_uuid, &b.share));
-    let cleaned = match held {
-        Ok(held) => disk::delete_partials(dir, &held)
+    let mut own = vec![b.snapshot.as_str()];
+    own.extend(seen.received.as_deref());
+    let after = s.shared.config.btrfs_timeout;
+    let cleaned = async {
+        disk::delete_own(dir, &own)
             .await
-            .map_err(|e| e.to_string()),
-        Err(e) => Err(e.to_string()),
+            .map_err(|e| e.to_string())?;
+        let held = s
+            .shared
+            .db(|st| st.replicas(pool, s.source_uuid, &b.share))
+            .map_err(|e| e.to_string())?;
+        disk::delete_partials(dir, &held)
+            .await
+            .map_err(|e| e.to_string())
     };
+    // Bounded: the share's lock is held until this returns. A timeout kills the
+    // delete (kill_on_drop); startup recovery deletes what is left.
+    let cleaned = timeout(after, cleaned)
+        .await
+        .unwrap_or_else(|_| Err(format!("timed out after {after:?}")));
     let reason = match cleaned {
         Ok(_) => f.reason,
         Err(e) => format!(
@@ -353,7 +367,7 @@ where
         snapshot = %b.snapshot, "receive failed: {reason}");
     match f.tell {
         Tell::Failed => {
-            s.stray_commit = !commit_seen;
+            s.stray_commit = !seen.commit;
             reply_or_close(s, Meta::Failed { reason }).await
         }
         Tell::PeerAborted => Next::Continue,

@@ -4,8 +4,9 @@ use std::path::PathBuf;
 
 use chrono::{DateTime, Utc};
 use rusqlite::{OptionalExtension, Row};
+use uuid::Uuid;
 
-use super::{Result, Store, Ts};
+use super::{DbUuid, Result, Store, Ts};
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Pool {
@@ -13,6 +14,8 @@ pub struct Pool {
     pub name: String,
     pub path: PathBuf,
     pub created_at: DateTime<Utc>,
+    /// The btrfs filesystem it was added on; `None` until first recorded.
+    pub fs_uuid: Option<Uuid>,
 }
 
 fn from_row(r: &Row<'_>) -> rusqlite::Result<Pool> {
@@ -21,23 +24,34 @@ fn from_row(r: &Row<'_>) -> rusqlite::Result<Pool> {
         name: r.get(1)?,
         path: PathBuf::from(r.get::<_, String>(2)?),
         created_at: r.get::<_, Ts>(3)?.0,
+        fs_uuid: r.get::<_, Option<DbUuid>>(4)?.map(|u| u.0),
     })
 }
 
 impl Store {
-    /// Registers a pool. `path` must be absolute and valid UTF-8 (checked by the caller).
-    pub fn add_pool(&self, name: &str, path: &str) -> Result<i64> {
+    /// Registers a pool. `path` must be absolute and valid UTF-8 (checked by the
+    /// caller); `fs_uuid` is the btrfs filesystem it is on.
+    pub fn add_pool(&self, name: &str, path: &str, fs_uuid: Option<Uuid>) -> Result<i64> {
         self.conn().execute(
-            "INSERT INTO pools (name, path, created_at) VALUES (?1, ?2, ?3)",
-            (name, path, Ts(super::now())),
+            "INSERT INTO pools (name, path, created_at, fs_uuid) VALUES (?1, ?2, ?3, ?4)",
+            (name, path, Ts(super::now()), fs_uuid.map(DbUuid)),
         )?;
         Ok(self.conn().last_insert_rowid())
+    }
+
+    /// Records the filesystem of a pool added before `fs_uuid` existed; a
+    /// recorded one is never overwritten.
+    pub fn set_pool_fs_uuid(&self, id: i64, fs_uuid: Uuid) -> Result<bool> {
+        Ok(self.conn().execute(
+            "UPDATE pools SET fs_uuid = ?2 WHERE id = ?1 AND fs_uuid IS NULL",
+            (id, DbUuid(fs_uuid)),
+        )? > 0)
     }
 
     pub fn pools(&self) -> Result<Vec<Pool>> {
         let conn = self.conn();
         let mut stmt =
-            conn.prepare("SELECT id, name, path, created_at FROM pools ORDER BY name")?;
+            conn.prepare("SELECT id, name, path, created_at, fs_uuid FROM pools ORDER BY name")?;
         let rows = stmt.query_map([], from_row)?;
         Ok(rows.collect::<rusqlite::Result<_>>()?)
     }
@@ -54,7 +68,7 @@ impl Store {
         Ok(self
             .conn()
             .query_row(
-                &format!("SELECT id, name, path, created_at FROM pools WHERE {condition}"),
+                &format!("SELECT id, name, path, created_at, fs_uuid FROM pools WHERE {condition}"),
                 [value],
                 from_row,
             )
@@ -75,14 +89,23 @@ mod tests {
     #[test]
     fn add_list_remove() {
         let store = super::super::in_memory();
-        store.add_pool("backup", "/mnt/backup").expect("add");
-        assert!(store.add_pool("backup", "/mnt/other").is_err());
-        assert!(store.add_pool("other", "/mnt/backup").is_err());
+        store.add_pool("backup", "/mnt/backup", None).expect("add");
+        assert!(store.add_pool("backup", "/mnt/other", None).is_err());
+        assert!(store.add_pool("other", "/mnt/backup", None).is_err());
         let p = store
             .pool_by_path("/mnt/backup")
             .expect("q")
             .expect("present");
-        assert_eq!(p.name, "backup");
+        assert_eq!((p.name.as_str(), p.fs_uuid), ("backup", None));
+        let fs = uuid::Uuid::new_v4();
+        assert!(store.set_pool_fs_uuid(p.id, fs).expect("set"));
+        assert!(!store
+            .set_pool_fs_uuid(p.id, uuid::Uuid::new_v4())
+            .expect("kept"));
+        assert_eq!(
+            store.pool("backup").expect("q").expect("row").fs_uuid,
+            Some(fs)
+        );
         assert_eq!(store.pools().expect("list").len(), 1);
         assert!(store.remove_pool("backup").expect("rm"));
         assert!(store.pool("backup").expect("q").is_none());

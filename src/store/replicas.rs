@@ -86,13 +86,14 @@ impl Store {
         Ok(id)
     }
 
-    /// Replicas of one share from one source in one pool, newest first.
+    /// Replicas of one share from one source in one pool, newest first: by id,
+    /// the order they were committed in, never by a wall clock that can jump.
     pub fn replicas(&self, pool: &str, source_uuid: Uuid, share: &str) -> Result<Vec<Replica>> {
         let conn = self.conn();
         let mut stmt = conn.prepare(&format!(
             "SELECT {COLUMNS} FROM replicas
              WHERE pool = ?1 AND source_uuid = ?2 AND share = ?3
-             ORDER BY received_at DESC, id DESC"
+             ORDER BY id DESC"
         ))?;
         let rows = stmt.query_map((pool, DbUuid(source_uuid), share), from_row)?;
         Ok(rows.collect::<rusqlite::Result<_>>()?)
@@ -109,7 +110,7 @@ impl Store {
              FROM replicas r
              WHERE r.id = (SELECT n.id FROM replicas n
                  WHERE n.pool = r.pool AND n.source_uuid = r.source_uuid AND n.share = r.share
-                 ORDER BY n.received_at DESC, n.id DESC LIMIT 1)
+                 ORDER BY n.id DESC LIMIT 1)
              ORDER BY r.source, r.share, r.pool"
         ))?;
         let rows = stmt.query_map([], |row| Ok((from_row(row)?, row.get(9)?)))?;
@@ -211,6 +212,31 @@ mod tests {
         let rows = store.receive_history(&ReceiveFilter::default()).expect("h");
         assert_eq!(rows[0].status, Status::Running);
         assert_eq!(store.pool_replicas("backup").expect("all").len(), 1);
+    }
+
+    /// Pins: newest first was by received_at, so a clock that jumped made an
+    /// older replica the "newest" and retention deleted the real newest.
+    #[test]
+    fn newest_is_the_last_committed_whatever_the_clock_says() {
+        let mut store = in_memory();
+        let src = Uuid::new_v4();
+        for snap in ["s1", "s2"] {
+            let row = receive(&store, snap);
+            store
+                .commit_replica(row, &new_replica(src, snap))
+                .expect("commit");
+        }
+        store
+            .conn()
+            .execute(
+                "UPDATE replicas SET received_at = '2999-01-01T00:00:00.000Z' WHERE snapshot = 's1'",
+                [],
+            )
+            .expect("future");
+        let held = store.replicas("backup", src, "photos").expect("list");
+        assert_eq!(held[0].snapshot, "s2");
+        let newest = store.newest_replicas().expect("newest");
+        assert_eq!(newest[0].0.snapshot, "s2");
     }
 
     #[test]

@@ -196,3 +196,42 @@ pub async fn wait_for_log(needles: &[&str]) -> String {
         .await
         .unwrap_or_else(|_| panic!("no log line with {needles:?} within 20 s:\n{}", log_text()))
 }
+
+impl Pair {
+    /// The target's receive history, newest first.
+    pub fn history(&self) -> Vec<ferry::store::ReceiveRow> {
+        self.target
+            .store()
+            .receive_history(&ferry::store::ReceiveFilter::default())
+            .expect("history")
+    }
+
+    /// Where `latest` points in the replica directory.
+    pub fn latest(&self) -> String {
+        std::fs::read_link(self.replica_dir().join("latest"))
+            .expect("latest link")
+            .to_string_lossy()
+            .into_owned()
+    }
+
+    /// Runs `sql` on the target's state.db directly: what a person with sqlite3
+    /// (or a lost database) can do that no ferry command does.
+    pub fn sql(&self, sql: &str) {
+        let db = rusqlite::Connection::open(self.target.state.join(ferry::store::DB_FILE))
+            .expect("open state.db");
+        db.execute_batch(sql).expect("sql");
+    }
+}
+
+/// The names of the subvolumes directly in `dir` (none if it does not exist).
+pub async fn subvolumes(dir: &Path) -> Vec<String> {
+    if !dir.exists() {
+        return Vec::new();
+    }
+    btrfs::list(dir)
+        .await
+        .expect("list")
+        .into_iter()
+        .map(|s| s.name)
+        .collect()
+}
