@@ -303,3 +303,13 @@ async fn client_with_copied_certificate_but_wrong_key_is_refused() {
     let err = server.expect_err("signature check must catch the impostor");
     assert!(err.to_string().contains("BadSignature"), "{err}");
 }
+
+#[test]
+fn aes_128_gcm_is_preferred() {
+    let suites = &super::tls::provider().cipher_suites;
+    assert_eq!(
+        suites.first().map(|s| s.suite()),
+        Some(rustls::CipherSuite::TLS13_AES_128_GCM_SHA256)
+    );
+    assert!(suites.len() >= 3, "the other suites stay available");
+}
