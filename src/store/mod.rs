@@ -48,7 +48,7 @@ pub enum Error {
         path: PathBuf,
         source: rusqlite::Error,
     },
-    #[error("cannot bring the state database {path} to the current schema: {source}")]
+    #[error("cannot bring the state database {path} to the current schema: {}", migrate_reason(.source))]
     Migrate {
         path: PathBuf,
         source: rusqlite_migration::Error,
@@ -60,6 +60,15 @@ pub enum Error {
 }
 
 pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// A failed migration says what SQLite said; the migration's whole SQL text
+/// (which rusqlite_migration includes) would not fit in a one-line error.
+fn migrate_reason(e: &rusqlite_migration::Error) -> String {
+    match e {
+        rusqlite_migration::Error::RusqliteError { err, .. } => err.to_string(),
+        other => other.to_string(),
+    }
+}
 
 /// An open state database. The connection sits behind a mutex so a `Store` can
 /// be shared by the tasks of a daemon; every call holds it only for one statement.
