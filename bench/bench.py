@@ -1,0 +1,269 @@
+#!/usr/bin/env python3
+"""ferry's benchmark (issue 5): ferry against `btrfs send | btrfs receive`, the
+same through ssh, and btrbk (default and tuned), on loopback and on a shaped
+100 Mbit link between two network namespaces; plus the idle cost of a sender
+holding many tasks. Run as root on a scratch machine: `make bench`.
+
+Contenders alternate within each repetition (ABCD ABCD ABCD), every measured run
+starts with cold caches, and every run is undone before the next one, so each
+repetition measures the same transfer. Everything the bench creates (pools,
+loop devices, namespaces, daemons, temp dirs) is removed on exit, on error and
+on Ctrl-C. Output: a table, PASS/FAIL goal lines, target/bench/*.json.
+"""
+
+import argparse
+import datetime
+import os
+import platform
+import re
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+import traceback
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+
+import data  # noqa: E402
+import report  # noqa: E402
+from contenders import Bench, Btrbk, Ferry, Pipe  # noqa: E402
+from sysenv import (Cleanup, Procs, Ssh, cpu_ticks, install_signal_exit, make_link,  # noqa: E402
+                    make_loopback, make_pool, proc_status, sh, subvol_create)
+
+MiB, GiB = 1 << 20, 1 << 30
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+NEEDS = ["btrfs", "mkfs.btrfs", "ip", "tc", "ssh", "ssh-keygen", "/usr/sbin/sshd", "btrbk", "mbuffer", "zstd", "/usr/bin/time"]
+
+
+def parse():
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--quick", action="store_true",
+                   help="tiny data, 1 repetition, 20 idle tasks for 2 s: every contender and both links, in well under a minute")
+    p.add_argument("--ferry", default=os.path.join(REPO, "target/release/ferry"), help="the ferry binary to measure")
+    p.add_argument("--reps", type=int, default=int(os.environ.get("BENCH_REPS", "3")))
+    p.add_argument("--idle-secs", type=float, default=float(os.environ.get("BENCH_IDLE_SECS", "60")))
+    p.add_argument("--tasks", type=int, default=int(os.environ.get("BENCH_TASKS", "1000")))
+    p.add_argument("--rate", default=os.environ.get("BENCH_RATE", "100mbit"), help="the shaped link's rate (tc tbf)")
+    p.add_argument("--link-ssh-a", action="store_true", default=os.environ.get("BENCH_LINK_SSH_A") == "1",
+                   help="also run the plain ssh pipe with data set (a) on the shaped link (slow: adds reps x ~3 min)")
+    p.add_argument("--out-dir", default=os.path.join(REPO, "target/bench"))
+    p.add_argument("--warm", action="store_true", help="skip dropping caches before each run (--quick does)")
+    a = p.parse_args()
+    if a.quick:
+        a.reps, a.idle_secs, a.tasks = 1, 2.0, 20
+        a.link_ssh_a = True
+        # Cold caches cost seconds per run (perl, ssh, btrfs reload from disk);
+        # the quick mode checks that everything works, not how fast.
+        a.warm = True
+    return a
+
+
+def check_machine(args):
+    if os.geteuid() != 0:
+        sys.exit("bench: run as root (loop pools, namespaces, btrfs receive need it)")
+    missing = [n for n in NEEDS if not shutil.which(n)]
+    if missing:
+        sys.exit(f"bench: missing {' '.join(missing)}; `make bench-deps` installs them")
+    if not os.access(args.ferry, os.X_OK):
+        sys.exit(f"bench: {args.ferry} is not an executable; `make build` or pass --ferry")
+
+
+def say(msg):
+    print(f"[{time.strftime('%H:%M:%S')}] {msg}", flush=True)
+
+
+def main():
+    args = parse()
+    check_machine(args)
+    install_signal_exit()
+    cleanup = Cleanup()
+    try:
+        return run(args, cleanup)
+    finally:
+        say("cleaning up")
+        cleanup.run()
+
+
+def run(args, cleanup):
+    started = datetime.datetime.now(datetime.timezone.utc)
+    # Other work on this machine skews every figure; the load says how much there was.
+    load_start = open("/proc/loadavg").read().split()[:3]
+    size_a, size_b = (8 * MiB, 6 * MiB) if args.quick else (2 * GiB, 500 * MiB)
+    work = tempfile.mkdtemp(prefix="ferry-bench.", dir="/var/tmp")
+    cleanup.push(f"work dir {work}", lambda: shutil.rmtree(work, ignore_errors=True))
+    # Namespace and veth names carry our pid: a second bench (say, the quick
+    # test while a full run is going) never collides with this one.
+    prefix = f"fb{os.getpid()}"
+
+    say(f"pools and data sets in {work}")
+    src = make_pool(cleanup, work, "src", 1 * GiB if args.quick else 8 * GiB)
+    dst = make_pool(cleanup, work, "dst", 2 * GiB if args.quick else 24 * GiB)
+    scale_pool = make_pool(cleanup, work, "scale", 512 * MiB)
+    golden = {k: os.path.join(src, "golden", k) for k in ("a", "b")}
+    os.makedirs(os.path.join(src, "golden"))
+    for k in golden.values():
+        subvol_create(k)
+    t = time.monotonic()
+    data.write_incompressible(golden["a"], size_a)
+    tree_bytes = data.write_tree(golden["b"], size_b)
+    say(f"data: (a) {report.fmt_bytes(size_a)} incompressible, (b) {report.fmt_bytes(tree_bytes)} in "
+        f"{sum(len(f) for _, _, f in os.walk(golden['b']))} files, written in {time.monotonic() - t:.0f}s")
+
+    lo = make_loopback(cleanup, prefix)
+    link = make_link(cleanup, prefix, args.rate)
+    procs = Procs(cleanup)  # pushed last: daemons stop before namespaces and pools go
+    ssh = Ssh(work)
+    b = Bench(work, src, dst, os.path.abspath(args.ferry), procs, ssh, cold=not args.warm)
+    # The logs of every run (btrbk's summaries, daemons' stderr) outlive the work dir.
+    logs_copy = os.path.join(args.out_dir, "logs-latest")
+    cleanup.push("copy of the logs", lambda: (shutil.rmtree(logs_copy, ignore_errors=True),
+                                               shutil.copytree(b.logs, logs_copy)))
+    for net in (lo, link):
+        ssh.start_sshd(procs, net, b.log(f"sshd-{net.rx}"))
+
+    ferry = Ferry(b)
+    everyone = [Pipe(b, over_ssh=False), Pipe(b, over_ssh=True), Btrbk(b, tuned=False), Btrbk(b, tuned=True), ferry]
+    for c in everyone:
+        for ds in ("a", "b", "c"):
+            c.add_share(ds, golden["b" if ds == "b" else "a"])
+
+    rows = {}
+    phases = [(lo, "a", everyone), (lo, "b", everyone), (lo, "inc", everyone)]
+    link_set = [ferry, everyone[2], everyone[3]]
+    phases += [(link, "b", link_set + [everyone[1]]), (link, "a", link_set + ([everyone[1]] if args.link_ssh_a else []))]
+    for net, ds, who in phases:
+        if ds == "inc":
+            say("incremental baselines (unmeasured full sends of (a))")
+            for c in who:
+                c.baseline(net)
+            # (d) before (c): reverting (c)'s change leaves new extents behind,
+            # so the share is no longer unchanged against the baseline.
+            repetitions(args, rows, net, "d", who, golden)
+            repetitions(args, rows, net, "c", who, golden)
+            for c in who:
+                c.drop_baseline()
+        else:
+            repetitions(args, rows, net, ds, who, golden)
+
+    say(f"scale: {args.tasks} idle tasks for {args.idle_secs:g}s")
+    scale = scale_figure(args, b, ferry, lo, scale_pool)
+
+    # MB/s of every contender is measured against the same stream: the data
+    # set's `btrfs send` stream as ferry's history counts it (uncompressed).
+    streams = {}
+    for r in rows.values():
+        if r["contender"] == "ferry" and r["runs"]:
+            streams[r["dataset"]] = sorted(x["ferry_stream_bytes"] for x in r["runs"])[len(r["runs"]) // 2]
+    out_rows = []
+    for r in rows.values():
+        r["stream_bytes"] = streams.get(r["dataset"])
+        if r["runs"]:
+            out_rows.append(report.summarize(r))
+        else:
+            say(f"no successful run of {r['contender']} on {r['net']} ({r['dataset']}): {r['errors'][:1]}")
+    report.add_ratios(out_rows)
+    gs = report.goals(out_rows, scale, link.label)
+
+    print()
+    print(report.table(out_rows))
+    print(f"\nscale: {scale['tasks']} tasks added in {scale['add_secs']:.1f}s; idle sender over {scale['idle_secs']:g}s: "
+          f"VmRSS {scale['vm_rss'] / MiB:.1f} MiB, VmHWM {scale['vm_hwm'] / MiB:.1f} MiB, "
+          f"CPU {scale['cpu_secs']:.2f}s = {scale['cpu_pct']:.2f}% of one core")
+    print()
+    print(report.goal_lines(gs))
+    doc = {
+        "started_at": started.isoformat(), "ended_at": datetime.datetime.now(datetime.timezone.utc).isoformat(),
+        "quick": args.quick, "reps": args.reps, "ferry": b.ferry,
+        "ferry_version": sh(b.ferry, "--version").strip(),
+        "host": {"kernel": platform.release(), "cpus": os.cpu_count(), "python": platform.python_version(),
+                 "btrbk": sh("btrbk", "--version").strip(), "loadavg_start": load_start, "loadavg_end": open("/proc/loadavg").read().split()[:3]},
+        "link": {"rate": args.rate, "tbf": "burst 32kbit latency 400ms, both ends"},
+        "datasets": {"a": {"what": "incompressible", "bytes": size_a},
+                     "b": {"what": "compressible tree of small files", "bytes": tree_bytes},
+                     "c": {"what": "1% of (a) overwritten in place, incremental"},
+                     "d": {"what": "no change, incremental"}},
+        "results": out_rows + [r for r in rows.values() if not r["runs"]],
+        "goals": gs, "scale": scale,
+        "notes": "wall/cpu/wire are medians over reps; wire = interface tx bytes of the namespace(s), both directions, "
+                 "headers included; cpu = rusage of the sending command + /proc tick deltas of the receiving daemon "
+                 "(ferry receiver or sshd, including the children they reaped); peak_rss (ferry only) = max of "
+                 "`ferry task run` maxrss and the receiver's VmHWM; maxrss_tx = the sending command's maxrss.",
+    }
+    stamp = started.strftime("%Y%m%dT%H%M%SZ")
+    path = report.write_json(doc, args.out_dir, stamp)
+    print(f"\nJSON: {path} (and {os.path.join(args.out_dir, 'latest.json')})")
+    return 0
+
+
+def repetitions(args, rows, net, ds, who, golden):
+    """ABCD ABCD ABCD: each repetition runs every contender once, in turn."""
+    for rep in range(args.reps):
+        for c in who:
+            key = (net.label, ds, c.name)
+            row = rows.setdefault(key, {"net": net.label, "dataset": ds, "contender": c.name, "runs": [], "errors": []})
+            share = os.path.join(c.home, c.share(ds))
+            try:
+                if ds == "c":
+                    data.change_one_percent(share)
+                r = c.run(ds, net)
+                row["runs"].append(r)
+                say(f"{net.label} ({ds}) rep {rep + 1}/{args.reps} {c.name}: {r['wall']:.2f}s, "
+                    f"cpu {r['cpu']:.2f}s, wire {report.fmt_bytes(r['wire'])}")
+            except RuntimeError as e:
+                # One contender's failure is reported, not fatal: the others still count.
+                row["errors"].append(str(e)[-2000:])
+                say(f"{net.label} ({ds}) rep {rep + 1} {c.name} FAILED: {str(e)[-600:]}")
+            finally:
+                if ds == "c":
+                    data.revert_one_percent(share, golden["a"])
+                c.reset(ds)
+
+
+def scale_figure(args, b, ferry, net, pool):
+    """A third appliance whose sender holds N enabled tasks on N small subvolumes
+    (task add refuses two shares of one name to one target), each on a yearly
+    cron so none is due; then RSS and CPU of `ferry sender` sitting idle."""
+    nas3 = os.path.join(b.work, "nas3")
+    ferry.cli(nas3, "init", "--name", "nas3")
+    ferry.cli(nas3, "appliance", "add", "nas2", "--address", net.addr,
+              "--fingerprint", ferry.id(ferry.nas2)["fingerprint"])
+    paths = [os.path.join(pool, f"s{i:04d}") for i in range(args.tasks)]
+    for path in paths:
+        subvol_create(path)
+    t0 = time.monotonic()
+    for i, path in enumerate(paths):
+        ferry.cli(nas3, "task", "add", f"task{i:04d}", "--share", path, "--target", "nas2", "--pool", "backup",
+                  "--frequency", "0 0 1 1 *")
+    add_secs = time.monotonic() - t0
+    out, err = b.log("scale-sender-out"), b.log("scale-sender")
+    p = b.procs.start([b.ferry, "--state-dir", nas3, "--config", "/dev/null", "sender"], ns=net.tx, stdout=out, stderr=err)
+    try:
+        for _ in range(600):
+            with open(out.name) as f1, open(err.name) as f2:
+                m = re.search(r"sender running: (\d+) task", f1.read() + f2.read())
+            if m or p.poll() is not None:
+                break
+            time.sleep(0.05)
+        if not m:
+            raise RuntimeError(f"ferry sender did not report its tasks; see {err.name}")
+        time.sleep(0.5 if args.quick else 2.0)  # let start-up settle; its allocations still show in VmHWM
+        c0 = cpu_ticks(p.pid)
+        time.sleep(args.idle_secs)
+        cpu = cpu_ticks(p.pid) - c0
+        rss, hwm = proc_status(p.pid, "VmRSS"), proc_status(p.pid, "VmHWM")
+        threads = len(os.listdir(f"/proc/{p.pid}/task"))
+    finally:
+        b.procs.stop(p)
+    return {"tasks": args.tasks, "scheduled": int(m.group(1)), "add_secs": add_secs, "idle_secs": args.idle_secs,
+            "cpu_secs": cpu, "cpu_pct": 100 * cpu / args.idle_secs, "vm_rss": rss, "vm_hwm": hwm, "threads": threads}
+
+
+if __name__ == "__main__":
+    try:
+        sys.exit(main())
+    except KeyboardInterrupt:
+        sys.exit(130)
+    except subprocess.CalledProcessError as e:
+        traceback.print_exc()
+        sys.exit(1)

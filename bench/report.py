@@ -1,0 +1,127 @@
+"""Summaries, the table, the issue's goals as PASS/FAIL lines, and the JSON."""
+
+import json
+import os
+import statistics
+
+MiB = 1 << 20
+
+
+def summarize(row):
+    """Median and min-max of each figure over the repetitions; MB/s is the
+    data set's send stream (as ferry's history counts it) over wall time."""
+    runs = row["runs"]
+    walls = [r["wall"] for r in runs]
+    row["wall"] = {"median": statistics.median(walls), "min": min(walls), "max": max(walls)}
+    for key in ("cpu", "cpu_tx", "cpu_rx", "wire", "maxrss_tx", "peak_rss"):
+        vals = [r[key] for r in runs if key in r]
+        if vals:
+            row[key] = statistics.median(vals)
+    if row.get("stream_bytes"):
+        row["mb_s"] = row["stream_bytes"] / 1e6 / row["wall"]["median"]
+    return row
+
+
+def add_ratios(rows):
+    """ferry's ratio to each contender on the same link and data set:
+    time = ferry wall / theirs (below 1 is faster), throughput = the inverse."""
+    ferry = {(r["net"], r["dataset"]): r for r in rows if r["contender"] == "ferry"}
+    for r in rows:
+        f = ferry.get((r["net"], r["dataset"]))
+        if f and r["contender"] != "ferry":
+            r["ferry_time_ratio"] = f["wall"]["median"] / r["wall"]["median"]
+            r["ferry_throughput_ratio"] = r["wall"]["median"] / f["wall"]["median"]
+            if r.get("cpu"):
+                r["ferry_cpu_ratio"] = f["cpu"] / r["cpu"]
+
+
+def fmt_bytes(n):
+    if n is None:
+        return "-"
+    for unit, size in (("GiB", 1 << 30), ("MiB", MiB), ("KiB", 1024)):
+        if n >= size:
+            return f"{n / size:.1f}{unit}"
+    return f"{n:.0f}B"
+
+
+def table(rows):
+    head = ("link", "set", "contender", "wall s", "min-max s", "MB/s", "CPU s", "peak RSS", "wire", "ferry x time", "ferry x MB/s")
+    lines = [head]
+    for r in rows:
+        w = r["wall"]
+        rss = r.get("peak_rss", r.get("maxrss_tx"))
+        lines.append((
+            r["net"], r["dataset"], r["contender"], f"{w['median']:.2f}", f"{w['min']:.2f}-{w['max']:.2f}",
+            f"{r['mb_s']:.1f}" if r.get("mb_s") else "-", f"{r['cpu']:.2f}", fmt_bytes(rss), fmt_bytes(r["wire"]),
+            f"{r['ferry_time_ratio']:.2f}" if "ferry_time_ratio" in r else "",
+            f"{r['ferry_throughput_ratio']:.2f}" if "ferry_throughput_ratio" in r else ""))
+    widths = [max(len(l[i]) for l in lines) for i in range(len(head))]
+    return "\n".join("  ".join(c.ljust(widths[i]) for i, c in enumerate(l)).rstrip() for l in lines)
+
+
+def goals(rows, scale, link_label):
+    """The issue's goals, each with the measured ratio; a goal whose figures are
+    missing (a contender failed) is FAIL with the reason."""
+    def get(net, ds, who):
+        for r in rows:
+            if (r["net"], r["dataset"], r["contender"]) == (net, ds, who):
+                return r
+        return None
+
+    out = []
+
+    def goal(name, fn):
+        try:
+            measured, limit, ok = fn()
+            out.append({"goal": name, "measured": measured, "limit": limit, "pass": bool(ok)})
+        except (TypeError, KeyError, ZeroDivisionError) as e:
+            out.append({"goal": name, "measured": None, "limit": None, "pass": False, "error": f"missing figure: {e!r}"})
+
+    lo = "loopback"
+    fa, ra = get(lo, "a", "ferry"), get(lo, "a", "raw")
+    goal("(a) loopback: ferry throughput >= 0.95x raw pipe",
+         lambda: (ra["wall"]["median"] / fa["wall"]["median"], 0.95, ra["wall"]["median"] / fa["wall"]["median"] >= 0.95))
+    goal("(a) loopback: ferry CPU <= 1.3x raw pipe",
+         lambda: (fa["cpu"] / ra["cpu"], 1.3, fa["cpu"] / ra["cpu"] <= 1.3))
+    for ds, factor in (("b", 2.0), ("a", 1.0)):
+        f = get(link_label, ds, "ferry")
+        for who, need in (("btrbk_default", factor), ("btrbk_tuned", 1.0)):
+            o = get(link_label, ds, who)
+            what = f"{need:g}x faster than" if need > 1 else "no slower than"
+            goal(f"({ds}) {link_label}: ferry {what} {who} (speedup)",
+                 lambda f=f, o=o, need=need: (o["wall"]["median"] / f["wall"]["median"], need,
+                                              o["wall"]["median"] / f["wall"]["median"] >= need))
+    fc = get(lo, "c", "ferry")
+    goal("(c) loopback: ferry 1% incremental <= 3% of ferry's full (a) time",
+         lambda: (fc["wall"]["median"] / fa["wall"]["median"], 0.03, fc["wall"]["median"] / fa["wall"]["median"] <= 0.03))
+    fd = get(lo, "d", "ferry")
+    goal("(d) loopback: ferry no-change run < 0.5 s end to end (s)",
+         lambda: (fd["wall"]["median"], 0.5, fd["wall"]["median"] < 0.5))
+    goal(f"scale: {scale.get('tasks')} idle tasks, ferry sender peak RSS <= 64 MiB (MiB)",
+         lambda: (scale["vm_hwm"] / MiB, 64, scale["vm_hwm"] <= 64 * MiB))
+    goal(f"scale: {scale.get('tasks')} idle tasks, ferry sender CPU <= 1% of one core (%)",
+         lambda: (scale["cpu_pct"], 1.0, scale["cpu_pct"] <= 1.0))
+    return out
+
+
+def goal_lines(gs):
+    lines = []
+    for g in gs:
+        verdict = "PASS" if g["pass"] else "FAIL"
+        if g["measured"] is None:
+            lines.append(f"{verdict}  {g['goal']}: {g.get('error')}")
+        else:
+            lines.append(f"{verdict}  {g['goal']}: measured {g['measured']:.3f}, limit {g['limit']}")
+    return "\n".join(lines)
+
+
+def write_json(doc, out_dir, stamp):
+    os.makedirs(out_dir, exist_ok=True)
+    path = os.path.join(out_dir, f"bench-{stamp}.json")
+    with open(path, "w") as f:
+        json.dump(doc, f, indent=2, sort_keys=True)
+    latest = os.path.join(out_dir, "latest.json")
+    with open(latest + ".tmp", "w") as f:
+        json.dump(doc, f, indent=2, sort_keys=True)
+    os.replace(latest + ".tmp", latest)
+    return path
