@@ -103,13 +103,3 @@ def revert_one_percent(directory, golden, fraction=0.01, block=128 * 1024, seed=
             g.seek(offset)
             f.seek(offset)
             f.write(g.read(block))
-
-
-def du(directory):
-    total = 0
-    for root, _dirs, files in os.walk(directory):
-        for n in files:
-            p = os.path.join(root, n)
-            if not os.path.islink(p):
-                total += os.path.getsize(p)
-    return total

@@ -10,7 +10,6 @@ import json
 import os
 import shutil
 import signal
-import socket
 import subprocess
 import time
 
@@ -130,13 +129,6 @@ def wait_no_children(pid, timeout=10.0):
         if not kids:
             return
         time.sleep(0.02)
-
-
-def free_port():
-    # Only meaningful inside a fresh namespace, where nothing else listens.
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 # ---------------------------------------------------------------- pools
