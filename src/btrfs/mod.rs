@@ -270,17 +270,21 @@ where
     })
 }
 
-/// Size asked for the pipes to and from btrfs send and receive. The default
-/// 64 KiB makes ferry and btrfs take turns; 1 MiB (the usual
-/// /proc/sys/fs/pipe-max-size) lets a whole chunk sit in the pipe while both
-/// sides work.
-const PIPE_SIZE: i32 = 1 << 20;
+/// Sizes asked for the pipes to and from btrfs send and receive, largest
+/// first. The default 64 KiB makes ferry and btrfs take turns; a pipe that
+/// holds a whole 4 MiB chunk lets both work at once. Above
+/// /proc/sys/fs/pipe-max-size (usually 1 MiB) needs CAP_SYS_RESOURCE, so 1 MiB
+/// is the fallback.
+const PIPE_SIZES: [i32; 2] = [4 << 20, 1 << 20];
 
-/// Widens a pipe to [`PIPE_SIZE`]; best effort, as a smaller pipe only costs speed.
+/// Widens a pipe as far as allowed; best effort, as a smaller pipe only costs speed.
 pub(crate) fn widen_pipe(fd: std::os::fd::BorrowedFd<'_>) {
     use nix::fcntl::{fcntl, FcntlArg};
-    if let Err(e) = fcntl(fd, FcntlArg::F_SETPIPE_SZ(PIPE_SIZE)) {
-        tracing::debug!(error = %e, "cannot widen a pipe to btrfs; keeping its size");
+    for size in PIPE_SIZES {
+        match fcntl(fd, FcntlArg::F_SETPIPE_SZ(size)) {
+            Ok(_) => return,
+            Err(e) => tracing::debug!(size, error = %e, "cannot widen a pipe to btrfs this far"),
+        }
     }
 }
 

