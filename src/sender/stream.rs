@@ -12,7 +12,7 @@ use super::connect::{Conn, Target};
 use super::Error;
 use crate::btrfs;
 use crate::store::Store;
-use crate::wire::{self, read_up_to, ChunkWriter, Meta, MetaConn, CHUNK_SIZE};
+use crate::wire::{self, read_up_to, ChunkWriter, Meta, MetaConn, SLOW_LINK_CHUNK_SIZE};
 
 /// How often a running send writes its byte counts to the history row.
 const PROGRESS_EVERY: Duration = Duration::from_secs(1);
@@ -127,10 +127,13 @@ async fn pump(
     writer: &mut ChunkWriter<Conn>,
     report: &mut Report<'_>,
 ) -> Result<(), Error> {
-    let mut buf = vec![0u8; CHUNK_SIZE];
+    let mut buf = vec![0u8; SLOW_LINK_CHUNK_SIZE];
     let mut noted = Instant::now();
     loop {
-        let n = read_up_to(send, &mut buf).await.map_err(send_error)?;
+        let want = writer.preferred_chunk().min(buf.len());
+        let n = read_up_to(send, &mut buf[..want])
+            .await
+            .map_err(send_error)?;
         if n == 0 {
             return Ok(());
         }

@@ -283,6 +283,8 @@ async fn an_adaptive_writer_raises_its_level_on_a_slow_link() {
         w.write_chunk(chunk).await.expect("write");
     }
     assert!(w.level() > 3, "level stayed at {}", w.level());
+    // A slow link trades overlap for ratio: bigger chunks compress better.
+    assert_eq!(w.preferred_chunk(), SLOW_LINK_CHUNK_SIZE);
     drop(w);
     slow_reader.await.expect("reader");
 }

@@ -66,7 +66,10 @@ mod error;
 mod frame;
 mod meta;
 
-pub use data::{read_up_to, ChunkReader, ChunkWriter, Codec, StreamStats, CHUNK_SIZE, MAX_CHUNK};
+pub use data::{
+    read_up_to, ChunkReader, ChunkWriter, Codec, StreamStats, CHUNK_SIZE, MAX_CHUNK,
+    SLOW_LINK_CHUNK_SIZE,
+};
 pub use error::Error;
 pub use frame::{read_frame, write_frame, MetaConn, DEAD_AFTER, KEEPALIVE_INTERVAL, MAX_FRAME};
 pub use meta::{handshake, read_data_hello, DataHello, Hello, Meta, Parent, Replica, PROTOCOL};
