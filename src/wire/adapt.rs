@@ -60,14 +60,15 @@ impl Adapt {
         if !any {
             return None;
         }
-        // The loop reads, compresses, then writes. Time the link spent
-        // blocking our writes is time it was still busy with earlier chunks:
-        // compressing harder costs nothing while that slack lasts, and the
-        // smaller stream finishes sooner. No blocking at all means the link
-        // keeps up, and compression is on the critical path.
-        let next = if w > c / 4 {
+        // Climb only while the link is clearly the bottleneck (writes block
+        // longer than compressing took, by half again); step down as soon as
+        // compressing costs more than the link's waits. A looser climb (any
+        // blocking beyond a quarter of the compression time) measured slower
+        // on the 100 Mbit bench: the serial loop puts compression on the
+        // critical path. See README "Performance", run 2.
+        let next = if w > c + c / 2 {
             self.level + 1
-        } else if w < c / 20 {
+        } else if c > w {
             self.level - 1
         } else {
             self.level
@@ -99,27 +100,25 @@ mod tests {
     }
 
     #[test]
-    fn a_link_that_never_blocks_lowers_it_down_to_the_floor() {
+    fn slow_compression_lowers_it_down_to_the_floor() {
         let mut a = Adapt::new(3, 1, 12);
-        assert_eq!(window(&mut a, 10 * MS, Duration::ZERO), Some(2));
-        assert_eq!(window(&mut a, 10 * MS, Duration::ZERO), Some(1));
-        assert_eq!(window(&mut a, 10 * MS, Duration::ZERO), None, "floored");
+        assert_eq!(window(&mut a, 10 * MS, MS), Some(2));
+        assert_eq!(window(&mut a, 10 * MS, MS), Some(1));
+        assert_eq!(window(&mut a, 10 * MS, MS), None, "floored");
     }
 
     #[test]
-    fn a_link_with_slack_behind_slow_reads_still_raises_it() {
-        // Pins: with btrfs send itself slow to read, writes blocked less than
-        // compression took, and the old rule (blocking > 1.5x compression)
-        // kept level 1 on a 100 Mbit link that had room for level 6.
-        let mut a = Adapt::new(1, 1, 12);
-        assert_eq!(window(&mut a, 3 * MS, 4 * MS), Some(2));
+    fn some_blocking_is_not_enough_to_climb() {
+        // Pins the measured choice: blocking a little longer than compressing
+        // keeps the level (climbing on it cost 3% on the 100 Mbit bench).
+        let mut a = Adapt::new(3, 1, 12);
+        assert_eq!(window(&mut a, 4 * MS, 5 * MS), None);
     }
 
     #[test]
     fn balance_and_incompressible_data_keep_the_level() {
         let mut a = Adapt::new(3, 1, 12);
-        // Some blocking, but less than a quarter of the compression time.
-        assert_eq!(window(&mut a, 10 * MS, 2 * MS), None);
+        assert_eq!(window(&mut a, 10 * MS, 12 * MS), None);
         for _ in 0..WINDOW {
             assert_eq!(a.record(Duration::ZERO, 10 * MS, false), None);
         }
