@@ -524,18 +524,7 @@ async fn garbage_on_either_port_is_dropped_and_the_receiver_keeps_serving() {
 #[tokio::test]
 async fn startup_recovery_deletes_partials_fails_running_rows_and_keeps_replicas() {
     let pair = Pair::new();
-    let d = pair.start(|_| {}).await;
-    let mut c = pair.client(&d).await;
-    let s1 = pair.snapshot("s1").await;
-    let s2 = pair.snapshot("s2").await;
-    c.replicate("photos", "backup", &s1, None, 5)
-        .await
-        .expect("s1");
-    c.replicate("photos", "backup", &s2, Some(&s1), 5)
-        .await
-        .expect("s2");
-    drop(c);
-    d.stop().await;
+    let (s1, _s2) = pair.two_replicas().await;
 
     // What a crash leaves: a writable partial, a running row; and a replica
     // someone deleted by hand, with `latest` still naming it.

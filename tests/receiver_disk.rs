@@ -12,18 +12,7 @@ use ferry::wire;
 #[tokio::test]
 async fn a_pool_re_added_under_another_name_keeps_its_replicas() {
     let pair = Pair::new();
-    let d = pair.start(|_| {}).await;
-    let mut c = pair.client(&d).await;
-    let s1 = pair.snapshot("s1").await;
-    let s2 = pair.snapshot("s2").await;
-    c.replicate("photos", "backup", &s1, None, 5)
-        .await
-        .expect("s1");
-    c.replicate("photos", "backup", &s2, Some(&s1), 5)
-        .await
-        .expect("s2");
-    drop(c);
-    d.stop().await;
+    let (_s1, s2) = pair.two_replicas().await;
 
     let mount = pair.dst.mount.to_string_lossy().into_owned();
     pair.target.ok(&["pool", "remove", "backup"]);

@@ -78,6 +78,24 @@ impl Pair {
         Daemon::start(&self.target.state, tweak).await
     }
 
+    /// Replicas s1 (full) and s2 (incremental) received by a daemon that is
+    /// then stopped: the state recovery and pool tests start from.
+    pub async fn two_replicas(&self) -> (Subvolume, Subvolume) {
+        let d = self.start(|_| {}).await;
+        let mut c = self.client(&d).await;
+        let s1 = self.snapshot("s1").await;
+        let s2 = self.snapshot("s2").await;
+        c.replicate("photos", "backup", &s1, None, 5)
+            .await
+            .expect("s1");
+        c.replicate("photos", "backup", &s2, Some(&s1), 5)
+            .await
+            .expect("s2");
+        drop(c);
+        d.stop().await;
+        (s1, s2)
+    }
+
     pub async fn client(&self, d: &Daemon) -> Client {
         Client::connect(&self.peer, self.target_fp, d.meta, d.data)
             .await
