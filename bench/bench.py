@@ -34,6 +34,8 @@ from sysenv import (Cleanup, Procs, Ssh, cpu_ticks, install_signal_exit, make_li
 
 MiB, GiB = 1 << 20, 1 << 30
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+# Phases --only can pick: network and data set ("inc" is (d) then (c)), and the idle scale figure.
+PHASES = ["lo-a", "lo-b", "lo-inc", "link-b", "link-a", "scale"]
 NEEDS = ["btrfs", "mkfs.btrfs", "ip", "tc", "ssh", "ssh-keygen", "/usr/sbin/sshd", "btrbk", "mbuffer", "zstd", "/usr/bin/time"]
 
 
@@ -52,7 +54,18 @@ def parse():
                    help="leave out data set (a) on the shaped link (link-bound, ~27 of the ~45 minutes); its goals then say 'missing figure'")
     p.add_argument("--out-dir", default=os.path.join(REPO, "target/bench"))
     p.add_argument("--warm", action="store_true", help="skip dropping caches before each run (--quick does)")
+    p.add_argument("--only", default=os.environ.get("BENCH_ONLY", ""),
+                   help="comma-separated phases to run, of: " + ",".join(PHASES) + " (default: all); "
+                        "goals whose figures were not measured say 'missing figure'")
+    p.add_argument("--contenders", default=os.environ.get("BENCH_CONTENDERS", ""),
+                   help="comma-separated contenders, of: raw,ssh,btrbk_default,btrbk_tuned,ferry (default: all)")
     a = p.parse_args()
+    a.only = set(filter(None, a.only.split(","))) or set(PHASES)
+    a.contenders = set(filter(None, a.contenders.split(",")))
+    for bad in a.only - set(PHASES):
+        p.error(f"--only: unknown phase {bad!r}; pick from {','.join(PHASES)}")
+    if a.skip_link_a:
+        a.only.discard("link-a")
     if a.quick:
         a.reps, a.idle_secs, a.tasks = 1, 2.0, 20
         a.link_ssh_a = True
@@ -93,6 +106,8 @@ def run(args, cleanup):
     # Other work on this machine skews every figure; the load says how much there was.
     load_start = open("/proc/loadavg").read().split()[:3]
     size_a, size_b = (8 * MiB, 6 * MiB) if args.quick else (2 * GiB, 500 * MiB)
+    if not args.only & {"lo-b", "link-b"}:
+        size_b = 1 * MiB  # every contender still gets its (b) share, just not a measured one
     work = tempfile.mkdtemp(prefix="ferry-bench.", dir="/var/tmp")
     cleanup.push(f"work dir {work}", lambda: shutil.rmtree(work, ignore_errors=True))
     # Namespace and veth names carry our pid: a second bench (say, the quick
@@ -132,12 +147,14 @@ def run(args, cleanup):
             c.add_share(ds, golden["b" if ds == "b" else "a"])
 
     rows = {}
-    phases = [(lo, "a", everyone), (lo, "b", everyone), (lo, "inc", everyone)]
     link_set = [ferry, everyone[2], everyone[3]]
-    phases += [(link, "b", link_set + [everyone[1]])]
-    if not args.skip_link_a:
-        phases += [(link, "a", link_set + ([everyone[1]] if args.link_ssh_a else []))]
-    for net, ds, who in phases:
+    phases = [("lo-a", lo, "a", everyone), ("lo-b", lo, "b", everyone), ("lo-inc", lo, "inc", everyone),
+              ("link-b", link, "b", link_set + [everyone[1]]),
+              ("link-a", link, "a", link_set + ([everyone[1]] if args.link_ssh_a else []))]
+    for phase, net, ds, who in phases:
+        who = [c for c in who if not args.contenders or c.name in args.contenders]
+        if phase not in args.only or not who:
+            continue
         if ds == "inc":
             say("incremental baselines (unmeasured full sends of (a))")
             for c in who:
@@ -151,8 +168,10 @@ def run(args, cleanup):
         else:
             repetitions(args, rows, net, ds, who, golden)
 
-    say(f"scale: {args.tasks} idle tasks for {args.idle_secs:g}s")
-    scale = scale_figure(args, b, ferry, lo, scale_pool)
+    scale = {}
+    if "scale" in args.only:
+        say(f"scale: {args.tasks} idle tasks for {args.idle_secs:g}s")
+        scale = scale_figure(args, b, ferry, lo, scale_pool)
 
     # MB/s of every contender is measured against the same stream: the data
     # set's `btrfs send` stream as ferry's history counts it (uncompressed).
@@ -172,9 +191,10 @@ def run(args, cleanup):
 
     print()
     print(report.table(out_rows))
-    print(f"\nscale: {scale['tasks']} tasks added in {scale['add_secs']:.1f}s; idle sender over {scale['idle_secs']:g}s: "
-          f"VmRSS {scale['vm_rss'] / MiB:.1f} MiB, VmHWM {scale['vm_hwm'] / MiB:.1f} MiB, "
-          f"CPU {scale['cpu_secs']:.2f}s = {scale['cpu_pct']:.2f}% of one core")
+    if scale:
+        print(f"\nscale: {scale['tasks']} tasks added in {scale['add_secs']:.1f}s; idle sender over {scale['idle_secs']:g}s: "
+              f"VmRSS {scale['vm_rss'] / MiB:.1f} MiB, VmHWM {scale['vm_hwm'] / MiB:.1f} MiB, "
+              f"CPU {scale['cpu_secs']:.2f}s = {scale['cpu_pct']:.2f}% of one core")
     print()
     print(report.goal_lines(gs))
     doc = {
