@@ -18,7 +18,7 @@ use uuid::Uuid;
 pub use fs::{filesystem_uuid, is_btrfs, is_subvolume, same_filesystem};
 pub use parse::parse_show;
 pub use receive::{receive, Receive, Received};
-pub use send::{send, SendStream};
+pub use send::{send, SendExit, SendStream};
 
 /// The executable every command runs; resolved through `PATH` like a shell would.
 const BTRFS: &str = "btrfs";

@@ -79,6 +79,16 @@ fn stream(mut cmd: tokio::process::Command, line: String) -> Result<SendStream, 
 
 /// Reads a pipe to its end in the background, so a chatty child never blocks on a full
 /// stderr pipe while we are busy with its stdout (or the other way round).
+/// tokio made the pipe non-blocking for its reactor; a thread reading it
+/// directly must block instead of spinning on EAGAIN.
+fn set_blocking(fd: &std::os::fd::OwnedFd) -> io::Result<()> {
+    use nix::fcntl::{fcntl, FcntlArg, OFlag};
+    let flags = fcntl(fd, FcntlArg::F_GETFL).map_err(io::Error::from)?;
+    let flags = OFlag::from_bits_truncate(flags) - OFlag::O_NONBLOCK;
+    fcntl(fd, FcntlArg::F_SETFL(flags)).map_err(io::Error::from)?;
+    Ok(())
+}
+
 pub(super) fn drain<R: AsyncRead + Unpin + Send + 'static>(mut pipe: R) -> JoinHandle<Vec<u8>> {
     tokio::spawn(async move {
         let mut buf = Vec::new();
@@ -112,10 +122,61 @@ pub(super) async fn wait(
     }
 }
 
+/// A `btrfs send` whose pipe was taken by [`SendStream::into_blocking`]:
+/// what is left is its exit status.
+pub struct SendExit {
+    command: String,
+    child: Child,
+    stderr: JoinHandle<Vec<u8>>,
+}
+
+impl SendExit {
+    /// Waits for `btrfs send` to exit; call after the pipe reached its end.
+    /// Not succeeding means the stream is incomplete, however it ended.
+    pub async fn finish(self) -> Result<(), Error> {
+        wait(self.command, self.child, self.stderr).await.map(drop)
+    }
+}
+
 impl SendStream {
     /// The command line, for messages.
     pub fn command(&self) -> &str {
         &self.command
+    }
+
+    /// The stream's pipe as a blocking reader, for a thread that reads it
+    /// without a hop through the async runtime per read. Its end only means
+    /// `btrfs send` closed it: [`SendExit::finish`] says whether it succeeded.
+    /// Dropping the `SendExit` kills `btrfs send`, which ends the reader.
+    pub fn into_blocking(mut self) -> Result<(std::fs::File, SendExit), Error> {
+        let state = std::mem::replace(&mut self.state, State::Succeeded);
+        let State::Streaming(running) = state else {
+            return Err(Error::Io {
+                command: self.command.clone(),
+                what: "taking the stream's pipe",
+                source: io::Error::other("the stream was already read from"),
+                stderr: String::new(),
+            });
+        };
+        let Running {
+            stdout,
+            child,
+            stderr,
+        } = *running;
+        let io_err = |source| Error::Io {
+            command: self.command.clone(),
+            what: "taking the stream's pipe",
+            source,
+            stderr: String::new(),
+        };
+        let fd = stdout.into_owned_fd().map_err(io_err)?;
+        set_blocking(&fd).map_err(io_err)?;
+        let exit = SendExit {
+            command: self.command.clone(),
+            child,
+            stderr,
+        };
+        Ok((std::fs::File::from(fd), exit))
     }
 
     /// Waits for btrfs send to exit and reports how it ended.

@@ -12,7 +12,7 @@ use super::connect::{Conn, Target};
 use super::Error;
 use crate::btrfs;
 use crate::store::Store;
-use crate::wire::{self, read_up_to, ChunkWriter, Meta, MetaConn, SLOW_LINK_CHUNK_SIZE};
+use crate::wire::{self, ChunkWriter, Meta, MetaConn, Position};
 
 /// How often a running send writes its byte counts to the history row.
 const PROGRESS_EVERY: Duration = Duration::from_secs(1);
@@ -32,7 +32,7 @@ pub struct Progress {
 pub(super) struct Compression {
     /// zstd level; 0 sends raw.
     pub level: i32,
-    /// Let the level follow the bottleneck (see `wire::ChunkWriter::adaptive`).
+    /// Let the level follow the bottleneck (see `wire::Encoder::adaptive`).
     pub adaptive: bool,
 }
 
@@ -83,7 +83,7 @@ pub(super) async fn stream(
     data: Conn,
     session: Uuid,
     compression: Compression,
-    mut send: btrfs::SendStream,
+    send: btrfs::SendStream,
     report: &mut Report<'_>,
 ) -> Result<Sent, Error> {
     let mut writer = ChunkWriter::open(data, session, 0, compression.level)
@@ -91,22 +91,47 @@ pub(super) async fn stream(
         .map_err(|source| Error::Stream { bytes: 0, source })?;
     if compression.adaptive {
         let (min, max) = ADAPTIVE_LEVELS;
-        writer = writer.adaptive(compression.level, min, max);
+        writer = writer
+            .adaptive(compression.level, min, max)
+            .map_err(|source| Error::Stream { bytes: 0, source })?;
     }
-    let pumped = tokio::select! {
-        r = pump(&mut send, &mut writer, report) => r,
-        msg = meta.recv_alive() => Err(aborted(target, writer.stats().raw_bytes(), msg)),
-    };
-    if let Err(Error::Stream { bytes, .. }) = &pumped {
-        // A receiver that failed closes the data connection and says why on
-        // the meta connection: prefer its reason to "connection lost".
-        if let Ok(msg) = tokio::time::timeout(REASON_WAIT, meta.recv()).await {
-            return Err(aborted(target, *bytes, msg));
+    let (pipe, exit) = send.into_blocking()?;
+    let mut noted = Instant::now();
+    let copied = {
+        let copy = writer.copy_from(pipe, |p: Position| {
+            let now = Progress {
+                stream_bytes: p.offset,
+                wire_bytes: p.wire_bytes,
+            };
+            report.note(now, &mut noted);
+        });
+        tokio::select! {
+            r = copy => Ok(r),
+            msg = meta.recv_alive() => Err(msg),
         }
+    };
+    let bytes = report.sent.stream_bytes;
+    match copied {
+        Err(msg) => return Err(aborted(target, bytes, msg)),
+        Ok(Err(wire::Error::Source(e))) => {
+            // A pipe that fails to read is rare; btrfs send's exit usually says more.
+            exit.finish().await?;
+            return Err(Error::Local(format!("reading btrfs send: {e}")));
+        }
+        Ok(Err(source)) => {
+            // A receiver that failed closes the data connection and says why on
+            // the meta connection: prefer its reason to "connection lost".
+            if let Ok(msg) = tokio::time::timeout(REASON_WAIT, meta.recv()).await {
+                return Err(aborted(target, bytes, msg));
+            }
+            return Err(Error::Stream { bytes, source });
+        }
+        Ok(Ok(_)) => {}
     }
-    pumped?;
+    // The pipe's end is only btrfs send closing it: its exit status says
+    // whether the stream is whole. No End marker goes out before that.
+    exit.finish().await?;
     debug!(level = writer.level(), "stream sent; final zstd level");
-    let bytes = writer.stats().raw_bytes();
     let stats = writer
         .finish()
         .await
@@ -120,47 +145,6 @@ pub(super) async fn stream(
         wire_bytes: stats.wire_bytes,
         blake3: stats.blake3,
     })
-}
-
-async fn pump(
-    send: &mut btrfs::SendStream,
-    writer: &mut ChunkWriter<Conn>,
-    report: &mut Report<'_>,
-) -> Result<(), Error> {
-    let mut buf = vec![0u8; SLOW_LINK_CHUNK_SIZE];
-    let mut noted = Instant::now();
-    loop {
-        let want = writer.preferred_chunk().min(buf.len());
-        let n = read_up_to(send, &mut buf[..want])
-            .await
-            .map_err(send_error)?;
-        if n == 0 {
-            return Ok(());
-        }
-        writer
-            .write_chunk(&buf[..n])
-            .await
-            .map_err(|source| Error::Stream {
-                bytes: report.sent.stream_bytes,
-                source,
-            })?;
-        let stats = writer.stats();
-        let now = Progress {
-            stream_bytes: stats.raw_bytes(),
-            wire_bytes: stats.wire_bytes,
-        };
-        report.note(now, &mut noted);
-    }
-}
-
-/// `SendStream` reports a failed `btrfs send` as an I/O error wrapping the
-/// btrfs error; unwrap it so the history row shows btrfs's own words.
-fn send_error(e: std::io::Error) -> Error {
-    match e.into_inner().map(|inner| inner.downcast::<btrfs::Error>()) {
-        Some(Ok(btrfs)) => Error::Btrfs(*btrfs),
-        Some(Err(other)) => Error::Local(format!("reading btrfs send: {other}")),
-        None => Error::Local("reading btrfs send failed".into()),
-    }
 }
 
 /// What the receiver said (or failed to say) in the middle of a stream.

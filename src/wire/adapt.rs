@@ -1,10 +1,30 @@
 //! Adaptive zstd level for the data stream: climb while the network is the
 //! bottleneck (spare CPU buys a smaller stream), step down while compression is.
+//!
+//! The signal is the encoder thread's wait for queue space: with the network
+//! the bottleneck, the queue stays full and every chunk waits; with
+//! compression the bottleneck, the queue is empty and nothing waits. Its wait
+//! for input tells a third case apart: `btrfs send` slower than both (many
+//! small files), where the level changes nothing and is left alone.
 
 use std::time::Duration;
 
 /// Chunks per decision: enough to average out one slow write or one odd chunk.
 const WINDOW: u32 = 8;
+
+/// Windows to wait before trying again a level that was just left for being
+/// too slow: each change ends a zstd frame, which costs ratio.
+const COOLDOWN: u32 = 8;
+
+/// Where one chunk's time went, in the encoder thread.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Timing {
+    /// Waiting for input.
+    pub reading: Duration,
+    pub compressing: Duration,
+    /// Waiting for the network to take the chunk (queue full).
+    pub waiting: Duration,
+}
 
 /// Tracks what the last chunks cost and picks the next level.
 #[derive(Debug, Clone)]
@@ -13,9 +33,12 @@ pub struct Adapt {
     min: i32,
     max: i32,
     compressing: Duration,
-    writing: Duration,
+    waiting: Duration,
+    reading: Duration,
     chunks: u32,
     compressed: u32,
+    /// A level found too slow, and for how many more windows to avoid it.
+    too_slow: Option<(i32, u32)>,
 }
 
 impl Adapt {
@@ -25,9 +48,11 @@ impl Adapt {
             min,
             max,
             compressing: Duration::ZERO,
-            writing: Duration::ZERO,
+            waiting: Duration::ZERO,
+            reading: Duration::ZERO,
             chunks: 0,
             compressed: 0,
+            too_slow: None,
         }
     }
 
@@ -35,40 +60,44 @@ impl Adapt {
         self.level
     }
 
-    /// Records one chunk: how long compressing it took (zero when it was sent
-    /// raw) and how long the network took to accept it. Returns the new level
-    /// when it changes.
-    pub fn record(
-        &mut self,
-        compressing: Duration,
-        writing: Duration,
-        compressed: bool,
-    ) -> Option<i32> {
-        self.compressing += compressing;
-        self.writing += writing;
+    /// Records one chunk: how long reading it took, how long compressing it
+    /// took (zero when it was sent raw) and how long it then waited for the
+    /// network. Returns the new level when it changes.
+    pub fn record(&mut self, t: Timing, compressed: bool) -> Option<i32> {
+        self.reading += t.reading;
+        self.compressing += t.compressing;
+        self.waiting += t.waiting;
         self.chunks += 1;
         self.compressed += u32::from(compressed);
         if self.chunks < WINDOW {
             return None;
         }
-        let (c, w, any) = (self.compressing, self.writing, self.compressed > 0);
+        let (r, c, w) = (self.reading, self.compressing, self.waiting);
+        let any = self.compressed > 0;
+        self.reading = Duration::ZERO;
         self.compressing = Duration::ZERO;
-        self.writing = Duration::ZERO;
+        self.waiting = Duration::ZERO;
         self.chunks = 0;
         self.compressed = 0;
+        tracing::trace!(level = self.level, ?r, ?c, ?w, "zstd window");
         // Media that does not compress says nothing about the level.
         if !any {
             return None;
         }
-        // Climb only while the link is clearly the bottleneck (writes block
-        // longer than compressing took, by half again); step down as soon as
-        // compressing costs more than the link's waits. A looser climb (any
-        // blocking beyond a quarter of the compression time) measured slower
-        // on the 100 Mbit bench: the serial loop puts compression on the
-        // critical path. See README "Performance", run 2.
-        let next = if w > c + c / 2 {
+        // Waiting at least half the compression time: the next level (at most
+        // about 1.5x as slow) still keeps up with the network. Waiting under
+        // a tenth of it, and not waiting for input either: compression holds
+        // the network up, step down and remember the level was too slow.
+        if let Some((_, windows)) = self.too_slow.as_mut() {
+            *windows = windows.saturating_sub(1);
+        }
+        let blocked = self
+            .too_slow
+            .is_some_and(|(l, n)| n > 0 && l == self.level + 1);
+        let next = if w > c / 2 && !blocked {
             self.level + 1
-        } else if c > w {
+        } else if w < c / 10 && r < c {
+            self.too_slow = Some((self.level, COOLDOWN));
             self.level - 1
         } else {
             self.level
@@ -87,8 +116,13 @@ mod tests {
 
     const MS: Duration = Duration::from_millis(1);
 
-    fn window(a: &mut Adapt, compressing: Duration, writing: Duration) -> Option<i32> {
-        (0..WINDOW).fold(None, |_, _| a.record(compressing, writing, true))
+    fn window(a: &mut Adapt, compressing: Duration, waiting: Duration) -> Option<i32> {
+        let t = Timing {
+            reading: Duration::ZERO,
+            compressing,
+            waiting,
+        };
+        (0..WINDOW).fold(None, |_, _| a.record(t, true))
     }
 
     #[test]
@@ -102,26 +136,51 @@ mod tests {
     #[test]
     fn slow_compression_lowers_it_down_to_the_floor() {
         let mut a = Adapt::new(3, 1, 12);
-        assert_eq!(window(&mut a, 10 * MS, MS), Some(2));
-        assert_eq!(window(&mut a, 10 * MS, MS), Some(1));
-        assert_eq!(window(&mut a, 10 * MS, MS), None, "floored");
+        assert_eq!(window(&mut a, 10 * MS, Duration::ZERO), Some(2));
+        assert_eq!(window(&mut a, 10 * MS, Duration::ZERO), Some(1));
+        assert_eq!(window(&mut a, 10 * MS, Duration::ZERO), None, "floored");
     }
 
     #[test]
-    fn some_blocking_is_not_enough_to_climb() {
-        // Pins the measured choice: blocking a little longer than compressing
-        // keeps the level (climbing on it cost 3% on the 100 Mbit bench).
+    fn a_level_found_too_slow_waits_before_it_is_tried_again() {
+        // Each change ends a zstd frame: flapping between two levels every
+        // window would cost more ratio than either level gains.
         let mut a = Adapt::new(3, 1, 12);
-        assert_eq!(window(&mut a, 4 * MS, 5 * MS), None);
+        assert_eq!(window(&mut a, MS, 10 * MS), Some(4));
+        assert_eq!(window(&mut a, 10 * MS, Duration::ZERO), Some(3));
+        for _ in 0..COOLDOWN - 1 {
+            assert_eq!(window(&mut a, MS, 10 * MS), None, "still cooling down");
+        }
+        assert_eq!(window(&mut a, MS, 10 * MS), Some(4));
     }
 
     #[test]
-    fn balance_and_incompressible_data_keep_the_level() {
+    fn some_waiting_and_incompressible_data_keep_the_level() {
         let mut a = Adapt::new(3, 1, 12);
-        assert_eq!(window(&mut a, 10 * MS, 12 * MS), None);
+        assert_eq!(window(&mut a, 10 * MS, 3 * MS), None);
+        let media = Timing {
+            waiting: 10 * MS,
+            ..Timing::default()
+        };
         for _ in 0..WINDOW {
-            assert_eq!(a.record(Duration::ZERO, 10 * MS, false), None);
+            assert_eq!(a.record(media, false), None);
         }
         assert_eq!(a.level(), 3);
+    }
+
+    #[test]
+    fn a_slow_source_leaves_the_level_alone() {
+        // btrfs send crawling through small files: nothing waits for the
+        // network, but compression is not what holds it up either.
+        let mut a = Adapt::new(5, 1, 12);
+        let t = Timing {
+            reading: 20 * MS,
+            compressing: 5 * MS,
+            waiting: Duration::ZERO,
+        };
+        for _ in 0..WINDOW {
+            assert_eq!(a.record(t, true), None);
+        }
+        assert_eq!(a.level(), 5);
     }
 }

@@ -64,6 +64,11 @@ pub enum Error {
     TotalMismatch { announced: u64, received: u64 },
     #[error("zstd failed locally: {0}")]
     Zstd(std::io::Error),
+    /// Reading what is to be sent failed (for a sender: `btrfs send`'s pipe).
+    #[error("reading the stream to send: {0}")]
+    Source(std::io::Error),
+    #[error("internal error: {0}")]
+    Internal(String),
 }
 
 impl Error {
@@ -92,7 +97,9 @@ impl Error {
             | Error::SizeMismatch { .. }
             | Error::Decompress { .. }
             | Error::TotalMismatch { .. }
-            | Error::Zstd(_) => false,
+            | Error::Zstd(_)
+            | Error::Source(_)
+            | Error::Internal(_) => false,
         }
     }
 

@@ -45,10 +45,15 @@
 //!
 //! Integers are big-endian. Offsets count bytes of the uncompressed send
 //! stream and must be contiguous from the hello's offset; `total` must equal
-//! the offset after the last chunk. Codec 0 is raw (`wire_len == raw_len`),
-//! codec 1 one zstd frame that decompresses to exactly `raw_len` bytes, so any
-//! chunk decodes on its own and a resumed stream can start at a chunk
-//! boundary. There are no acknowledgements: TCP back pressure paces the
+//! the offset after the last chunk. Codec 0 is raw (`wire_len == raw_len`);
+//! codec 1 is one zstd frame that decompresses to exactly `raw_len` bytes on
+//! its own; codec 2 is the next piece of the connection's one zstd stream
+//! (window at most 2^23), flushed so that it decompresses to exactly `raw_len`
+//! bytes given the pieces before it. Senders use 0 and 2: matches across
+//! chunks keep the stream as small as a single `zstd` pipe's, and a resumed
+//! stream, being a new connection, starts a new zstd stream at a chunk
+//! boundary. Codec 2 came before any release, so `ferry/1` has all three.
+//! There are no acknowledgements: TCP back pressure paces the
 //! sender, and the verdict comes back on the meta port (`commit` carries the
 //! count and blake3 of the uncompressed bytes).
 //!
@@ -61,15 +66,21 @@
 //! peer's hello. [`Error::is_temporary`] classifies every failure for retries.
 
 mod adapt;
-mod data;
+mod chunk;
+mod encode;
 mod error;
 mod frame;
 mod meta;
+mod reader;
+mod writer;
 
-pub use data::{
-    read_up_to, ChunkReader, ChunkWriter, Codec, StreamStats, CHUNK_SIZE, MAX_CHUNK,
-    SLOW_LINK_CHUNK_SIZE,
-};
+pub use chunk::{Codec, StreamStats, CHUNK_SIZE, MAX_CHUNK};
+pub use encode::{Encoded, Encoder};
 pub use error::Error;
 pub use frame::{read_frame, write_frame, MetaConn, DEAD_AFTER, KEEPALIVE_INTERVAL, MAX_FRAME};
 pub use meta::{handshake, read_data_hello, DataHello, Hello, Meta, Parent, Replica, PROTOCOL};
+pub use reader::ChunkReader;
+pub use writer::{ChunkWriter, Position};
+
+#[cfg(test)]
+mod chunk_tests;

@@ -195,7 +195,11 @@ pub async fn stream_snapshot(
     snap: &Path,
     parent: Option<&Path>,
 ) -> StreamStats {
-    let mut send = btrfs::send(snap, parent).expect("btrfs send");
-    w.copy_from(&mut send).await.expect("stream the snapshot");
+    let send = btrfs::send(snap, parent).expect("btrfs send");
+    let (pipe, exit) = send.into_blocking().expect("the send pipe");
+    w.copy_from(pipe, |_| {})
+        .await
+        .expect("stream the snapshot");
+    exit.finish().await.expect("btrfs send succeeded");
     w.finish().await.expect("finish the stream")
 }

@@ -1,5 +1,14 @@
+//! The chunk stream end to end: `ChunkWriter` (and its encoder thread) into
+//! `ChunkReader`, and hand-made bytes a correct writer never sends.
+
+use super::chunk::{TAG_CHUNK, TAG_END};
 use super::*;
+use std::future::Future;
+
 use tokio::io::{duplex, AsyncWriteExt, DuplexStream};
+use uuid::Uuid;
+use zstd::zstd_safe::zstd_sys::ZSTD_EndDirective;
+use zstd::zstd_safe::{CCtx, CParameter, InBuffer, OutBuffer};
 
 /// Incompressible bytes, reproducibly (blake3's XOF is a fine PRNG here).
 fn random(seed: &str, len: usize) -> Vec<u8> {
@@ -84,13 +93,14 @@ async fn mixed_stream_round_trips_with_per_chunk_codecs() {
 
     assert!(got == input, "bytes differ");
     use Codec::*;
-    // The 10-byte piece does not shrink under zstd's frame overhead.
-    assert_eq!(codecs, [Raw, Zstd, Raw, Raw, Zstd]);
+    // Samples of random data do not shrink: those chunks go raw. Small
+    // pieces are not sampled, and a stream piece is never sent raw.
+    assert_eq!(codecs, [Raw, ZstdStream, Raw, ZstdStream, ZstdStream]);
     let digest = blake3::hash(&input).to_hex().to_string();
     assert_eq!(sent.blake3, digest);
     assert_eq!(received, sent);
     assert_eq!(received.raw_bytes(), input.len() as u64);
-    assert_eq!(received.zstd_chunks, 2);
+    assert_eq!(received.zstd_chunks, 3);
     assert_eq!(received.chunks, 5);
     let incompressible = (CHUNK_SIZE + 300_000 + 10) as u64;
     assert!(
@@ -109,22 +119,35 @@ async fn level_zero_sends_raw() {
     assert_eq!(drain(&mut r).await.unwrap(), repetitive(4096));
 }
 
-#[tokio::test]
+/// A blocking source that hands out at most 64 KiB per read, like a pipe.
+struct Trickle(std::io::Cursor<Vec<u8>>);
+
+impl std::io::Read for Trickle {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        let n = buf.len().min(64 * 1024);
+        self.0.read(&mut buf[..n])
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn copy_from_fills_whole_chunks_and_resumes_at_an_offset() {
     let input = [repetitive(CHUNK_SIZE + 5), random("c", CHUNK_SIZE)].concat();
     let (a, b) = duplex(64 * 1024);
     let start = 1_000_000u64;
+    let source = Trickle(std::io::Cursor::new(input.clone()));
     let send = async {
         let mut w = ChunkWriter::new(a, start, 1).unwrap();
-        // A source that yields small reads, like a pipe.
-        let (mut pipe_w, mut pipe_r) = duplex(64 * 1024);
-        let feed = async {
-            pipe_w.write_all(&input).await.unwrap();
-            drop(pipe_w);
-        };
-        let (copied, ()) = tokio::join!(w.copy_from(&mut pipe_r), feed);
+        let mut seen = Vec::new();
+        let copied = w.copy_from(source, |p| seen.push(p)).await;
         assert_eq!(copied.unwrap(), input.len() as u64);
-        w.finish().await.unwrap()
+        assert_eq!(seen.len(), 3, "progress after every chunk");
+        assert_eq!(seen[2].offset, start + input.len() as u64);
+        let stats = w.finish().await.unwrap();
+        assert!(
+            seen[2].wire_bytes < stats.wire_bytes,
+            "the end marker counts too"
+        );
+        stats
     };
     let recv = async {
         let mut r = ChunkReader::new(b, start).unwrap();
@@ -135,10 +158,27 @@ async fn copy_from_fills_whole_chunks_and_resumes_at_an_offset() {
     let (sent, (out, stats)) = tokio::join!(send, recv);
     assert!(out == input);
     assert_eq!(sent.chunks, 3, "{sent:?}");
+    assert_eq!(sent, stats);
     assert_eq!(
         (stats.start, stats.end),
         (start, start + input.len() as u64)
     );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failed_read_is_a_source_error_and_keeps_the_writer() {
+    struct Broken;
+    impl std::io::Read for Broken {
+        fn read(&mut self, _: &mut [u8]) -> std::io::Result<usize> {
+            Err(std::io::Error::other("disk on fire"))
+        }
+    }
+    let (a, _b) = duplex(1024);
+    let mut w = ChunkWriter::new(a, 7, 3).unwrap();
+    let err = w.copy_from(Broken, |_| {}).await.unwrap_err();
+    assert!(matches!(err, Error::Source(_)), "{err}");
+    assert!(err.to_string().contains("disk on fire"), "{err}");
+    assert_eq!(w.stats().end, 7, "the encoder came back from its thread");
 }
 
 #[tokio::test]
@@ -254,37 +294,132 @@ async fn data_hello_of_another_version_is_refused() {
     assert!(matches!(err, Error::VersionMismatch { .. }), "{err}");
 }
 
-#[tokio::test]
-async fn an_adaptive_writer_raises_its_level_on_a_slow_link() {
-    // A link that takes 100 ms per 64 KiB is far slower than zstd: the level climbs.
-    let (a, mut b) = duplex(64 * 1024);
-    let slow_reader = tokio::spawn(async move {
-        let mut buf = vec![0u8; 64 * 1024];
-        loop {
-            tokio::time::sleep(std::time::Duration::from_millis(100)).await;
-            match tokio::io::AsyncReadExt::read(&mut b, &mut buf).await {
-                Ok(0) | Err(_) => return,
-                Ok(_) => {}
-            }
-        }
-    });
-    let mut w = ChunkWriter::new(a, 0, 3)
-        .expect("writer")
-        .adaptive(3, 1, 12);
-    assert_eq!(w.level(), 3);
-    // Text-like data that compresses, but not to nothing, so writes take time.
-    let mut text = Vec::new();
-    for i in 0..60_000u32 {
+/// Text-like data that compresses, but not to nothing.
+fn text(len: usize) -> Vec<u8> {
+    let mut text = Vec::with_capacity(len + 64);
+    let mut i = 0u32;
+    while text.len() < len {
         text.extend_from_slice(
             format!("{i} ferry {} replicates\n", i.wrapping_mul(2_654_435_761)).as_bytes(),
         );
+        i += 1;
     }
-    for chunk in text.chunks(128 * 1024).cycle().take(32) {
-        w.write_chunk(chunk).await.expect("write");
+    text.truncate(len);
+    text
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_adaptive_writer_raises_its_level_on_a_slow_link_and_the_stream_still_decodes() {
+    // A link that takes 20 ms per read is far slower than zstd: the level
+    // climbs, and each change ends a zstd frame mid-stream.
+    let input = text(16 * CHUNK_SIZE);
+    let (a, b) = duplex(64 * 1024);
+    let slow = SlowReader {
+        inner: b,
+        delay: None,
+    };
+    let mut w = ChunkWriter::new(a, 0, 3)
+        .expect("writer")
+        .adaptive(3, 1, 12)
+        .expect("adaptive");
+    assert_eq!(w.level(), 3);
+    let source = std::io::Cursor::new(input.clone());
+    let send = async {
+        w.copy_from(source, |_| {}).await.expect("copy");
+        let level = w.level();
+        (level, w.finish().await.expect("finish"))
+    };
+    let recv = async {
+        let mut r = ChunkReader::new(slow, 0).unwrap();
+        let mut out = Vec::new();
+        r.copy_to(&mut out).await.map(|s| (out, s))
+    };
+    let ((level, sent), received) = tokio::join!(send, recv);
+    let (out, received) = received.expect("the stream decodes across level changes");
+    assert!(level > 3, "level stayed at {level}");
+    assert!(out == input, "bytes differ");
+    assert_eq!(received, sent);
+}
+
+/// A reader that waits 20 ms before every read: a slow network.
+struct SlowReader {
+    inner: DuplexStream,
+    delay: Option<std::pin::Pin<Box<tokio::time::Sleep>>>,
+}
+
+impl tokio::io::AsyncRead for SlowReader {
+    fn poll_read(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+        buf: &mut tokio::io::ReadBuf<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        let delay = self.delay.get_or_insert_with(|| {
+            Box::pin(tokio::time::sleep(std::time::Duration::from_millis(20)))
+        });
+        std::task::ready!(delay.as_mut().poll(cx));
+        let polled = std::pin::Pin::new(&mut self.inner).poll_read(cx, buf);
+        if polled.is_ready() {
+            self.delay = None;
+        }
+        polled
     }
-    assert!(w.level() > 3, "level stayed at {}", w.level());
-    // A slow link trades overlap for ratio: bigger chunks compress better.
-    assert_eq!(w.preferred_chunk(), SLOW_LINK_CHUNK_SIZE);
-    drop(w);
-    slow_reader.await.expect("reader");
+}
+
+/// `data` compressed as pieces of one stream, flushed after each of `cuts`.
+fn stream_pieces(data: &[u8], cuts: &[usize], window_log: u32) -> Vec<Vec<u8>> {
+    let mut c = CCtx::create();
+    c.set_parameter(CParameter::WindowLog(window_log)).unwrap();
+    c.set_parameter(CParameter::CompressionLevel(3)).unwrap();
+    let mut pieces = Vec::new();
+    let mut from = 0;
+    for &to in cuts {
+        let mut out: Vec<u8> = Vec::with_capacity(data.len() + 1024);
+        let mut input = InBuffer::around(&data[from..to]);
+        {
+            let mut output = OutBuffer::around(&mut out);
+            while c
+                .compress_stream2(&mut output, &mut input, ZSTD_EndDirective::ZSTD_e_flush)
+                .unwrap()
+                > 0
+            {}
+        }
+        pieces.push(out);
+        from = to;
+    }
+    pieces
+}
+
+#[tokio::test]
+async fn stream_pieces_must_decode_to_exactly_their_raw_len() {
+    let data = repetitive(200_000);
+    let pieces = stream_pieces(&data, &[100_000, 200_000], chunk::WINDOW_LOG);
+    // The second piece refers back into the first: it only decodes in sequence.
+    let mut bytes = chunk_header(0, 100_000, 2, pieces[0].len() as u32);
+    bytes.extend_from_slice(&pieces[0]);
+    bytes.extend(chunk_header(100_000, 100_000, 2, pieces[1].len() as u32));
+    bytes.extend_from_slice(&pieces[1]);
+    bytes.extend(end(200_000));
+    assert!(drain(&mut reader_over(&bytes).await).await.unwrap() == data);
+
+    // Announcing more or less than the piece holds is refused at that piece.
+    for raw_len in [100_001u32, 99_999] {
+        let mut bytes = chunk_header(0, raw_len, 2, pieces[0].len() as u32);
+        bytes.extend_from_slice(&pieces[0]);
+        let err = reader_over(&bytes).await.next_chunk().await.unwrap_err();
+        assert!(
+            matches!(err, Error::SizeMismatch { .. }),
+            "{raw_len}: {err}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn a_stream_asking_for_a_larger_window_is_refused() {
+    // The window bounds the receiver's memory; a peer cannot raise it.
+    let data = random("w", 1000);
+    let pieces = stream_pieces(&data, &[1000], chunk::WINDOW_LOG + 4);
+    let mut bytes = chunk_header(0, 1000, 2, pieces[0].len() as u32);
+    bytes.extend_from_slice(&pieces[0]);
+    let err = reader_over(&bytes).await.next_chunk().await.unwrap_err();
+    assert!(matches!(err, Error::Decompress { .. }), "{err}");
 }

@@ -1,0 +1,248 @@
+//! The sender's side of a data connection: hello, chunks, end marker.
+//! [`ChunkWriter::copy_from`] reads and encodes on a thread of its own, so the
+//! next chunk is compressed and hashed while TLS and the network carry this one.
+
+use std::io::{IoSlice, Read};
+use std::sync::mpsc as std_mpsc;
+use std::time::{Duration, Instant};
+
+use tokio::io::{AsyncWrite, AsyncWriteExt};
+use tokio::sync::mpsc;
+use uuid::Uuid;
+
+use super::chunk::{Codec, StreamStats, CHUNK_SIZE};
+use super::encode::{Encoded, Encoder};
+use super::frame::write_frame;
+use super::meta::DataHello;
+use super::Error;
+
+/// Encoded chunks waiting for the network. Enough to ride out a slow write or
+/// a slow read; more only holds memory (two buffers per chunk).
+const QUEUE: usize = 4;
+
+/// Where a copy stands after each chunk the network took.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Position {
+    /// Uncompressed stream offset after the chunk.
+    pub offset: u64,
+    /// Bytes on the wire so far, headers included.
+    pub wire_bytes: u64,
+}
+
+/// Sending half of a data connection.
+pub struct ChunkWriter<W> {
+    w: W,
+    encoder: Encoder,
+    packed: Vec<u8>,
+}
+
+impl<W: AsyncWrite + Unpin> ChunkWriter<W> {
+    /// `level` 0 sends everything raw; any other value is a zstd level
+    /// (negative ones are zstd's fast levels).
+    pub fn new(w: W, offset: u64, level: i32) -> Result<Self, Error> {
+        Ok(ChunkWriter {
+            w,
+            encoder: Encoder::new(offset, level)?,
+            packed: Vec::new(),
+        })
+    }
+
+    /// Sends the [`DataHello`] for `session`, then returns a writer.
+    pub async fn open(w: W, session: Uuid, offset: u64, level: i32) -> Result<Self, Error> {
+        let mut writer = Self::new(w, offset, level)?;
+        write_frame(&mut writer.w, &DataHello::new(session, offset)).await?;
+        Ok(writer)
+    }
+
+    /// Lets the level follow the bottleneck during [`ChunkWriter::copy_from`]
+    /// (see [`Encoder::adaptive`]).
+    pub fn adaptive(mut self, start: i32, min: i32, max: i32) -> Result<Self, Error> {
+        self.encoder.adaptive(start, min, max)?;
+        Ok(self)
+    }
+
+    /// The zstd level of the current frame (0: off).
+    pub fn level(&self) -> i32 {
+        self.encoder.level()
+    }
+
+    /// Sends `data` as one chunk, compressed when a sample says it pays.
+    /// Returns the codec used.
+    pub async fn write_chunk(&mut self, data: &[u8]) -> Result<Codec, Error> {
+        let e = self.encoder.encode(data, &mut self.packed)?;
+        let payload = match e.codec {
+            Codec::Raw => data,
+            _ => &self.packed[..],
+        };
+        write_parts(&mut self.w, &e.header, payload).await?;
+        Ok(e.codec)
+    }
+
+    /// Sends everything `r` yields, in [`CHUNK_SIZE`] chunks filled completely
+    /// (a pipe hands out 64 KiB at a time; small chunks cost more frames).
+    /// Reading and encoding run on a blocking thread, up to [`QUEUE`] chunks
+    /// ahead of the network; `progress` hears of every chunk sent. Returns the
+    /// bytes copied. A failed read is [`Error::Source`].
+    ///
+    /// Dropping the future stops the thread after its current read.
+    pub async fn copy_from<R>(
+        &mut self,
+        r: R,
+        mut progress: impl FnMut(Position),
+    ) -> Result<u64, Error>
+    where
+        R: Read + Send + 'static,
+    {
+        let encoder = std::mem::replace(&mut self.encoder, Encoder::new(0, 0)?);
+        let (tx, mut rx) = mpsc::channel(QUEUE);
+        let (spent, recycled) = std_mpsc::channel();
+        let worker = tokio::task::spawn_blocking(move || encode_all(encoder, r, &tx, &recycled));
+        let mut sent = Ok(());
+        while let Some(chunk) = rx.recv().await {
+            if let Err(e) = write_parts(&mut self.w, &chunk.encoded.header, chunk.payload()).await {
+                sent = Err(e);
+                break;
+            }
+            progress(chunk.position);
+            // The encoder may have finished and dropped its end already.
+            let _ = spent.send(chunk.buffers);
+        }
+        // Unblocks an encoder waiting for queue space.
+        drop(rx);
+        let (encoder, copied) = worker
+            .await
+            .map_err(|e| Error::Internal(format!("the encoder thread failed: {e}")))?;
+        self.encoder = encoder;
+        // A network error is the cause when both ends failed: the encoder then
+        // only saw its queue close.
+        sent?;
+        copied
+    }
+
+    pub fn stats(&self) -> StreamStats {
+        self.encoder.stats()
+    }
+
+    /// Sends the End marker, flushes and shuts the connection down.
+    pub async fn finish(mut self) -> Result<StreamStats, Error> {
+        let end = self.encoder.end();
+        self.w.write_all(&end).await?;
+        self.w.flush().await?;
+        // Everything is delivered once flushed; the receiver's verdict comes
+        // over the meta port, so a failing close must not fail the transfer.
+        let _ = self.w.shutdown().await;
+        Ok(self.encoder.stats())
+    }
+}
+
+/// Header and payload as one write: rustls makes records of both together,
+/// instead of a tiny record (and packet) per header.
+async fn write_parts<W: AsyncWrite + Unpin>(
+    w: &mut W,
+    header: &[u8],
+    payload: &[u8],
+) -> Result<(), Error> {
+    let total = header.len() + payload.len();
+    let mut done = 0;
+    while done < total {
+        let n = if done < header.len() {
+            let parts = [IoSlice::new(&header[done..]), IoSlice::new(payload)];
+            w.write_vectored(&parts).await?
+        } else {
+            w.write(&payload[done - header.len()..]).await?
+        };
+        if n == 0 {
+            return Err(Error::Closed);
+        }
+        done += n;
+    }
+    Ok(())
+}
+
+/// A chunk on its way from the encoder thread to the network.
+struct Chunk {
+    encoded: Encoded,
+    buffers: Buffers,
+    len: usize,
+    position: Position,
+}
+
+/// The two buffers a chunk uses, recycled once it is sent.
+#[derive(Default)]
+struct Buffers {
+    input: Vec<u8>,
+    packed: Vec<u8>,
+}
+
+impl Chunk {
+    fn payload(&self) -> &[u8] {
+        match self.encoded.codec {
+            Codec::Raw => &self.buffers.input[..self.len],
+            _ => &self.buffers.packed,
+        }
+    }
+}
+
+/// The encoder thread: read a chunk, encode it, queue it; hands the encoder
+/// back with the outcome.
+fn encode_all<R: Read>(
+    mut encoder: Encoder,
+    mut r: R,
+    tx: &mpsc::Sender<Chunk>,
+    recycled: &std_mpsc::Receiver<Buffers>,
+) -> (Encoder, Result<u64, Error>) {
+    let mut copied = 0u64;
+    let result = loop {
+        let mut buffers = recycled.try_recv().unwrap_or_default();
+        if buffers.input.len() < CHUNK_SIZE {
+            buffers.input.resize(CHUNK_SIZE, 0);
+        }
+        let reading = Instant::now();
+        let len = match read_full(&mut r, &mut buffers.input[..CHUNK_SIZE]) {
+            Ok(0) => break Ok(copied),
+            Ok(n) => n,
+            Err(e) => break Err(Error::Source(e)),
+        };
+        let reading = reading.elapsed();
+        let encoded = match encoder.encode(&buffers.input[..len], &mut buffers.packed) {
+            Ok(e) => e,
+            Err(e) => break Err(e),
+        };
+        let (offset, wire_bytes) = encoder.position();
+        let chunk = Chunk {
+            encoded,
+            buffers,
+            len,
+            position: Position { offset, wire_bytes },
+        };
+        let queued = Instant::now();
+        if tx.blocking_send(chunk).is_err() {
+            break Err(Error::Closed);
+        }
+        let waiting = queued.elapsed().saturating_sub(QUEUE_SLACK);
+        encoder.waited(&encoded, reading, waiting);
+        copied += len as u64;
+        if len < CHUNK_SIZE {
+            // read_full stops short only at the end of the input.
+            break Ok(copied);
+        }
+    };
+    (encoder, result)
+}
+
+/// Waits shorter than this are scheduling noise, not a network holding us up.
+const QUEUE_SLACK: Duration = Duration::from_micros(200);
+
+/// Reads until `buf` is full or the input ends; returns how much it read.
+fn read_full<R: Read>(r: &mut R, buf: &mut [u8]) -> std::io::Result<usize> {
+    let mut filled = 0;
+    while filled < buf.len() {
+        match r.read(&mut buf[filled..]) {
+            Ok(0) => break,
+            Ok(n) => filled += n,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(filled)
+}
