@@ -217,9 +217,11 @@ async fn subvolume_facts_on_real_pools() {
     assert_eq!((s.name.as_str(), s.readonly), ("share", false));
     assert!(s.created.is_some() && s.generation > 0);
     assert_eq!((s.parent_uuid, s.received_uuid), (None, None));
+    // A plain directory inside a subvolume is not one (the kernel would answer
+    // for the subvolume around it).
     let err = btrfs::show(&plain).await.unwrap_err();
-    assert!(err.command().unwrap().contains("subvolume show"), "{err}");
-    assert!(!err.stderr().unwrap().is_empty(), "{err}");
+    assert!(matches!(err, Error::NotSubvolume { .. }), "{err:?}");
+    assert!(err.to_string().contains("plain"), "{err}");
 
     let snaps = a.mount.join("snaps");
     std::fs::create_dir(&snaps).unwrap();
@@ -260,6 +262,44 @@ async fn subvolume_facts_on_real_pools() {
     assert_eq!(names, ["s2"]);
     let err = btrfs::delete(&plain).await.unwrap_err();
     assert!(!err.stderr().unwrap().is_empty(), "{err}");
+}
+
+/// `btrfs subvolume show` run and parsed here, to hold `btrfs::show` (which
+/// asks the kernel directly) to what btrfs-progs says.
+fn progs_show(path: &Path) -> btrfs::Subvolume {
+    let out = std::process::Command::new("btrfs")
+        .args(["subvolume", "show"])
+        .arg(path)
+        .output()
+        .expect("run btrfs subvolume show");
+    assert!(out.status.success(), "{out:?}");
+    btrfs::parse_show(path, &String::from_utf8_lossy(&out.stdout)).expect("parse show")
+}
+
+#[tokio::test]
+async fn show_from_the_kernel_agrees_with_btrfs_progs() {
+    let (a, b) = (TestPool::new(), TestPool::new());
+    let share = a.subvolume("share");
+    write(&share.join("f"), b"data");
+    let snap = a.mount.join("snap");
+    btrfs::snapshot_readonly(&share, &snap).await.unwrap();
+    let got = btrfs::receive(&b.mount, btrfs::send(&snap, None).unwrap())
+        .await
+        .unwrap();
+    for path in [&share, &snap, &got.path] {
+        let (mut kernel, mut progs) = (btrfs::show(path).await.unwrap(), progs_show(path));
+        // btrfs-progs prints the creation time to the second.
+        let seconds = |s: &btrfs::Subvolume| s.created.map(|t| t.timestamp());
+        assert_eq!(seconds(&kernel), seconds(&progs), "{}", path.display());
+        (kernel.created, progs.created) = (None, None);
+        assert_eq!(kernel, progs, "{}", path.display());
+    }
+    let received = btrfs::show(&got.path).await.unwrap();
+    assert_eq!(
+        received.received_uuid,
+        Some(btrfs::show(&snap).await.unwrap().uuid)
+    );
+    assert!(received.readonly);
 }
 
 fn assert_pool_gone(mount: &Path, dir: &Path) {

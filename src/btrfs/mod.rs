@@ -2,6 +2,7 @@
 //! Every failure names the command line that ran and what btrfs printed on stderr.
 
 mod fs;
+mod info;
 mod parse;
 mod receive;
 mod send;
@@ -51,6 +52,8 @@ pub enum Error {
     NotBtrfs { path: PathBuf },
     #[error("{}: already exists; refusing to snapshot into it", path.display())]
     Exists { path: PathBuf },
+    #[error("{}: not a btrfs subvolume", path.display())]
+    NotSubvolume { path: PathBuf },
 }
 
 impl Error {
@@ -144,8 +147,17 @@ pub async fn delete(path: &Path) -> Result<(), Error> {
     Ok(())
 }
 
-/// Parses `btrfs subvolume show path`.
+/// What `btrfs subvolume show path` says: from the kernel directly where it
+/// can (see [`info`]), else parsed from btrfs-progs.
 pub async fn show(path: &Path) -> Result<Subvolume, Error> {
+    if let Some(sub) = info::subvolume_info(path)? {
+        return Ok(sub);
+    }
+    show_by_progs(path).await
+}
+
+/// Parses `btrfs subvolume show path`.
+async fn show_by_progs(path: &Path) -> Result<Subvolume, Error> {
     let args = [
         OsStr::new("subvolume"),
         OsStr::new("show"),

@@ -1,0 +1,121 @@
+//! What `btrfs subvolume show` says, from the `BTRFS_IOC_GET_SUBVOL_INFO` ioctl
+//! (Linux 4.18+, no root needed): microseconds instead of a process per lookup.
+//!
+//! A replication looks up subvolumes about ten times (snapshot, inventory,
+//! parent checks, verification, retention); as `btrfs` processes they were a
+//! third of a small incremental's run time.
+
+use std::fs::File;
+use std::os::fd::AsRawFd;
+use std::path::Path;
+
+use chrono::DateTime;
+use uuid::Uuid;
+
+use super::{fs, Error, Subvolume};
+
+/// `BTRFS_ROOT_SUBVOL_RDONLY` in the root item's flags (linux/btrfs_tree.h).
+const ROOT_SUBVOL_RDONLY: u64 = 1 << 0;
+
+/// The facts about the subvolume whose root is `path`. `Ok(None)` when the
+/// kernel lacks the ioctl: the caller asks btrfs-progs instead.
+pub(super) fn subvolume_info(path: &Path) -> Result<Option<Subvolume>, Error> {
+    let meta = std::fs::metadata(path).map_err(|e| Error::path(path, e))?;
+    // The ioctl answers for the subvolume *containing* any path; `show` refuses
+    // what is not a subvolume's root, and so must we.
+    if !meta.is_dir() || !fs::is_subvolume_root(&meta) || !fs::is_btrfs(path)? {
+        return Err(Error::NotSubvolume {
+            path: path.to_path_buf(),
+        });
+    }
+    let file = File::open(path).map_err(|e| Error::path(path, e))?;
+    let mut args = SubvolInfoArgs::zeroed();
+    // SAFETY: the fd is open for the duration of the call and `args` is a
+    // #[repr(C)] buffer of the kernel struct's size (checked below), which the
+    // ioctl number encodes: a mismatch fails with ENOTTY, never overruns.
+    match unsafe { btrfs_ioc_get_subvol_info(file.as_raw_fd(), &mut args) } {
+        Ok(_) => {}
+        Err(nix::errno::Errno::ENOTTY) => return Ok(None),
+        Err(e) => return Err(Error::path(path, e.into())),
+    }
+    let name_len = args
+        .name
+        .iter()
+        .position(|&b| b == 0)
+        .unwrap_or(args.name.len());
+    let optional = |bytes: [u8; 16]| Some(Uuid::from_bytes(bytes)).filter(|u| !u.is_nil());
+    Ok(Some(Subvolume {
+        path: path.to_path_buf(),
+        name: String::from_utf8_lossy(&args.name[..name_len]).into_owned(),
+        uuid: Uuid::from_bytes(args.uuid),
+        parent_uuid: optional(args.parent_uuid),
+        received_uuid: optional(args.received_uuid),
+        readonly: args.flags & ROOT_SUBVOL_RDONLY != 0,
+        generation: args.generation,
+        created: i64::try_from(args.otime.sec)
+            .ok()
+            .and_then(|s| DateTime::from_timestamp(s, args.otime.nsec)),
+    }))
+}
+
+/// `struct btrfs_ioctl_timespec` from linux/btrfs.h.
+#[repr(C)]
+#[derive(Clone, Copy)]
+struct Timespec {
+    sec: u64,
+    nsec: u32,
+}
+
+/// `struct btrfs_ioctl_get_subvol_info_args` from linux/btrfs.h (504 bytes).
+#[repr(C)]
+struct SubvolInfoArgs {
+    treeid: u64,
+    name: [u8; 256],
+    parent_id: u64,
+    dirid: u64,
+    generation: u64,
+    flags: u64,
+    uuid: [u8; 16],
+    parent_uuid: [u8; 16],
+    received_uuid: [u8; 16],
+    ctransid: u64,
+    otransid: u64,
+    stransid: u64,
+    rtransid: u64,
+    ctime: Timespec,
+    otime: Timespec,
+    stime: Timespec,
+    rtime: Timespec,
+    reserved: [u64; 8],
+}
+
+impl SubvolInfoArgs {
+    fn zeroed() -> Self {
+        let t = Timespec { sec: 0, nsec: 0 };
+        SubvolInfoArgs {
+            treeid: 0,
+            name: [0; 256],
+            parent_id: 0,
+            dirid: 0,
+            generation: 0,
+            flags: 0,
+            uuid: [0; 16],
+            parent_uuid: [0; 16],
+            received_uuid: [0; 16],
+            ctransid: 0,
+            otransid: 0,
+            stransid: 0,
+            rtransid: 0,
+            ctime: t,
+            otime: t,
+            stime: t,
+            rtime: t,
+            reserved: [0; 8],
+        }
+    }
+}
+
+const _: () = assert!(std::mem::size_of::<SubvolInfoArgs>() == 504);
+
+// BTRFS_IOC_GET_SUBVOL_INFO = _IOR(BTRFS_IOCTL_MAGIC 0x94, 60, struct btrfs_ioctl_get_subvol_info_args)
+nix::ioctl_read!(btrfs_ioc_get_subvol_info, 0x94, 60, SubvolInfoArgs);
