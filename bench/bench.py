@@ -187,7 +187,7 @@ def run(args, cleanup):
         else:
             say(f"no successful run of {r['contender']} on {r['net']} ({r['dataset']}): {r['errors'][:1]}")
     report.add_ratios(out_rows)
-    gs = report.goals(out_rows, scale, link.label)
+    gs = report.goals(out_rows, scale, link.label, args.only, args.contenders)
 
     print()
     print(report.table(out_rows))

@@ -59,9 +59,11 @@ def table(rows):
     return "\n".join("  ".join(c.ljust(widths[i]) for i, c in enumerate(l)).rstrip() for l in lines)
 
 
-def goals(rows, scale, link_label):
+def goals(rows, scale, link_label, phases_run=None, contenders_run=None):
     """The issue's goals, each with the measured ratio; a goal whose figures are
-    missing (a contender failed) is FAIL with the reason."""
+    missing (a contender failed) is FAIL with the reason, unless `phases_run`
+    (a set of bench phases) or `contenders_run` (a set of names, empty for
+    all) left its phase or a contender out: then it is SKIP."""
     def get(net, ds, who):
         for r in rows:
             if (r["net"], r["dataset"], r["contender"]) == (net, ds, who):
@@ -70,7 +72,15 @@ def goals(rows, scale, link_label):
 
     out = []
 
-    def goal(name, fn):
+    def goal(name, fn, needs, who=("ferry",)):
+        if phases_run is not None and not set(needs) <= phases_run:
+            out.append({"goal": name, "measured": None, "limit": None, "pass": None,
+                        "error": f"not measured in this run (needs --only {','.join(needs)})"})
+            return
+        if contenders_run and not set(who) <= contenders_run:
+            out.append({"goal": name, "measured": None, "limit": None, "pass": None,
+                        "error": f"not measured in this run (needs --contenders {','.join(who)})"})
+            return
         try:
             measured, limit, ok = fn()
             out.append({"goal": name, "measured": measured, "limit": limit, "pass": bool(ok)})
@@ -80,9 +90,10 @@ def goals(rows, scale, link_label):
     lo = "loopback"
     fa, ra = get(lo, "a", "ferry"), get(lo, "a", "raw")
     goal("(a) loopback: ferry throughput >= 0.95x raw pipe",
-         lambda: (ra["wall"]["median"] / fa["wall"]["median"], 0.95, ra["wall"]["median"] / fa["wall"]["median"] >= 0.95))
+         lambda: (ra["wall"]["median"] / fa["wall"]["median"], 0.95, ra["wall"]["median"] / fa["wall"]["median"] >= 0.95),
+         ["lo-a"], ("ferry", "raw"))
     goal("(a) loopback: ferry CPU <= 1.3x raw pipe",
-         lambda: (fa["cpu"] / ra["cpu"], 1.3, fa["cpu"] / ra["cpu"] <= 1.3))
+         lambda: (fa["cpu"] / ra["cpu"], 1.3, fa["cpu"] / ra["cpu"] <= 1.3), ["lo-a"], ("ferry", "raw"))
     for ds, factor in (("b", 2.0), ("a", 1.0)):
         f = get(link_label, ds, "ferry")
         for who, need in (("btrbk_default", factor), ("btrbk_tuned", 1.0)):
@@ -90,24 +101,26 @@ def goals(rows, scale, link_label):
             what = f"{need:g}x faster than" if need > 1 else "no slower than"
             goal(f"({ds}) {link_label}: ferry {what} {who} (speedup)",
                  lambda f=f, o=o, need=need: (o["wall"]["median"] / f["wall"]["median"], need,
-                                              o["wall"]["median"] / f["wall"]["median"] >= need))
+                                              o["wall"]["median"] / f["wall"]["median"] >= need),
+                 [f"link-{ds}"], ("ferry", who))
     fc = get(lo, "c", "ferry")
     goal("(c) loopback: ferry 1% incremental <= 3% of ferry's full (a) time",
-         lambda: (fc["wall"]["median"] / fa["wall"]["median"], 0.03, fc["wall"]["median"] / fa["wall"]["median"] <= 0.03))
+         lambda: (fc["wall"]["median"] / fa["wall"]["median"], 0.03, fc["wall"]["median"] / fa["wall"]["median"] <= 0.03),
+         ["lo-a", "lo-inc"])
     fd = get(lo, "d", "ferry")
     goal("(d) loopback: ferry no-change run < 0.5 s end to end (s)",
-         lambda: (fd["wall"]["median"], 0.5, fd["wall"]["median"] < 0.5))
+         lambda: (fd["wall"]["median"], 0.5, fd["wall"]["median"] < 0.5), ["lo-inc"])
     goal(f"scale: {scale.get('tasks')} idle tasks, ferry sender peak RSS <= 64 MiB (MiB)",
-         lambda: (scale["vm_hwm"] / MiB, 64, scale["vm_hwm"] <= 64 * MiB))
+         lambda: (scale["vm_hwm"] / MiB, 64, scale["vm_hwm"] <= 64 * MiB), ["scale"])
     goal(f"scale: {scale.get('tasks')} idle tasks, ferry sender CPU <= 1% of one core (%)",
-         lambda: (scale["cpu_pct"], 1.0, scale["cpu_pct"] <= 1.0))
+         lambda: (scale["cpu_pct"], 1.0, scale["cpu_pct"] <= 1.0), ["scale"])
     return out
 
 
 def goal_lines(gs):
     lines = []
     for g in gs:
-        verdict = "PASS" if g["pass"] else "FAIL"
+        verdict = {True: "PASS", False: "FAIL", None: "SKIP"}[g["pass"]]
         if g["measured"] is None:
             lines.append(f"{verdict}  {g['goal']}: {g.get('error')}")
         else:

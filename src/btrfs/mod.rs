@@ -2,7 +2,7 @@
 //! Every failure names the command line that ran and what btrfs printed on stderr.
 
 mod fs;
-mod info;
+mod ioctl;
 mod parse;
 mod receive;
 mod send;
@@ -107,7 +107,8 @@ pub struct Subvolume {
     pub created: Option<DateTime<Utc>>,
 }
 
-/// `btrfs subvolume snapshot -r source dest`, then [`show`] of the new snapshot.
+/// A read-only snapshot of `source` at `dest` (the ioctl `btrfs subvolume
+/// snapshot -r` makes), then [`show`] of it.
 ///
 /// `dest` must not exist: btrfs would otherwise quietly create the snapshot *inside* it.
 pub async fn snapshot_readonly(source: &Path, dest: &Path) -> Result<Subvolume, Error> {
@@ -120,14 +121,26 @@ pub async fn snapshot_readonly(source: &Path, dest: &Path) -> Result<Subvolume, 
         Err(e) if e.kind() == io::ErrorKind::NotFound => {}
         Err(e) => return Err(Error::path(dest, e)),
     }
-    run([
-        "subvolume".as_ref(),
-        "snapshot".as_ref(),
-        "-r".as_ref(),
-        source.as_os_str(),
-        dest.as_os_str(),
-    ])
-    .await?;
+    if !fs::is_subvolume(source)? {
+        return Err(Error::NotSubvolume {
+            path: source.to_path_buf(),
+        });
+    }
+    // A snapshot commits a btrfs transaction: milliseconds of blocking work.
+    let (from, to) = (source.to_path_buf(), dest.to_path_buf());
+    let made = tokio::task::spawn_blocking(move || ioctl::snapshot_readonly(&from, &to))
+        .await
+        .map_err(|e| Error::path(dest, io::Error::other(e)))??;
+    if !made {
+        run([
+            "subvolume".as_ref(),
+            "snapshot".as_ref(),
+            "-r".as_ref(),
+            source.as_os_str(),
+            dest.as_os_str(),
+        ])
+        .await?;
+    }
     show(dest).await
 }
 
@@ -148,9 +161,9 @@ pub async fn delete(path: &Path) -> Result<(), Error> {
 }
 
 /// What `btrfs subvolume show path` says: from the kernel directly where it
-/// can (see [`info`]), else parsed from btrfs-progs.
+/// can (see [`ioctl`]), else parsed from btrfs-progs.
 pub async fn show(path: &Path) -> Result<Subvolume, Error> {
-    if let Some(sub) = info::subvolume_info(path)? {
+    if let Some(sub) = ioctl::subvolume_info(path)? {
         return Ok(sub);
     }
     show_by_progs(path).await

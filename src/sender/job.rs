@@ -178,7 +178,14 @@ impl Run {
         self.store
             .set_send_plan(self.row, &snapshot.name, parent_name.as_deref(), kind)?;
 
-        meta.send(&Meta::Begin {
+        // btrfs send starts, and the data connection's handshake runs, while
+        // the receiver answers Begin: a small incremental is mostly such waits.
+        // Both are dropped (btrfs send killed) if the answer is not Ready.
+        let send = btrfs::send(
+            &snapshot.path,
+            plan.parent.as_ref().map(|p| p.path.as_path()),
+        )?;
+        let begin = Meta::Begin {
             share: self.share.clone(),
             snapshot: snapshot.name.clone(),
             snapshot_uuid: snapshot.uuid,
@@ -188,22 +195,20 @@ impl Run {
             }),
             pool: self.task.pool.clone(),
             keep: self.task.keep_target,
-        })
-        .await
-        .map_err(wire_err)?;
-        let session = match meta.recv_alive().await.map_err(wire_err)? {
+        };
+        let answered = async {
+            meta.send(&begin).await?;
+            meta.recv_alive().await
+        };
+        let (answer, data) = tokio::join!(answered, connect::tls(&target, target.data_port, tls));
+        let session = match answer.map_err(wire_err)? {
             Meta::Ready { session } => session,
             other => return Err(wire_err(wire::Error::unexpected("ready", other))),
         };
-
-        let mut data = connect::tls(&target, target.data_port, tls).await?;
+        let mut data = data?;
         // rustls otherwise takes 64 KiB of plaintext per write: one syscall per
         // 64 KiB. A whole chunk at once goes out as one writev of its records.
         data.get_mut().1.set_buffer_limit(Some(2 * wire::MAX_CHUNK));
-        let send = btrfs::send(
-            &snapshot.path,
-            plan.parent.as_ref().map(|p| p.path.as_path()),
-        )?;
         info!(task = %self.task.name, snapshot = %snapshot.name, %kind,
             parent = parent_name.as_deref().unwrap_or("-"), target = %target.name, "streaming");
         let mut report = Report {

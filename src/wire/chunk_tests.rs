@@ -130,7 +130,7 @@ impl std::io::Read for Trickle {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn copy_from_fills_whole_chunks_and_resumes_at_an_offset() {
+async fn copy_from_fills_whole_chunks_growing_from_64_kib_and_resumes_at_an_offset() {
     let input = [repetitive(CHUNK_SIZE + 5), random("c", CHUNK_SIZE)].concat();
     let (a, b) = duplex(64 * 1024);
     let start = 1_000_000u64;
@@ -140,11 +140,21 @@ async fn copy_from_fills_whole_chunks_and_resumes_at_an_offset() {
         let mut seen = Vec::new();
         let copied = w.copy_from(source, |p| seen.push(p)).await;
         assert_eq!(copied.unwrap(), input.len() as u64);
-        assert_eq!(seen.len(), 3, "progress after every chunk");
-        assert_eq!(seen[2].offset, start + input.len() as u64);
+        // Progress after every chunk; the first ones small so the receiver
+        // starts early, then whole chunks however little each read brings.
+        let mut sizes = Vec::new();
+        let mut at = start;
+        for p in &seen {
+            sizes.push(p.offset - at);
+            at = p.offset;
+        }
+        let k = 1024;
+        let tail = input.len() as u64 - (64 + 128 + 256 + 512 + 1024) * k;
+        assert_eq!(sizes, [64 * k, 128 * k, 256 * k, 512 * k, 1024 * k, tail]);
         let stats = w.finish().await.unwrap();
+        let last = seen.last().unwrap();
         assert!(
-            seen[2].wire_bytes < stats.wire_bytes,
+            last.wire_bytes < stats.wire_bytes,
             "the end marker counts too"
         );
         stats
@@ -157,7 +167,7 @@ async fn copy_from_fills_whole_chunks_and_resumes_at_an_offset() {
     };
     let (sent, (out, stats)) = tokio::join!(send, recv);
     assert!(out == input);
-    assert_eq!(sent.chunks, 3, "{sent:?}");
+    assert_eq!(sent.chunks, 6, "{sent:?}");
     assert_eq!(sent, stats);
     assert_eq!(
         (stats.start, stats.end),
