@@ -247,6 +247,13 @@ async fn subvolume_facts_on_real_pools() {
         .await
         .unwrap_err();
     assert!(matches!(err, Error::Exists { .. }), "{err:?}");
+    // Snapshots are made by ioctl: a source that is no subvolume is refused
+    // by name, and nothing is created.
+    let err = btrfs::snapshot_readonly(&plain, &snaps.join("s3"))
+        .await
+        .unwrap_err();
+    assert!(matches!(err, Error::NotSubvolume { .. }), "{err:?}");
+    assert!(!snaps.join("s3").exists());
     assert!(matches!(
         btrfs::list(Path::new("/proc")).await.unwrap_err(),
         Error::NotBtrfs { .. }

@@ -60,7 +60,8 @@
 //! ## Limits
 //!
 //! [`MAX_FRAME`] 1 MiB per meta frame; [`MAX_CHUNK`] 4 MiB for `raw_len` and
-//! `wire_len`; senders use [`CHUNK_SIZE`] 1 MiB. A waiting side pings after
+//! `wire_len`; senders use [`CHUNK_SIZE`] 1 MiB, after first chunks that grow
+//! from 64 KiB. A waiting side pings after
 //! [`KEEPALIVE_INTERVAL`] (10 s) of silence and gives the peer up after
 //! [`DEAD_AFTER`] (30 s); the handshake waits at most [`DEAD_AFTER`] for the
 //! peer's hello. [`Error::is_temporary`] classifies every failure for retries.
