@@ -51,12 +51,12 @@ def parse():
     p.add_argument("--link-ssh-a", action="store_true", default=os.environ.get("BENCH_LINK_SSH_A") == "1",
                    help="also run the plain ssh pipe with data set (a) on the shaped link (slow: adds reps x ~3 min)")
     p.add_argument("--skip-link-a", action="store_true", default=os.environ.get("BENCH_SKIP_LINK_A") == "1",
-                   help="leave out data set (a) on the shaped link (link-bound, ~27 of the ~45 minutes); its goals then say 'missing figure'")
+                   help="leave out data set (a) on the shaped link (link-bound, ~27 of the ~45 minutes); its goals then say SKIP")
     p.add_argument("--out-dir", default=os.path.join(REPO, "target/bench"))
     p.add_argument("--warm", action="store_true", help="skip dropping caches before each run (--quick does)")
     p.add_argument("--only", default=os.environ.get("BENCH_ONLY", ""),
                    help="comma-separated phases to run, of: " + ",".join(PHASES) + " (default: all); "
-                        "goals whose figures were not measured say 'missing figure'")
+                        "goals whose figures were not measured say SKIP")
     p.add_argument("--contenders", default=os.environ.get("BENCH_CONTENDERS", ""),
                    help="comma-separated contenders, of: raw,ssh,btrbk_default,btrbk_tuned,ferry (default: all)")
     a = p.parse_args()

@@ -163,10 +163,15 @@ pub async fn delete(path: &Path) -> Result<(), Error> {
 /// What `btrfs subvolume show path` says: from the kernel directly where it
 /// can (see [`ioctl`]), else parsed from btrfs-progs.
 pub async fn show(path: &Path) -> Result<Subvolume, Error> {
-    if let Some(sub) = ioctl::subvolume_info(path)? {
-        return Ok(sub);
+    // The ioctl may wait on disk and tree locks: not on an async worker.
+    let at = path.to_path_buf();
+    let asked = tokio::task::spawn_blocking(move || ioctl::subvolume_info(&at))
+        .await
+        .map_err(|e| Error::path(path, io::Error::other(e)))??;
+    match asked {
+        Some(sub) => Ok(sub),
+        None => show_by_progs(path).await,
     }
-    show_by_progs(path).await
 }
 
 /// Parses `btrfs subvolume show path`.

@@ -77,8 +77,6 @@ fn stream(mut cmd: tokio::process::Command, line: String) -> Result<SendStream, 
     })
 }
 
-/// Reads a pipe to its end in the background, so a chatty child never blocks on a full
-/// stderr pipe while we are busy with its stdout (or the other way round).
 /// tokio made the pipe non-blocking for its reactor; a thread reading it
 /// directly must block instead of spinning on EAGAIN.
 fn set_blocking(fd: &std::os::fd::OwnedFd) -> io::Result<()> {
@@ -89,6 +87,8 @@ fn set_blocking(fd: &std::os::fd::OwnedFd) -> io::Result<()> {
     Ok(())
 }
 
+/// Reads a pipe to its end in the background, so a chatty child never blocks on a full
+/// stderr pipe while we are busy with its stdout (or the other way round).
 pub(super) fn drain<R: AsyncRead + Unpin + Send + 'static>(mut pipe: R) -> JoinHandle<Vec<u8>> {
     tokio::spawn(async move {
         let mut buf = Vec::new();

@@ -17,7 +17,7 @@ use tokio_rustls::TlsAcceptor;
 use super::serve_meta;
 use super::shared::{DataConn, DataStream, Shared, StorePeers};
 use crate::identity::{self, Fingerprint, TrustedPeers};
-use crate::wire::{self, ChunkReader};
+use crate::wire::ChunkReader;
 
 /// How long sessions get to clean up (kill btrfs receive, delete the partial,
 /// finish their rows) once shutdown starts.
@@ -232,16 +232,6 @@ async fn data_connection(
     }
 }
 
-/// The peer went away without a word: cleanly, or (no TLS close_notify, as
-/// when a sender just drops the connection) with an unexpected EOF.
-fn closed_before_hello(e: &wire::Error) -> bool {
-    match e {
-        wire::Error::Closed => true,
-        wire::Error::Io(io) => io.kind() == std::io::ErrorKind::UnexpectedEof,
-        _ => false,
-    }
-}
-
 /// Reads a data connection's hello and hands the connection to the session that
 /// announced its id, if `peer` is that session's peer. Anything else is logged
 /// and dropped.
@@ -253,12 +243,6 @@ where
     let after = shared.config.handshake_timeout;
     let (hello, reader) = match timeout(after, ChunkReader::open(boxed)).await {
         Ok(Ok(opened)) => opened,
-        // A sender whose Begin was refused closes the data connection it
-        // opened meanwhile, before any hello: routine, not a warning.
-        Ok(Err(e)) if closed_before_hello(&e) => {
-            tracing::debug!(peer = %addr, "data connection closed before its hello");
-            return;
-        }
         Ok(Err(e)) => {
             tracing::warn!(peer = %addr, error = %e, "dropped data connection: bad hello");
             return;

@@ -178,14 +178,16 @@ impl Run {
         self.store
             .set_send_plan(self.row, &snapshot.name, parent_name.as_deref(), kind)?;
 
-        // btrfs send starts, and the data connection's handshake runs, while
-        // the receiver answers Begin: a small incremental is mostly such waits.
-        // Both are dropped (btrfs send killed) if the answer is not Ready.
+        // btrfs send starts while the receiver answers Begin (its pipe holds
+        // the first MiB); it is killed if the answer is not Ready. The data
+        // connection waits for Ready: the receiver expects its hello within
+        // the handshake timeout, and Begin may take longer (cleaning up
+        // partial receives).
         let send = btrfs::send(
             &snapshot.path,
             plan.parent.as_ref().map(|p| p.path.as_path()),
         )?;
-        let begin = Meta::Begin {
+        meta.send(&Meta::Begin {
             share: self.share.clone(),
             snapshot: snapshot.name.clone(),
             snapshot_uuid: snapshot.uuid,
@@ -195,17 +197,14 @@ impl Run {
             }),
             pool: self.task.pool.clone(),
             keep: self.task.keep_target,
-        };
-        let answered = async {
-            meta.send(&begin).await?;
-            meta.recv_alive().await
-        };
-        let (answer, data) = tokio::join!(answered, connect::tls(&target, target.data_port, tls));
-        let session = match answer.map_err(wire_err)? {
+        })
+        .await
+        .map_err(wire_err)?;
+        let session = match meta.recv_alive().await.map_err(wire_err)? {
             Meta::Ready { session } => session,
             other => return Err(wire_err(wire::Error::unexpected("ready", other))),
         };
-        let mut data = data?;
+        let mut data = connect::tls(&target, target.data_port, tls).await?;
         // rustls otherwise takes 64 KiB of plaintext per write: one syscall per
         // 64 KiB. A whole chunk at once goes out as one writev of its records.
         data.get_mut().1.set_buffer_limit(Some(2 * wire::MAX_CHUNK));

@@ -118,6 +118,11 @@ pub(super) async fn stream(
             exit.finish().await?;
             return Err(Error::Local(format!("reading btrfs send: {e}")));
         }
+        Ok(Err(e)) if !e.is_temporary() => {
+            // Only the network fails temporarily here; the rest (zstd, a chunk
+            // over the limit, the encoder thread) is this appliance's fault.
+            return Err(Error::Local(format!("encoding the stream: {e}")));
+        }
         Ok(Err(source)) => {
             // A receiver that failed closes the data connection and says why on
             // the meta connection: prefer its reason to "connection lost".

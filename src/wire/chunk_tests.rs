@@ -188,7 +188,51 @@ async fn a_failed_read_is_a_source_error_and_keeps_the_writer() {
     let err = w.copy_from(Broken, |_| {}).await.unwrap_err();
     assert!(matches!(err, Error::Source(_)), "{err}");
     assert!(err.to_string().contains("disk on fire"), "{err}");
-    assert_eq!(w.stats().end, 7, "the encoder came back from its thread");
+    assert_eq!(
+        w.stats().map(|s| s.end),
+        Some(7),
+        "the encoder came back from its thread"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_network_failure_ends_the_copy_with_the_network_error() {
+    let (a, b) = duplex(64 * 1024);
+    drop(b);
+    let mut w = ChunkWriter::new(a, 0, 3).unwrap();
+    let source = std::io::Cursor::new(random("n", 4 * CHUNK_SIZE));
+    let err = w.copy_from(source, |_| {}).await.unwrap_err();
+    assert!(
+        err.is_temporary(),
+        "the network's error, not Closed from the encoder: {err}"
+    );
+    assert!(matches!(err, Error::Io(_)), "{err:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_writer_whose_copy_was_dropped_refuses_to_finish() {
+    // Part of the stream may be out: an End now would claim a wrong total.
+    let (a, _b) = duplex(64 * 1024);
+    let mut w = ChunkWriter::new(a, 0, 3).unwrap();
+    let source = std::io::Cursor::new(random("d", 4 * CHUNK_SIZE));
+    let copy = w.copy_from(source, |_| {});
+    // The peer never reads: the copy blocks on the network; give up on it.
+    let timed_out = tokio::time::timeout(std::time::Duration::from_millis(200), copy).await;
+    assert!(timed_out.is_err());
+    assert_eq!(w.stats(), None);
+    let err = w.finish().await.unwrap_err();
+    assert!(matches!(err, Error::Internal(_)), "{err:?}");
+}
+
+#[tokio::test]
+async fn codec_1_chunks_decode_on_their_own() {
+    // ferry/1 receivers still take one zstd frame per chunk.
+    let data = repetitive(50_000);
+    let z = zstd::bulk::compress(&data, 3).unwrap();
+    let mut bytes = chunk_header(0, 50_000, 1, z.len() as u32);
+    bytes.extend_from_slice(&z);
+    bytes.extend(end(50_000));
+    assert!(drain(&mut reader_over(&bytes).await).await.unwrap() == data);
 }
 
 #[tokio::test]

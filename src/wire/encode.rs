@@ -42,8 +42,9 @@ struct Zstd {
     probe: Compressor<'static>,
     pbuf: Vec<u8>,
     level: i32,
-    /// Where the level goes next. zstd takes a new level only at the start of
-    /// a frame, so the chunk after a decision ends the current frame.
+    /// Where the level goes next. Single-threaded zstd silently keeps the
+    /// frame's level when told another mid-frame, so the chunk after a
+    /// decision ends the frame, and only then is the level set.
     next_level: Option<i32>,
     adapt: Option<Adapt>,
 }
@@ -104,13 +105,18 @@ impl Encoder {
             Codec::Raw => Duration::ZERO,
             _ => started.elapsed(),
         };
-        // A flushed piece is at most a few block headers larger than its input.
-        let wire_len = u32::try_from(wire_len).map_err(|_| Error::ChunkTooLarge {
-            offset: self.counters.offset,
-            field: "wire_len",
-            len: wire_len as u64,
-            max: MAX_CHUNK,
-        })?;
+        // A piece that grew (it cannot go raw: the stream's state includes
+        // it) may pass MAX_CHUNK only for an input close to it, which
+        // `copy_from`'s 1 MiB chunks never are; receivers would refuse it.
+        let wire_len = u32::try_from(wire_len)
+            .ok()
+            .filter(|_| wire_len <= MAX_CHUNK)
+            .ok_or(Error::ChunkTooLarge {
+                offset: self.counters.offset,
+                field: "wire_len",
+                len: wire_len as u64,
+                max: MAX_CHUNK,
+            })?;
         let header = header(self.counters.offset, raw_len, codec, wire_len);
         self.counters
             .record(data, codec, CHUNK_HEADER + wire_len as usize)?;

@@ -32,7 +32,9 @@ pub struct Position {
 /// Sending half of a data connection.
 pub struct ChunkWriter<W> {
     w: W,
-    encoder: Encoder,
+    /// Away on the encoder thread during `copy_from`; missing for good if
+    /// that copy was dropped half way, which leaves the stream unusable.
+    encoder: Option<Encoder>,
     packed: Vec<u8>,
 }
 
@@ -42,7 +44,7 @@ impl<W: AsyncWrite + Unpin> ChunkWriter<W> {
     pub fn new(w: W, offset: u64, level: i32) -> Result<Self, Error> {
         Ok(ChunkWriter {
             w,
-            encoder: Encoder::new(offset, level)?,
+            encoder: Some(Encoder::new(offset, level)?),
             packed: Vec::new(),
         })
     }
@@ -57,19 +59,24 @@ impl<W: AsyncWrite + Unpin> ChunkWriter<W> {
     /// Lets the level follow the bottleneck during [`ChunkWriter::copy_from`]
     /// (see [`Encoder::adaptive`]).
     pub fn adaptive(mut self, start: i32, min: i32, max: i32) -> Result<Self, Error> {
-        self.encoder.adaptive(start, min, max)?;
+        self.encoder()?.adaptive(start, min, max)?;
         Ok(self)
     }
 
     /// The zstd level of the current frame (0: off).
     pub fn level(&self) -> i32 {
-        self.encoder.level()
+        self.encoder.as_ref().map_or(0, Encoder::level)
+    }
+
+    fn encoder(&mut self) -> Result<&mut Encoder, Error> {
+        self.encoder.as_mut().ok_or_else(interrupted)
     }
 
     /// Sends `data` as one chunk, compressed when a sample says it pays.
     /// Returns the codec used.
     pub async fn write_chunk(&mut self, data: &[u8]) -> Result<Codec, Error> {
-        let e = self.encoder.encode(data, &mut self.packed)?;
+        let encoder = self.encoder.as_mut().ok_or_else(interrupted)?;
+        let e = encoder.encode(data, &mut self.packed)?;
         let payload = match e.codec {
             Codec::Raw => data,
             _ => &self.packed[..],
@@ -85,7 +92,8 @@ impl<W: AsyncWrite + Unpin> ChunkWriter<W> {
     /// ahead of the network; `progress` hears of every chunk sent. Returns the
     /// bytes copied. A failed read is [`Error::Source`].
     ///
-    /// Dropping the future stops the thread after its current read.
+    /// Dropping the future stops the thread after its current read, and
+    /// leaves the writer unusable: part of the stream may have gone out.
     pub async fn copy_from<R>(
         &mut self,
         r: R,
@@ -94,7 +102,10 @@ impl<W: AsyncWrite + Unpin> ChunkWriter<W> {
     where
         R: Read + Send + 'static,
     {
-        let encoder = std::mem::replace(&mut self.encoder, Encoder::new(0, 0)?);
+        let encoder = self.encoder()?;
+        let encoder = std::mem::replace(encoder, Encoder::new(0, 0)?);
+        // Until the thread hands the encoder back, the writer has none.
+        self.encoder = None;
         let (tx, mut rx) = mpsc::channel(QUEUE);
         let (spent, recycled) = std_mpsc::channel();
         let worker = tokio::task::spawn_blocking(move || encode_all(encoder, r, &tx, &recycled));
@@ -113,27 +124,32 @@ impl<W: AsyncWrite + Unpin> ChunkWriter<W> {
         let (encoder, copied) = worker
             .await
             .map_err(|e| Error::Internal(format!("the encoder thread failed: {e}")))?;
-        self.encoder = encoder;
+        self.encoder = Some(encoder);
         // A network error is the cause when both ends failed: the encoder then
         // only saw its queue close.
         sent?;
         copied
     }
 
-    pub fn stats(&self) -> StreamStats {
-        self.encoder.stats()
+    /// What the stream carried so far; `None` after an interrupted copy.
+    pub fn stats(&self) -> Option<StreamStats> {
+        self.encoder.as_ref().map(Encoder::stats)
     }
 
     /// Sends the End marker, flushes and shuts the connection down.
     pub async fn finish(mut self) -> Result<StreamStats, Error> {
-        let end = self.encoder.end();
+        let end = self.encoder()?.end();
         self.w.write_all(&end).await?;
         self.w.flush().await?;
         // Everything is delivered once flushed; the receiver's verdict comes
         // over the meta port, so a failing close must not fail the transfer.
         let _ = self.w.shutdown().await;
-        Ok(self.encoder.stats())
+        Ok(self.encoder()?.stats())
     }
+}
+
+fn interrupted() -> Error {
+    Error::Internal("the stream was left half sent by an interrupted copy".into())
 }
 
 /// Header and payload as one write: rustls makes records of both together,
