@@ -162,15 +162,7 @@ async fn unknown_clients_and_wrong_pins_fail_the_handshake_and_write_nothing() {
     assert!(!pair.dst.mount.join(".ferry").exists());
 
     // The receiver is still serving.
-    let mut c = pair.client(&d).await;
-    let s1 = pair.snapshot("s1").await;
-    assert_eq!(
-        c.replicate("photos", "backup", &s1, None, 1)
-            .await
-            .expect("s1"),
-        s1.uuid
-    );
-    drop(c);
+    pair.assert_serving(&d).await;
     d.stop().await;
 }
 
@@ -386,12 +378,7 @@ async fn one_receive_per_share_and_a_dead_session_releases_its_lock() {
         "{rows:?}"
     );
     assert!(subvolumes(&pair.replica_dir()).await.is_empty());
-    assert_eq!(
-        b.replicate("photos", "backup", &s1, None, 1)
-            .await
-            .expect("s1"),
-        s1.uuid
-    );
+    b.replicate_full(&s1).await;
     drop(b);
     d.stop().await;
 }
@@ -420,12 +407,7 @@ async fn a_data_connection_that_never_comes_times_out() {
     assert!(subvolumes(&pair.replica_dir()).await.is_empty());
     assert!(!pair.replica_dir().join("latest").exists());
     // The session goes on; the share is free again.
-    assert_eq!(
-        c.replicate("photos", "backup", &s1, None, 1)
-            .await
-            .expect("s1"),
-        s1.uuid
-    );
+    c.replicate_full(&s1).await;
     drop(c);
     d.stop().await;
 }
@@ -509,15 +491,7 @@ async fn garbage_on_either_port_is_dropped_and_the_receiver_keeps_serving() {
     wait_for_log(&["dropped data connection", &unknown.to_string()]).await;
 
     assert!(history(&pair).is_empty());
-    let mut c = pair.client(&d).await;
-    let s1 = pair.snapshot("s1").await;
-    assert_eq!(
-        c.replicate("photos", "backup", &s1, None, 1)
-            .await
-            .expect("s1"),
-        s1.uuid
-    );
-    drop(c);
+    pair.assert_serving(&d).await;
     d.stop().await;
 }
 
@@ -690,12 +664,7 @@ fn the_binary_prints_readiness_serves_and_exits_0_on_sigterm() {
             .await
             .unwrap_or_else(|(_, e)| panic!("{e}"));
         let s1 = pair.snapshot("s1").await;
-        assert_eq!(
-            c.replicate("photos", "backup", &s1, None, 1)
-                .await
-                .expect("s1"),
-            s1.uuid
-        );
+        c.replicate_full(&s1).await;
     });
 
     let pid = nix::unistd::Pid::from_raw(i32::try_from(child.id()).expect("pid"));

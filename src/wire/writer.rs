@@ -102,10 +102,8 @@ impl<W: AsyncWrite + Unpin> ChunkWriter<W> {
     where
         R: Read + Send + 'static,
     {
-        let encoder = self.encoder()?;
-        let encoder = std::mem::replace(encoder, Encoder::new(0, 0)?);
         // Until the thread hands the encoder back, the writer has none.
-        self.encoder = None;
+        let encoder = self.encoder.take().ok_or_else(interrupted)?;
         let (tx, mut rx) = mpsc::channel(QUEUE);
         let (spent, recycled) = std_mpsc::channel();
         let worker = tokio::task::spawn_blocking(move || encode_all(encoder, r, &tx, &recycled));

@@ -176,6 +176,16 @@ impl Client {
         self.commit(stats.end - stats.start, &stats.blake3).await
     }
 
+    /// Replicates `snap` in full and checks that the receiver confirmed it
+    /// with the snapshot's own uuid.
+    pub async fn replicate_full(&mut self, snap: &Subvolume) {
+        let got = self
+            .replicate("photos", "backup", snap, None, 1)
+            .await
+            .expect("full replication");
+        assert_eq!(got, snap.uuid);
+    }
+
     pub async fn replicate(
         &mut self,
         share: &str,

@@ -96,6 +96,14 @@ impl Pair {
         (s1, s2)
     }
 
+    /// A new client replicates a fresh snapshot `s1` in full: the receiver is
+    /// (still) serving after whatever the test did to it.
+    pub async fn assert_serving(&self, d: &Daemon) {
+        let mut c = self.client(d).await;
+        let s1 = self.snapshot("s1").await;
+        c.replicate_full(&s1).await;
+    }
+
     pub async fn client(&self, d: &Daemon) -> Client {
         Client::connect(&self.peer, self.target_fp, d.meta, d.data)
             .await
