@@ -36,11 +36,19 @@ MiB, GiB = 1 << 20, 1 << 30
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 # Phases --only can pick: network and data set ("inc" is (d) then (c)), and the idle scale figure.
 PHASES = ["lo-a", "lo-b", "lo-inc", "link-b", "link-a", "scale"]
+CONTENDERS = ["raw", "ssh", "btrbk_default", "btrbk_tuned", "ferry"]
 NEEDS = ["btrfs", "mkfs.btrfs", "ip", "tc", "ssh", "ssh-keygen", "/usr/sbin/sshd", "btrbk", "mbuffer", "zstd", "/usr/bin/time"]
 
 
+class OneLineErrors(argparse.ArgumentParser):
+    """Bad flags get one line naming the problem (and `--help`), exit 2."""
+
+    def error(self, message):
+        self.exit(2, f"bench: {message} (see --help)\n")
+
+
 def parse():
-    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p = OneLineErrors(description=__doc__.split("\n\n")[0])
     p.add_argument("--quick", action="store_true",
                    help="tiny data, 1 repetition, 20 idle tasks for 2 s: every contender and both links, in well under a minute")
     p.add_argument("--ferry", default=os.path.join(REPO, "target/release/ferry"), help="the ferry binary to measure")
@@ -58,12 +66,14 @@ def parse():
                    help="comma-separated phases to run, of: " + ",".join(PHASES) + " (default: all); "
                         "goals whose figures were not measured say SKIP")
     p.add_argument("--contenders", default=os.environ.get("BENCH_CONTENDERS", ""),
-                   help="comma-separated contenders, of: raw,ssh,btrbk_default,btrbk_tuned,ferry (default: all)")
+                   help="comma-separated contenders, of: " + ",".join(CONTENDERS) + " (default: all)")
     a = p.parse_args()
     a.only = set(filter(None, a.only.split(","))) or set(PHASES)
     a.contenders = set(filter(None, a.contenders.split(",")))
     for bad in a.only - set(PHASES):
         p.error(f"--only: unknown phase {bad!r}; pick from {','.join(PHASES)}")
+    for bad in a.contenders - set(CONTENDERS):
+        p.error(f"--contenders: unknown contender {bad!r}; pick from {','.join(CONTENDERS)}")
     if a.skip_link_a:
         a.only.discard("link-a")
     if a.quick:
