@@ -1,14 +1,13 @@
 //! The btrfs layer against real loop-backed pools: send/receive fidelity, failures that
 //! must surface with btrfs's own words, subvolume facts, and the harness's cleanup.
 
-mod common;
-
+use crate::common;
 use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-use common::content::{change, populate, write};
-use common::{assert_same_tree, loop_devices_under, mount_points, TestPool};
+use crate::common::content::{change, populate, write};
+use crate::common::{assert_same_tree, loop_devices_under, mount_points, TestPool};
 use ferry::btrfs::{self, Error};
 use tokio::io::AsyncWriteExt;
 

@@ -2,11 +2,9 @@
 //! binary: full, incremental and no-change runs, fallbacks when the target lost
 //! snapshots, retention on both sides, history on both sides.
 
-mod common;
-
-use common::assert_same_tree;
-use common::content::{change, incompressible, populate};
-use common::pair::Pair;
+use crate::common::assert_same_tree;
+use crate::common::content::{change, incompressible, populate};
+use crate::common::pair::Pair;
 
 fn u64_of(v: &serde_json::Value) -> u64 {
     v.as_u64().unwrap_or_else(|| panic!("not a number: {v}"))

@@ -1,12 +1,10 @@
 //! The real binary: `init`, `id`, `appliance` and `pool`, happy paths and every
 //! bad input (exit 2, one line, nothing written).
 
-mod common;
-
 use std::os::unix::fs::PermissionsExt;
 
-use common::ferry::Node;
-use common::{require_root_and_btrfs, TestPool};
+use crate::common::ferry::Node;
+use crate::common::{require_root_and_btrfs, TestPool};
 
 const FP: &str = "SHA256:0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef";
 

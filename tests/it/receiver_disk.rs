@@ -1,9 +1,8 @@
 //! The receiver and the disk under it: what it may delete, what it refuses to
 //! trust (an unmounted or replaced pool), and retention order.
 
-mod common;
-
-use common::daemon::{subvolumes, wait_for_log, Pair};
+use crate::common;
+use crate::common::daemon::{subvolumes, wait_for_log, Pair};
 use ferry::wire;
 
 /// Pins: `delete_partials` deleted every subvolume without a `replicas` row, so

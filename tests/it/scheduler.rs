@@ -3,15 +3,14 @@
 //! never overlap, respect the send cap, back off while the target is down, and stop
 //! cleanly on SIGTERM.
 
-mod common;
-
+use crate::common;
 use std::process::Stdio;
 use std::sync::Arc;
 use std::time::Duration;
 
+use crate::common::content::{incompressible, populate};
+use crate::common::pair::Pair;
 use chrono::{TimeDelta, Utc};
-use common::content::{incompressible, populate};
-use common::pair::Pair;
 use ferry::config::SenderSettings;
 use ferry::sender::{Clock, Daemon, DaemonConfig, Event, ManualClock};
 use tokio::io::{AsyncBufReadExt, BufReader};

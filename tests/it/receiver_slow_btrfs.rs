@@ -1,14 +1,12 @@
 //! The receiver with a slow or hung `btrfs receive`: a wrapper script first in
 //! this test process's PATH (set once, for every test here) runs the real one.
 
-mod common;
-
 use std::os::unix::fs::PermissionsExt;
 use std::path::PathBuf;
 use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
-use common::daemon::{subvolumes, Pair};
+use crate::common::daemon::{subvolumes, Pair};
 use ferry::store::Status;
 use ferry::wire;
 

@@ -1,12 +1,10 @@
 //! The receiver against peers that misbehave before or at authentication: a flood
 //! of silent connections, a trusted appliance claiming another's uuid.
 
-mod common;
-
 use std::time::{Duration, Instant};
 
-use common::client::{self};
-use common::daemon::{wait_for_log, Pair};
+use crate::common::client::{self};
+use crate::common::daemon::{wait_for_log, Pair};
 use tokio::io::AsyncReadExt;
 
 /// Pins: every accepted connection got its own TLS handshake task for up to

@@ -4,14 +4,13 @@
 //! Every case must end in a `failed` (or `skipped`) row with a reason, never a
 //! silent success, and must not pile up snapshots.
 
-mod common;
-
+use crate::common;
 use std::os::unix::fs::PermissionsExt;
 use std::process::Stdio;
 use std::sync::Arc;
 
-use common::content::{incompressible, populate};
-use common::pair::Pair;
+use crate::common::content::{incompressible, populate};
+use crate::common::pair::Pair;
 use ferry::identity::{self, StaticPeers};
 use ferry::sender::{self, Progress, TaskLock};
 use ferry::wire::{self, ChunkReader, Hello, Meta, MetaConn};

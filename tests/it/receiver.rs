@@ -1,15 +1,14 @@
 //! The receiver against real loop-backed pools and real TLS on 127.0.0.1: verified
 //! receives, refusals that write nothing, failures that leave nothing, recovery.
 
-mod common;
-
+use crate::common;
 use std::path::Path;
 use std::time::Duration;
 
-use common::assert_same_tree;
-use common::client::{self, Client, Peer};
-use common::daemon::{wait_for_log, Pair};
-use common::ferry::Node;
+use crate::common::assert_same_tree;
+use crate::common::client::{self, Client, Peer};
+use crate::common::daemon::{wait_for_log, Pair};
+use crate::common::ferry::Node;
 use ferry::btrfs;
 use ferry::identity::{self, Fingerprint};
 use ferry::receiver;

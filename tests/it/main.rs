@@ -1,0 +1,18 @@
+//! The integration tests, in one binary so the shared harness (`common`) compiles once.
+//! Each module is one area; they run on real loop-backed btrfs pools (see `common`).
+
+mod common;
+
+mod bench_quick;
+mod btrfs_layer;
+mod cli_setup;
+mod cli_tasks;
+mod migrations;
+mod receiver;
+mod receiver_disk;
+mod receiver_peers;
+mod receiver_slow_btrfs;
+mod replication;
+mod replication_faults;
+mod scheduler;
+mod systemd_units;
