@@ -5,6 +5,7 @@
 //! functions so integration tests can start them in-process.
 
 pub mod btrfs;
+pub mod capabilities;
 pub mod cli;
 pub mod config;
 pub mod identity;

@@ -22,7 +22,8 @@ pub use receive::{receive, Receive, Received};
 pub use send::{send, SendExit, SendStream};
 
 /// The executable every command runs; resolved through `PATH` like a shell would.
-const BTRFS: &str = "btrfs";
+/// The receiver's `btrfs receive` may use another (its config's `btrfs`).
+pub const BTRFS: &str = "btrfs";
 
 /// A failure of the btrfs layer. `command` is the command line as a person could retype it.
 #[derive(Debug, thiserror::Error)]
@@ -183,7 +184,7 @@ async fn show_by_progs(path: &Path) -> Result<Subvolume, Error> {
     ];
     let out = run(args).await?;
     parse_show(path, &out).map_err(|reason| Error::Parse {
-        command: command_line(args),
+        command: command_line(BTRFS.as_ref(), args),
         reason,
     })
 }
@@ -226,12 +227,12 @@ pub async fn list(dir: &Path) -> Result<Vec<Subvolume>, Error> {
 }
 
 /// Renders a command line for messages; arguments with shell-special characters are quoted.
-fn command_line<I, S>(args: I) -> String
+fn command_line<I, S>(program: &OsStr, args: I) -> String
 where
     I: IntoIterator<Item = S>,
     S: AsRef<OsStr>,
 {
-    let mut line = String::from(BTRFS);
+    let mut line = program.to_string_lossy().into_owned();
     for arg in args {
         let arg = arg.as_ref().to_string_lossy();
         line.push(' ');
@@ -256,9 +257,18 @@ where
     I: IntoIterator<Item = S> + Clone,
     S: AsRef<OsStr>,
 {
-    let line = command_line(args.clone());
+    command_with(BTRFS.as_ref(), args)
+}
+
+/// [`command`] running `program` instead of the `btrfs` found in `PATH`.
+fn command_with<I, S>(program: &OsStr, args: I) -> (Command, String)
+where
+    I: IntoIterator<Item = S> + Clone,
+    S: AsRef<OsStr>,
+{
+    let line = command_line(program, args.clone());
     tracing::debug!(command = %line, "running btrfs");
-    let mut cmd = Command::new(BTRFS);
+    let mut cmd = Command::new(program);
     cmd.args(args)
         .env("LC_ALL", "C")
         .stdin(Stdio::null())
@@ -323,7 +333,7 @@ mod tests {
 
     #[test]
     fn command_line_quotes_what_a_shell_would_split() {
-        let line = command_line(["send", "-p", "/mnt/a b/it's"]);
+        let line = command_line(BTRFS.as_ref(), ["send", "-p", "/mnt/a b/it's"]);
         assert_eq!(line, r"btrfs send -p '/mnt/a b/it'\''s'");
     }
 

@@ -13,7 +13,7 @@ use tokio::task::JoinHandle;
 
 use super::parse::received_name;
 use super::send::{drain, wait};
-use super::{command, trimmed, Error};
+use super::{command_with, trimmed, Error, BTRFS};
 
 /// What a finished receive created.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -47,14 +47,27 @@ pub struct Receive {
 
 impl Receive {
     /// Starts `btrfs receive -e -C dest_dir`. Must be called within a tokio runtime.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::NotInstalled`] or [`Error::Spawn`] when it cannot start.
     pub fn start(dest_dir: &Path) -> Result<Receive, Error> {
+        Self::start_with(BTRFS.as_ref(), dest_dir)
+    }
+
+    /// [`start`](Self::start) with `program` as the btrfs executable.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::NotInstalled`] or [`Error::Spawn`] when it cannot start.
+    pub fn start_with(program: &Path, dest_dir: &Path) -> Result<Receive, Error> {
         let args = [
             "receive".as_ref(),
             "-e".as_ref(),
             "-C".as_ref(),
             dest_dir.as_os_str(),
         ];
-        let (mut cmd, line) = command(args);
+        let (mut cmd, line) = command_with(program.as_os_str(), args);
         let mut child = cmd
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())

@@ -1,16 +1,17 @@
 //! Whether a `Begin` may start a receive: names, pool, locks, slots, parent. A
 //! refusal here writes nothing (no history row, no directory).
 
-use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::sync::OwnedSemaphorePermit;
 
-use super::disk::{self, LATEST};
-use super::replica_dir;
-use super::session::{busy, refused, Begin, Session};
-use super::shared::ShareLock;
-use crate::names;
+use super::layout::{self, replica_dir, LATEST};
+use super::link::Peer;
+use super::pool;
+use super::reply::{busy, database, not_exposed, refused};
+use super::shared::{ShareLock, Shared};
+use crate::btrfs;
+use crate::names::{self, NameError};
 use crate::store::Pool;
-use crate::{btrfs, wire::Meta};
+use crate::wire::{Begin, Meta};
 
 /// A receive that may start: it holds its share's lock and a receive slot.
 pub(super) struct Admitted<'a> {
@@ -19,24 +20,35 @@ pub(super) struct Admitted<'a> {
     pub _slot: OwnedSemaphorePermit,
 }
 
-/// Every name from the wire, checked before any of them touches a path.
-pub(super) fn check_names(b: &Begin) -> Result<(), String> {
-    names::validate("share", &b.share).map_err(|e| e.to_string())?;
-    names::validate_snapshot(&b.snapshot).map_err(|e| e.to_string())?;
-    names::validate("pool", &b.pool).map_err(|e| e.to_string())?;
-    if let Some(p) = &b.parent {
-        names::validate_snapshot(&p.name).map_err(|e| format!("parent {e}"))?;
-    }
-    if b.snapshot == LATEST {
-        return Err(format!(
-            "snapshot name {LATEST:?} is reserved: it is the receiver's link to the newest replica"
-        ));
-    }
-    Ok(())
+/// A name from the wire that must not touch a path.
+#[derive(Debug, thiserror::Error)]
+pub(super) enum BadName {
+    #[error(transparent)]
+    Name(#[from] NameError),
+    #[error("parent {0}")]
+    Parent(NameError),
+    #[error(
+        "snapshot name {LATEST:?} is reserved: it is the receiver's link to the newest replica"
+    )]
+    Reserved,
 }
 
-fn db_error(e: crate::store::Error) -> Meta {
-    refused(format!("receiver state database: {e}"))
+/// Every name in `b`, checked before any of them touches a path.
+///
+/// # Errors
+///
+/// The first name that breaks a rule.
+pub(super) fn check_names(b: &Begin) -> Result<(), BadName> {
+    names::validate("share", &b.share)?;
+    names::validate_snapshot(&b.snapshot)?;
+    names::validate("pool", &b.pool)?;
+    if let Some(p) = &b.parent {
+        names::validate_snapshot(&p.name).map_err(BadName::Parent)?;
+    }
+    if b.snapshot == LATEST {
+        return Err(BadName::Reserved);
+    }
+    Ok(())
 }
 
 /// A replica that cannot be inspected is not known to be gone: a temporary refusal.
@@ -48,24 +60,25 @@ pub(super) fn unreadable(pool: &Pool, snapshot: &str, e: &btrfs::Error) -> Meta 
     ))
 }
 
-/// Admits `b` or says why not, as the reply to send.
-pub(super) async fn admit<'a, S>(s: &Session<'a, S>, b: &Begin) -> Result<Admitted<'a>, Meta>
-where
-    S: AsyncRead + AsyncWrite + Unpin + Send,
-{
-    let shared = s.shared;
+/// Admits `b` from `peer`, or says why not, as the reply to send.
+pub(super) async fn admit<'a>(
+    shared: &'a Shared,
+    peer: &Peer,
+    b: &Begin,
+) -> Result<Admitted<'a>, Meta> {
     check_names(b).map_err(refused)?;
     let pool = shared
         .db(|st| st.pool(&b.pool))
-        .map_err(db_error)?
-        .ok_or_else(|| refused(s.not_exposed(&b.pool)))?;
+        .map_err(|e| database(&e))?
+        .ok_or_else(|| not_exposed(&shared.me.name, &b.pool))?;
     // An unmounted pool's mount point is a plain directory on another
     // filesystem: receiving there would fill that filesystem.
-    super::pool::check(shared, &pool).map_err(busy)?;
-    let lock = shared.lock_share(s.source_uuid, &b.share).ok_or_else(|| {
+    pool::check(shared, &pool).map_err(busy)?;
+    let lock = shared.lock_share(peer.uuid, &b.share).ok_or_else(|| {
         busy(format!(
             "a receive of share {} from {} is already running",
-            b.share, s.peer.name
+            b.share,
+            peer.name()
         ))
     })?;
     let slot = shared.receive_slot().ok_or_else(|| {
@@ -74,30 +87,33 @@ where
             shared.me.name, shared.config.max_receives
         ))
     })?;
-    let held = |name: &str| shared.db(|st| st.replica(&pool.name, s.source_uuid, &b.share, name));
-    let dir = replica_dir(&pool.path, s.source_uuid, &b.share);
-    if let Some(row) = held(&b.snapshot).map_err(db_error)? {
-        if disk::is_intact(&dir, &row.snapshot, row.received_uuid)
+    let held = |name: &str| shared.db(|st| st.replica(&pool.name, peer.uuid, &b.share, name));
+    let dir = replica_dir(&pool.path, peer.uuid, &b.share);
+    if let Some(row) = held(&b.snapshot).map_err(|e| database(&e))? {
+        if layout::is_intact(&dir, &row.snapshot, row.received_uuid)
             .await
             .map_err(|e| unreadable(&pool, &row.snapshot, &e))?
         {
             return Err(refused(format!(
                 "snapshot {} of share {} from {} is already held in pool {}",
-                b.snapshot, b.share, s.peer.name, pool.name
+                b.snapshot,
+                b.share,
+                peer.name(),
+                pool.name
             )));
         }
         // Deleted by hand: Inventory no longer lists it, so the sender may
         // reuse its name; the stale row must not block that.
         shared
             .db(|st| st.remove_replica(row.id))
-            .map_err(db_error)?;
+            .map_err(|e| database(&e))?;
         tracing::warn!(snapshot = %row.snapshot, share = %b.share, "forgot a replica that is gone from disk");
     }
     if let Some(parent) = &b.parent {
-        let row = held(&parent.name).map_err(db_error)?;
+        let row = held(&parent.name).map_err(|e| database(&e))?;
         let usable = match row {
             Some(r) if r.received_uuid == parent.uuid => {
-                disk::is_intact(&dir, &r.snapshot, r.received_uuid)
+                layout::is_intact(&dir, &r.snapshot, r.received_uuid)
                     .await
                     .map_err(|e| unreadable(&pool, &r.snapshot, &e))?
             }

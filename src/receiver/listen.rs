@@ -2,7 +2,7 @@
 //! routing of a data connection to the session waiting for it.
 
 use std::future::Future;
-use std::net::SocketAddr;
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -14,7 +14,8 @@ use tokio::time::timeout;
 use tokio_rustls::server::TlsStream;
 use tokio_rustls::TlsAcceptor;
 
-use super::serve_meta;
+use super::error::RouteError;
+use super::session::serve_meta;
 use super::shared::{DataConn, DataStream, Shared, StorePeers};
 use crate::identity::{self, Fingerprint, TrustedPeers};
 use crate::wire::ChunkReader;
@@ -32,6 +33,13 @@ const OVERFLOW_WARN_EVERY: Duration = Duration::from_secs(10);
 /// one `recv` per 4 KiB: a quarter of its CPU on a loopback transfer. Reads of
 /// up to this size serve rustls from memory instead.
 const DATA_READ_BUFFER: usize = 256 * 1024;
+
+/// The address a bound listener listens on.
+pub(super) fn local_addr(l: &TcpListener) -> SocketAddr {
+    // A bound listener always has a local address; the fallback is unreachable.
+    l.local_addr()
+        .unwrap_or_else(|_| SocketAddr::new(IpAddr::V4(Ipv4Addr::UNSPECIFIED), 0))
+}
 
 /// Connections dropped because `max_handshakes` were in progress.
 #[derive(Default)]
@@ -62,7 +70,7 @@ pub(super) async fn serve(
     data: TcpListener,
     shutdown: impl Future<Output = ()> + Send,
 ) {
-    tracing::info!(meta = %super::local_addr(&meta), data = %super::local_addr(&data),
+    tracing::info!(meta = %local_addr(&meta), data = %local_addr(&data),
         appliance = %shared.me.name, "receiver listening");
     tokio::pin!(shutdown);
     let mut tasks = JoinSet::new();
@@ -258,9 +266,10 @@ where
             Ok(())
         } else {
             // Left waiting: another appliance must not be able to fail someone's receive.
-            Err(format!(
-                "session {session} belongs to another appliance, not {peer}"
-            ))
+            Err(RouteError::OtherPeer {
+                session,
+                fingerprint: peer.to_string(),
+            })
         }
     });
     let pending = match taken {
@@ -275,10 +284,9 @@ where
     } else {
         tracing::warn!(peer = %addr, %session, offset = hello.offset,
             "dropped data connection: resuming at an offset is not supported");
-        Err(format!(
-            "the data connection asked to resume at offset {}; this receiver only accepts streams from offset 0",
-            hello.offset
-        ))
+        Err(RouteError::Offset {
+            offset: hello.offset,
+        })
     };
     // The session may have given up in the meantime; then nobody needs this.
     let _ = pending.tx.send(handed);

@@ -3,43 +3,40 @@
 
 use uuid::Uuid;
 
+use super::error::{PoolProblem, PoolUnavailable};
 use super::shared::Shared;
 use crate::btrfs;
 use crate::store::Pool;
 
 /// `Ok` when `pool.path` is a mounted btrfs subvolume on the filesystem the pool
-/// was added on; otherwise why not, for a temporary (busy) refusal: a pool that
-/// is not mounted now may be soon. A pool added before ferry recorded filesystems
-/// gets its current one recorded here, at its first successful check.
-pub(super) fn check(shared: &Shared, pool: &Pool) -> Result<(), String> {
-    let me = &shared.me.name;
-    let fail = |problem: String| {
-        format!(
-            "pool {} at {} on {me} {problem}; try again later",
-            pool.name,
-            pool.path.display()
-        )
+/// was added on. A pool added before ferry recorded filesystems gets its current
+/// one recorded here, at its first successful check.
+///
+/// # Errors
+///
+/// [`PoolUnavailable`], for a temporary (busy) refusal.
+pub(super) fn check(shared: &Shared, pool: &Pool) -> Result<(), Box<PoolUnavailable>> {
+    let fail = |problem| {
+        Box::new(PoolUnavailable {
+            pool: pool.name.clone(),
+            path: pool.path.clone(),
+            me: shared.me.name.clone(),
+            problem,
+        })
     };
     match btrfs::is_subvolume(&pool.path) {
         Ok(true) => {}
-        Ok(false) => {
-            return Err(fail(
-                "is not a mounted btrfs subvolume (is the pool unmounted?)".to_owned(),
-            ))
-        }
-        Err(e) => return Err(fail(format!("cannot be checked ({e})"))),
+        Ok(false) => return Err(fail(PoolProblem::NotMounted)),
+        Err(e) => return Err(fail(PoolProblem::Unreadable(e))),
     }
     let found = match btrfs::filesystem_uuid(&pool.path) {
         Ok(Some(u)) => u,
-        Ok(None) => return Err(fail("is not on btrfs".to_owned())),
-        Err(e) => return Err(fail(format!("cannot be checked ({e})"))),
+        Ok(None) => return Err(fail(PoolProblem::NotBtrfs)),
+        Err(e) => return Err(fail(PoolProblem::Unreadable(e))),
     };
     match pool.fs_uuid {
         Some(added) if added == found => Ok(()),
-        Some(added) => Err(fail(format!(
-            "is on btrfs filesystem {found}, but the pool was added on {added} \
-             (another filesystem mounted there?)"
-        ))),
+        Some(added) => Err(fail(PoolProblem::OtherFilesystem { found, added })),
         None => {
             record(shared, pool, found);
             Ok(())

@@ -1,5 +1,5 @@
-//! One meta-port session: hellos and the peer's uuid, then Inventory and Begin
-//! requests until the peer leaves, goes silent, or the receiver shuts down.
+//! One meta-port session: the hellos and the peer's uuid, then each request
+//! dispatched to its handler until the peer leaves, goes silent, or we shut down.
 
 use std::net::SocketAddr;
 
@@ -7,79 +7,65 @@ use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::time::timeout;
 use uuid::Uuid;
 
+use super::error::IdentityError;
+use super::inventory::inventory;
+use super::link::{Link, Peer};
+use super::outcome::Next;
+use super::reply::tell;
 use super::shared::Shared;
-use super::{admit, disk, pool, replica_dir, transfer};
-use crate::names;
+use super::transfer;
 use crate::store::Appliance;
-use crate::wire::{self, handshake, Hello, Meta, MetaConn, Parent, Replica};
+use crate::wire::{self, handshake, Hello, Meta, MetaConn, Reason};
 
-/// An authenticated peer on an open meta connection.
-pub(super) struct Session<'a, S> {
-    pub shared: &'a Shared,
-    pub conn: MetaConn<S>,
-    pub peer: Appliance,
-    pub source_uuid: Uuid,
-    pub addr: SocketAddr,
-    /// A transfer failed before the peer's Commit and was answered with Failed;
-    /// the Commit still on its way belongs to it.
-    pub stray_commit: bool,
-}
-
-/// What the sender asked for in `Begin`.
-#[derive(Debug, Clone)]
-pub(super) struct Begin {
-    pub share: String,
-    pub snapshot: String,
-    pub snapshot_uuid: Uuid,
-    pub parent: Option<Parent>,
-    pub pool: String,
-    pub keep: u32,
-}
-
-/// Runs the meta session of `peer` (already authenticated by TLS, or trusted by
-/// the caller, as tests over in-memory pipes are) on `stream` until it ends.
-/// `cert_uuid` is the appliance uuid its pinned certificate names; the hello
-/// must claim the same. Every outcome is logged; nothing is returned.
+/// Runs the meta session of `appliance` (already authenticated by TLS, or
+/// trusted by the caller, as tests over in-memory pipes are) on `stream` until
+/// it ends. `cert_uuid` is the appliance uuid its pinned certificate names; the
+/// hello must claim the same. Every outcome is logged; nothing is returned.
 pub async fn serve_meta<S>(
     shared: &Shared,
     stream: S,
-    peer: Appliance,
+    appliance: Appliance,
     cert_uuid: Uuid,
     addr: SocketAddr,
 ) where
     S: AsyncRead + AsyncWrite + Unpin + Send,
 {
-    let mut conn = MetaConn::new(stream);
-    let me = Hello::new(shared.me.uuid, shared.me.name.clone());
+    let mut conn = MetaConn::with_keepalive(stream, shared.config.keepalive);
+    let me = Hello::new(shared.me.uuid, shared.me.name.clone(), &shared.features);
     let after = shared.config.handshake_timeout;
-    let hello = match timeout(after, handshake(&mut conn, me)).await {
-        Ok(Ok(hello)) => hello,
+    let name = appliance.name.clone();
+    let agreed = match timeout(after, handshake(&mut conn, me)).await {
+        Ok(Ok(agreed)) => agreed,
         Ok(Err(e)) => {
-            tracing::warn!(peer = %addr, appliance = %peer.name, error = %e, "meta handshake failed");
+            tracing::warn!(peer = %addr, appliance = %name, error = %e, "meta handshake failed");
             return;
         }
         Err(_) => {
-            tracing::warn!(peer = %addr, appliance = %peer.name, "meta handshake failed: no hello within {after:?}");
+            tracing::warn!(peer = %addr, appliance = %name, "meta handshake failed: no hello within {after:?}");
             return;
         }
     };
-    if let Err(reason) = bind_uuid(shared, &peer, cert_uuid, &hello) {
-        tracing::warn!(peer = %addr, appliance = %peer.name, "refused session: {reason}");
-        tell(&mut conn, Meta::Error { reason }).await;
+    if let Err(e) = bind_uuid(shared, &appliance, cert_uuid, &agreed.peer) {
+        tracing::warn!(peer = %addr, appliance = %name, "refused session: {e}");
+        tell(&mut conn, Meta::Error(Reason::new(e.to_string()))).await;
         return;
     }
-    tracing::info!(peer = %addr, appliance = %peer.name, uuid = %hello.appliance, "session opened");
-    let mut session = Session {
+    tracing::info!(peer = %addr, appliance = %name, uuid = %cert_uuid,
+        version = agreed.peer.version.as_deref().unwrap_or("before 0.2"),
+        features = %agreed.features, "session opened");
+    let mut link = Link {
         shared,
         conn,
-        source_uuid: hello.appliance,
-        peer,
-        addr,
-        stray_commit: false,
+        peer: Peer {
+            appliance,
+            uuid: cert_uuid,
+            addr,
+            features: agreed.features,
+        },
     };
-    session.run().await;
-    // After run: the session's share lock is released by now, so a retry may start.
-    tracing::info!(peer = %addr, appliance = %session.peer.name, "session ended");
+    dispatch(&mut link).await;
+    // After dispatch: the session's share lock is released by now, so a retry may start.
+    tracing::info!(peer = %addr, appliance = %name, "session ended");
 }
 
 /// Checks the hello's uuid against the certificate's, then binds the peer's uuid
@@ -89,167 +75,93 @@ fn bind_uuid(
     peer: &Appliance,
     cert_uuid: Uuid,
     hello: &Hello,
-) -> Result<(), String> {
+) -> Result<(), IdentityError> {
+    let name = peer.name.clone();
     if hello.appliance != cert_uuid {
-        return Err(format!(
-            "appliance {} says its uuid is {}, but its certificate names {cert_uuid}",
-            peer.name, hello.appliance
-        ));
+        return Err(IdentityError::NotItsCertificate {
+            name,
+            claimed: hello.appliance,
+            cert: cert_uuid,
+        });
     }
     match peer.uuid {
         Some(known) if known == cert_uuid => Ok(()),
-        Some(known) => Err(format!(
-            "appliance {} says its uuid is {}, but this receiver knows it as {known}; \
-             if it was re-initialized, remove and re-add it here (`ferry appliance remove {}`)",
-            peer.name, hello.appliance, peer.name
-        )),
+        Some(known) => Err(IdentityError::Rebound {
+            name,
+            claimed: hello.appliance,
+            known,
+        }),
         None => shared
             .db(|s| s.set_appliance_uuid(peer.id, cert_uuid))
-            .map_err(|e| {
-                format!(
-                    "cannot record uuid {cert_uuid} for appliance {} (is it already another appliance's?): {e}",
-                    peer.name
-                )
+            .map(drop)
+            .map_err(|source| IdentityError::Record {
+                name,
+                uuid: cert_uuid,
+                source: Box::new(source),
             }),
     }
 }
 
-/// Best effort: the session ends anyway, so a failure to deliver is only logged.
-pub(super) async fn tell<S: AsyncRead + AsyncWrite + Unpin>(conn: &mut MetaConn<S>, msg: Meta) {
-    match timeout(wire::KEEPALIVE_INTERVAL, conn.send(&msg)).await {
-        Ok(Ok(())) => {}
-        Ok(Err(e)) => tracing::debug!(error = %e, "could not deliver {}", msg.kind()),
-        Err(_) => tracing::debug!("could not deliver {}: the peer is not reading", msg.kind()),
-    }
-}
-
-impl<S: AsyncRead + AsyncWrite + Unpin + Send> Session<'_, S> {
-    async fn run(&mut self) {
-        loop {
-            let msg = tokio::select! {
-                msg = self.conn.recv_alive() => msg,
-                () = self.shared.shutting_down() => {
-                    tell(&mut self.conn, Meta::Abort { reason: "the receiver is shutting down".into() }).await;
-                    return;
-                }
-            };
-            let reply = match msg {
-                Ok(Meta::Inventory { share, pool }) => self.inventory(&share, &pool).await,
-                Ok(Meta::Begin {
-                    share,
-                    snapshot,
-                    snapshot_uuid,
-                    parent,
-                    pool,
-                    keep,
-                }) => {
-                    self.stray_commit = false;
-                    let begin = Begin {
-                        share,
-                        snapshot,
-                        snapshot_uuid,
-                        parent,
-                        pool,
-                        keep,
-                    };
-                    match transfer::run(self, begin).await {
-                        transfer::Next::Continue => continue,
-                        transfer::Next::Close => return,
-                    }
-                }
-                Ok(Meta::Commit { .. }) if std::mem::take(&mut self.stray_commit) => continue,
-                Ok(Meta::Abort { reason }) => {
-                    tracing::info!(peer = %self.addr, appliance = %self.peer.name, "peer aborted outside a transfer: {reason}");
-                    continue;
-                }
-                Ok(other) => {
-                    let reason = format!(
-                        "protocol violation: {} is not a request this receiver answers",
-                        other.kind()
-                    );
-                    self.close(reason).await;
-                    return;
-                }
-                Err(wire::Error::Closed) => return,
-                Err(e) => {
-                    self.close(e.to_string()).await;
-                    return;
-                }
-            };
-            if let Err(e) = self.conn.send(&reply).await {
-                tracing::warn!(peer = %self.addr, appliance = %self.peer.name, error = %e, "session lost");
+/// Serves requests one at a time until the session ends.
+async fn dispatch<S>(link: &mut Link<'_, S>)
+where
+    S: AsyncRead + AsyncWrite + Unpin + Send,
+{
+    let shared = link.shared;
+    // A transfer failed before the peer's Commit and was answered with Failed;
+    // the Commit still on its way belongs to it.
+    let mut stray_commit = false;
+    loop {
+        let msg = tokio::select! {
+            msg = link.conn.recv_alive() => msg,
+            () = shared.shutting_down() => {
+                let bye = Meta::Abort(Reason::new("the receiver is shutting down"));
+                tell(&mut link.conn, bye).await;
                 return;
             }
-        }
-    }
-
-    /// Ends the session over a protocol error, telling the peer why.
-    async fn close(&mut self, reason: String) {
-        tracing::warn!(peer = %self.addr, appliance = %self.peer.name, "session ended: {reason}");
-        tell(&mut self.conn, Meta::Error { reason }).await;
-    }
-
-    /// Verified replicas of this source's `share` in `pool` that are still on disk,
-    /// read-only, with their received_uuid: what the sender may use as a parent.
-    async fn inventory(&self, share: &str, pool: &str) -> Meta {
-        if let Err(e) = names::validate("share", share).and(names::validate("pool", pool)) {
-            return refused(e.to_string());
-        }
-        let pool_row = match self.shared.db(|s| s.pool(pool)) {
-            Ok(Some(p)) => p,
-            Ok(None) => return refused(self.not_exposed(pool)),
-            Err(e) => return refused(format!("receiver state database: {e}")),
         };
-        let rows = match self
-            .shared
-            .db(|s| s.replicas(pool, self.source_uuid, share))
-        {
-            Ok(rows) => rows,
-            Err(e) => return refused(format!("receiver state database: {e}")),
-        };
-        // An empty answer makes the sender delete its snapshots: a pool that is
-        // not there, or a replica that cannot be read, is "ask again", never "none".
-        if let Err(reason) = pool::check(self.shared, &pool_row) {
-            tracing::warn!(peer = %self.addr, appliance = %self.peer.name, "inventory refused: {reason}");
-            return busy(reason);
-        }
-        let dir = replica_dir(&pool_row.path, self.source_uuid, share);
-        let mut replicas = Vec::with_capacity(rows.len());
-        for r in rows {
-            let intact = match disk::is_intact(&dir, &r.snapshot, r.received_uuid).await {
-                Ok(intact) => intact,
-                Err(e) => return admit::unreadable(&pool_row, &r.snapshot, &e),
-            };
-            if intact {
-                replicas.push(Replica {
-                    name: r.snapshot,
-                    received_uuid: r.received_uuid,
-                    received_at: r.received_at,
-                });
+        let reply = match msg {
+            Ok(Meta::Inventory(req)) => inventory(shared, &link.peer, &req).await,
+            Ok(Meta::Begin(req)) => match transfer::run(link, req).await {
+                Next::Continue { stray_commit: s } => {
+                    stray_commit = s;
+                    continue;
+                }
+                Next::Close => return,
+            },
+            Ok(Meta::Commit(_)) if std::mem::take(&mut stray_commit) => continue,
+            Ok(Meta::Abort(r)) => {
+                tracing::info!(peer = %link.peer.addr, appliance = %link.peer.name(),
+                    "peer aborted outside a transfer: {}", r.reason);
+                continue;
             }
+            Ok(other) => {
+                let reason = format!(
+                    "protocol violation: {} is not a request this receiver answers",
+                    other.kind()
+                );
+                close(link, reason).await;
+                return;
+            }
+            Err(wire::Error::Closed) => return,
+            Err(e) => {
+                close(link, e.to_string()).await;
+                return;
+            }
+        };
+        stray_commit = false;
+        if let Err(e) = link.conn.send(&reply).await {
+            tracing::warn!(peer = %link.peer.addr, appliance = %link.peer.name(), error = %e, "session lost");
+            return;
         }
-        tracing::info!(peer = %self.addr, appliance = %self.peer.name, share, pool,
-            replicas = replicas.len(), "inventory");
-        Meta::InventoryReply { replicas }
-    }
-
-    pub(super) fn not_exposed(&self, pool: &str) -> String {
-        format!(
-            "pool {pool} is not exposed on {}; add it there with `ferry pool add {pool} PATH`",
-            self.shared.me.name
-        )
     }
 }
 
-/// A refusal the sender should not retry as is.
-pub(super) fn refused(reason: String) -> Meta {
-    Meta::Refused {
-        reason,
-        busy: false,
-    }
-}
-
-/// A temporary refusal: the sender retries soon and must not read it as an answer.
-pub(super) fn busy(reason: String) -> Meta {
-    Meta::Refused { reason, busy: true }
+/// Ends the session over a protocol error, telling the peer why.
+async fn close<S>(link: &mut Link<'_, S>, reason: String)
+where
+    S: AsyncRead + AsyncWrite + Unpin + Send,
+{
+    tracing::warn!(peer = %link.peer.addr, appliance = %link.peer.name(), "session ended: {reason}");
+    tell(&mut link.conn, Meta::Error(Reason { reason })).await;
 }

@@ -9,10 +9,12 @@ use tokio::io::AsyncRead;
 use tokio::sync::{oneshot, watch, OwnedSemaphorePermit, Semaphore};
 use uuid::Uuid;
 
-use super::{Config, Error};
+use super::config::Config;
+use super::error::{Error, RouteError};
+use crate::capabilities;
 use crate::identity::{self, Fingerprint, Identity, TrustedPeers};
 use crate::store::{self, LocalIdentity, Store};
-use crate::wire::ChunkReader;
+use crate::wire::{ChunkReader, Features};
 
 /// A data connection's byte source, boxed so sessions need not know TLS.
 pub type DataStream = Box<dyn AsyncRead + Unpin + Send>;
@@ -28,7 +30,7 @@ pub struct DataConn {
 pub(super) struct Pending {
     /// The fingerprint of the session's peer, as the appliances table spells it.
     pub peer: String,
-    pub tx: oneshot::Sender<Result<DataConn, String>>,
+    pub tx: oneshot::Sender<Result<DataConn, RouteError>>,
 }
 
 /// State shared by all sessions of one receiver.
@@ -36,6 +38,8 @@ pub struct Shared {
     pub(super) config: Config,
     store: Arc<Mutex<Store>>,
     pub(super) me: LocalIdentity,
+    /// What this receiver offers in its hello.
+    pub(super) features: Features,
     pub(super) identity: Identity,
     pub(super) peers: Arc<StorePeers>,
     locks: Mutex<HashSet<(Uuid, String)>>,
@@ -72,6 +76,7 @@ impl Shared {
             config,
             store,
             me,
+            features: capabilities::offered(),
             identity,
             locks: Mutex::default(),
             slots,
@@ -109,20 +114,22 @@ impl Shared {
     }
 
     /// Removes and returns the waiting session `session` if `take` accepts it;
-    /// otherwise leaves it waiting and returns `Err` with why not.
+    /// otherwise leaves it waiting and returns why not.
     pub(super) fn take_pending(
         &self,
         session: Uuid,
-        take: impl FnOnce(&Pending) -> Result<(), String>,
-    ) -> Result<Pending, String> {
+        take: impl FnOnce(&Pending) -> Result<(), RouteError>,
+    ) -> Result<Pending, RouteError> {
         let mut pending = lock(&self.pending);
-        let Some(p) = pending.get(&session) else {
-            return Err(format!("no session {session} is waiting for data"));
-        };
-        take(p)?;
-        pending
-            .remove(&session)
-            .ok_or_else(|| format!("session {session} vanished"))
+        match pending.get(&session) {
+            None => Err(RouteError::NoSession(session)),
+            Some(p) => {
+                take(p)?;
+                pending
+                    .remove(&session)
+                    .ok_or(RouteError::NoSession(session))
+            }
+        }
     }
 
     pub(super) fn begin_shutdown(&self) {

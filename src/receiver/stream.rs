@@ -10,11 +10,13 @@ use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt};
 use tokio::sync::oneshot;
 use tokio::time::timeout;
 
-use super::session::{Begin, Session};
+use super::error::RouteError;
+use super::link::Link;
+use super::outcome::{Failure, Seen, Verified};
+use super::row::Row;
 use super::shared::{DataConn, DataStream};
-use super::transfer::{Failure, Row, Seen, Verified};
 use crate::btrfs::{self, Receive};
-use crate::wire::{self, ChunkReader, Meta, StreamStats};
+use crate::wire::{self, Begin, ChunkReader, Commit, Meta, StreamStats};
 
 /// History rows get the byte count at most this often.
 const PROGRESS_EVERY: Duration = Duration::from_secs(1);
@@ -27,21 +29,18 @@ enum PumpError {
     Write(std::io::Error),
 }
 
-/// The sender's Commit: the stream's byte count and blake3.
-type Commit = (u64, String);
-
 /// Runs the transfer from `Ready` to a verified subvolume. `receive` is taken
 /// when btrfs receive is finished; on error the caller abandons what is left.
 ///
 /// The meta connection is read for the whole transfer, through btrfs receive's
 /// exit and the checks after it: a receiver that stops reading stops answering
-/// pings, and the sender declares it dead after `wire::DEAD_AFTER`.
+/// pings, and the sender declares it dead after its keepalive's `dead_after`.
 pub(super) async fn stream<S>(
-    s: &mut Session<'_, S>,
+    s: &mut Link<'_, S>,
     b: &Begin,
     dir: &Path,
     receive: &mut Option<Receive>,
-    data: oneshot::Receiver<Result<DataConn, String>>,
+    data: oneshot::Receiver<Result<DataConn, RouteError>>,
     row: &Row<'_>,
     seen: &mut Seen,
 ) -> Result<Verified, Failure>
@@ -55,7 +54,7 @@ where
     let bytes = AtomicU64::new(0);
     let conn = match watching(s, timeout(wait, data), &mut commit, seen, &bytes).await? {
         Ok(Ok(Ok(conn))) => conn,
-        Ok(Ok(Err(reason))) => return Err(Failure::failed(reason)),
+        Ok(Ok(Err(reason))) => return Err(Failure::failed(reason.to_string())),
         Ok(Err(_)) => {
             return Err(Failure::failed(
                 "the data connection was lost before it was handed over",
@@ -116,19 +115,20 @@ where
         })?
         .map_err(|e| Failure::failed(receive_failure(&e)))?;
     seen.received = Some(received.name.clone());
-    let (stream_bytes, blake3) = match commit.take() {
+    let claims = match commit.take() {
         Some(c) => c,
         None => wait_commit(s, wait, n, seen).await?,
     };
-    check_stream(&stats, stream_bytes, &blake3).map_err(Failure::failed)?;
+    check_stream(&stats, &claims).map_err(Failure::failed)?;
     if received.name != b.snapshot {
-        return Err(Failure::failed(format!(
+        // The same stream would carry the same subvolume again.
+        return Err(Failure::permanent(format!(
             "the stream carried subvolume {:?}, but Begin named {}",
             received.name, b.snapshot
         )));
     }
     // The Commit is in; from here any message but a keepalive is a violation.
-    let mut done = Some((stream_bytes, blake3));
+    let mut done = Some(claims);
     let path = dir.join(&b.snapshot);
     let show = timeout(show_after, btrfs::show(&path));
     let shown = watching(s, show, &mut done, seen, &bytes).await?;
@@ -147,11 +147,11 @@ where
             received_uuid: u,
             stats,
         }),
-        Some(u) => Err(Failure::failed(format!(
+        Some(u) => Err(Failure::permanent(format!(
             "received_uuid is {u}, expected {}",
             b.snapshot_uuid
         ))),
-        None => Err(Failure::failed(format!(
+        None => Err(Failure::permanent(format!(
             "the received subvolume has no received_uuid, expected {}",
             b.snapshot_uuid
         ))),
@@ -162,7 +162,7 @@ where
 /// (inside `recv_alive`), the first Commit is kept in `commit`, anything else
 /// (a second Commit included) ends the transfer, as does shutdown.
 async fn watching<S, F>(
-    s: &mut Session<'_, S>,
+    s: &mut Link<'_, S>,
     work: F,
     commit: &mut Option<Commit>,
     seen: &mut Seen,
@@ -178,9 +178,9 @@ where
         tokio::select! {
             out = &mut work => return Ok(out),
             m = s.conn.recv_alive() => match m {
-                Ok(Meta::Commit { stream_bytes, blake3 }) if commit.is_none() && !seen.commit => {
+                Ok(Meta::Commit(c)) if commit.is_none() && !seen.commit => {
                     seen.commit = true;
-                    *commit = Some((stream_bytes, blake3));
+                    *commit = Some(c);
                 }
                 other => return Err(Failure::from_meta(other, bytes.load(Ordering::Relaxed))),
             },
@@ -191,7 +191,7 @@ where
 
 /// The Commit after the stream ended, if it did not come during it.
 async fn wait_commit<S>(
-    s: &mut Session<'_, S>,
+    s: &mut Link<'_, S>,
     wait: Duration,
     n: u64,
     seen: &mut Seen,
@@ -205,12 +205,9 @@ where
         () = shared.shutting_down() => return Err(Failure::shutdown()),
     };
     match m {
-        Ok(Ok(Meta::Commit {
-            stream_bytes,
-            blake3,
-        })) => {
+        Ok(Ok(Meta::Commit(c))) => {
             seen.commit = true;
-            Ok((stream_bytes, blake3))
+            Ok(c)
         }
         Ok(other) => Err(Failure::from_meta(other, n)),
         Err(_) => Err(Failure::failed(format!(
@@ -280,7 +277,8 @@ pub(super) fn receive_failure(e: &btrfs::Error) -> String {
 }
 
 /// The Commit's claims against what arrived.
-pub(super) fn check_stream(stats: &StreamStats, claimed: u64, blake3: &str) -> Result<(), String> {
+pub(super) fn check_stream(stats: &StreamStats, commit: &Commit) -> Result<(), String> {
+    let (claimed, blake3) = (commit.stream_bytes, commit.blake3.as_str());
     let got = stats.raw_bytes();
     if got < claimed {
         return Err(format!("stream ended after {got} of {claimed} bytes"));
@@ -314,14 +312,21 @@ mod tests {
         }
     }
 
+    fn commit(stream_bytes: u64, blake3: &str) -> Commit {
+        Commit {
+            stream_bytes,
+            blake3: blake3.into(),
+        }
+    }
+
     #[test]
     fn commit_claims_are_checked_count_first() {
-        assert_eq!(check_stream(&stats(10, "ab"), 10, "AB"), Ok(()));
-        let short = check_stream(&stats(10, "ab"), 12, "ab").unwrap_err();
+        assert_eq!(check_stream(&stats(10, "ab"), &commit(10, "AB")), Ok(()));
+        let short = check_stream(&stats(10, "ab"), &commit(12, "ab")).unwrap_err();
         assert_eq!(short, "stream ended after 10 of 12 bytes");
-        let long = check_stream(&stats(12, "ab"), 10, "cd").unwrap_err();
+        let long = check_stream(&stats(12, "ab"), &commit(10, "cd")).unwrap_err();
         assert!(long.contains("12 bytes, but the sender says 10"), "{long}");
-        let sum = check_stream(&stats(10, "ab"), 10, "cd").unwrap_err();
+        let sum = check_stream(&stats(10, "ab"), &commit(10, "cd")).unwrap_err();
         assert_eq!(sum, "checksum mismatch: got ab, sender says cd");
     }
 

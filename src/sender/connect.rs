@@ -11,7 +11,7 @@ use tokio_rustls::TlsConnector;
 
 use super::Error;
 use crate::identity::{self, Fingerprint};
-use crate::wire::{self, Hello, MetaConn};
+use crate::wire::{self, Client, Hello, Keepalive, MetaConn};
 
 /// How long a TCP connect and a TLS handshake may take before the target counts as down.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
@@ -71,12 +71,13 @@ pub async fn meta(
     config: Arc<rustls::ClientConfig>,
     me: Hello,
     my_fingerprint: Fingerprint,
-) -> Result<MetaConn<Conn>, Error> {
+    keepalive: Keepalive,
+) -> Result<Client<Conn>, Error> {
     let conn = tls(target, target.meta_port, config).await?;
-    let mut meta = MetaConn::new(conn);
+    let meta = MetaConn::with_keepalive(conn, keepalive);
     let my_name = me.name.clone();
-    match wire::handshake(&mut meta, me).await {
-        Ok(_) => Ok(meta),
+    match Client::handshake(meta, me).await {
+        Ok(client) => Ok(client),
         Err(wire::Error::Io(e)) if refused_our_certificate(&e) => Err(Error::NotTrusted {
             appliance: target.name.clone(),
             me: my_name,

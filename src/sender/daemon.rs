@@ -167,7 +167,7 @@ impl Daemon {
                         Ok((tid, ())) => { running.remove(&tid); }
                         Err(e) => if let Some((id, name)) = running.remove(&e.id()) {
                             warn!(task = %name, error = %e, "a run crashed");
-                            let crash = Err(Error::Local(format!("the run crashed: {e}")));
+                            let crash = Err(Error::Crashed(e.to_string()));
                             self.finished(&mut slots, id, name, crash, &current);
                         },
                     }
@@ -352,8 +352,10 @@ async fn run_one(
 /// is held (a `ferry task run` going on right now owns its row).
 fn fail_orphaned_rows(store: &Store, state_dir: &std::path::Path) -> Result<(), Error> {
     for (id, task) in store.running_sends()? {
-        let lock = TaskLock::try_acquire(state_dir, &task)
-            .map_err(|e| Error::Local(format!("cannot take the task lock: {e}")))?;
+        let lock = TaskLock::try_acquire(state_dir, &task).map_err(|source| Error::Lock {
+            task: task.clone(),
+            source,
+        })?;
         if lock.is_some() {
             store.finish_send(
                 id,

@@ -1,7 +1,12 @@
-//! Why a run failed, in words for the history row, and whether retrying may help.
+//! Why a run failed, in words for the history row, and the one place that
+//! decides whether retrying soon may help (temporary) or not (permanent).
+
+use std::path::PathBuf;
+use std::time::Duration;
 
 use thiserror::Error;
 
+use crate::identity::ParseFingerprintError;
 use crate::{btrfs, identity, store, wire};
 
 #[derive(Debug, Error)]
@@ -10,6 +15,20 @@ pub enum Error {
     NoTask(String),
     #[error("task {0} is already running; a run was refused so that two never overlap")]
     Busy(String),
+    #[error("cannot take the lock of task {task}: {source}")]
+    Lock {
+        task: String,
+        source: std::io::Error,
+    },
+    #[error("this appliance has no identity; run `ferry init`")]
+    NoIdentity,
+    #[error("appliance {0} is gone; point the task at another with a new task")]
+    ApplianceGone(String),
+    #[error("appliance {appliance} has a bad fingerprint: {source}")]
+    BadFingerprint {
+        appliance: String,
+        source: ParseFingerprintError,
+    },
     #[error("cannot reach {appliance} at {addr}: {source}")]
     Connect {
         appliance: String,
@@ -29,18 +48,32 @@ pub enum Error {
         me: String,
         fingerprint: String,
     },
+    /// A request to the receiver failed: refused, failed, or the session broke.
     #[error("{appliance}: {source}")]
     Wire {
         appliance: String,
         source: wire::Error,
     },
-    #[error("connection lost after {bytes} bytes: {source}")]
-    Stream { bytes: u64, source: wire::Error },
-    #[error("{appliance} aborted the transfer after {bytes} bytes: {reason}")]
-    Aborted {
+    /// The data connection broke and the receiver said nothing about why.
+    #[error("connection to {appliance} lost after {bytes} bytes: {source}")]
+    Stream {
         appliance: String,
         bytes: u64,
-        reason: String,
+        source: wire::Error,
+    },
+    /// The receiver ended the transfer while it was streaming, and said why.
+    #[error("{appliance} ended the transfer after {bytes} bytes: {source}")]
+    Stopped {
+        appliance: String,
+        bytes: u64,
+        source: wire::Error,
+    },
+    /// This side gave the receiver up: it answered nothing, not even pings.
+    #[error("gave up on {appliance} after {bytes} bytes: no word from it for {after:?}")]
+    Silent {
+        appliance: String,
+        bytes: u64,
+        after: Duration,
     },
     #[error("{0}")]
     Btrfs(#[from] btrfs::Error),
@@ -54,28 +87,55 @@ pub enum Error {
         expected: uuid::Uuid,
         got: uuid::Uuid,
     },
-    #[error("{0}")]
-    Local(String),
+    #[error("cannot create snapshot dir {}: {source}", path.display())]
+    SnapshotDir {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("snapshot {} already exists and is not one this task made", path.display())]
+    SnapshotExists { path: PathBuf },
+    #[error("snapshot {} is not read-only; refusing to send it", path.display())]
+    NotReadOnly { path: PathBuf },
+    #[error("reading btrfs send: {0}")]
+    ReadSend(std::io::Error),
+    /// The stream could not be encoded here (zstd, a chunk over the limit).
+    #[error("encoding the stream: {0}")]
+    Encode(wire::Error),
+    #[error("the run crashed: {0}")]
+    Crashed(String),
     #[error("interrupted by shutdown")]
     Interrupted,
 }
 
 impl Error {
-    /// Whether the scheduler should retry soon: the network and busy peers
-    /// recover by themselves; a wrong configuration or a lying peer does not.
+    /// Whether the scheduler should retry soon: the network, busy peers and a
+    /// busy database recover by themselves; a wrong configuration, a refusal
+    /// that would repeat, or a lying peer does not.
     pub fn is_temporary(&self) -> bool {
         match self {
-            Error::Busy(_) | Error::Connect { .. } | Error::Stream { .. } => true,
-            Error::Aborted { .. } | Error::Interrupted => true,
+            Error::Busy(_)
+            | Error::Connect { .. }
+            | Error::Stream { .. }
+            | Error::Silent { .. }
+            | Error::Interrupted => true,
             Error::Tls { temporary, .. } => *temporary,
-            Error::Wire { source, .. } => source.is_temporary(),
+            Error::Wire { source, .. } | Error::Stopped { source, .. } => source.is_temporary(),
+            Error::Store(e) => e.is_busy(),
             Error::NoTask(_)
+            | Error::Lock { .. }
+            | Error::NoIdentity
+            | Error::ApplianceGone(_)
+            | Error::BadFingerprint { .. }
             | Error::NotTrusted { .. }
             | Error::Btrfs(_)
-            | Error::Store(_)
             | Error::Identity(_)
             | Error::WrongUuid { .. }
-            | Error::Local(_) => false,
+            | Error::SnapshotDir { .. }
+            | Error::SnapshotExists { .. }
+            | Error::NotReadOnly { .. }
+            | Error::ReadSend(_)
+            | Error::Encode(_)
+            | Error::Crashed(_) => false,
         }
     }
 }

@@ -16,8 +16,8 @@ use super::stream::{self, Compression, Progress, Report};
 use super::Error;
 use crate::identity::{self, Fingerprint};
 use crate::store::{Finish, Kind, NewSend, Status, Store, Task};
-use crate::wire::{self, Hello, Meta, Parent};
-use crate::{btrfs, names};
+use crate::wire::{self, Begin, Commit, Hello, Inventory, Keepalive, Parent};
+use crate::{btrfs, capabilities, names};
 
 /// A confirmed send.
 #[derive(Debug, Clone)]
@@ -51,8 +51,10 @@ pub async fn run_task(
         target: &task.target,
         share: &share,
     };
-    let lock = TaskLock::try_acquire(state_dir, &task.name)
-        .map_err(|e| Error::Local(format!("cannot take the task lock: {e}")))?;
+    let lock = TaskLock::try_acquire(state_dir, &task.name).map_err(|source| Error::Lock {
+        task: task.name.clone(),
+        source,
+    })?;
     let Some(_lock) = lock else {
         store.skipped_send(&row, "another run of this task was still in progress")?;
         return Err(Error::Busy(task.name.clone()));
@@ -138,29 +140,35 @@ struct Run {
 impl Run {
     async fn execute(&mut self) -> Result<Outcome, Error> {
         let identity = identity::load(&self.state_dir)?;
-        let me = self.store.identity()?.ok_or_else(|| {
-            Error::Local("this appliance has no identity; run `ferry init`".into())
-        })?;
+        let me = self.store.identity()?.ok_or(Error::NoIdentity)?;
         let target = self.target()?;
         let tls = identity::client_config(&identity, target.fingerprint)?;
-        let hello = Hello::new(me.uuid, me.name);
-        let mut meta = connect::meta(&target, tls.clone(), hello, identity.fingerprint).await?;
+        let hello = Hello::new(me.uuid, me.name, &capabilities::offered());
+        let mut client = connect::meta(
+            &target,
+            tls.clone(),
+            hello,
+            identity.fingerprint,
+            Keepalive::DEFAULT,
+        )
+        .await?;
         let wire_err = |source| Error::Wire {
             appliance: target.name.clone(),
             source,
         };
 
         // Plan from what the target says it holds, never from local memory.
-        meta.send(&Meta::Inventory {
-            share: self.share.clone(),
-            pool: self.task.pool.clone(),
-        })
-        .await
-        .map_err(wire_err)?;
-        let held = match meta.recv_alive().await.map_err(wire_err)? {
-            Meta::InventoryReply { replicas } => replicas.iter().map(|r| r.received_uuid).collect(),
-            other => return Err(wire_err(wire::Error::unexpected("inventory_reply", other))),
-        };
+        let held = client
+            .inventory(Inventory {
+                share: self.share.clone(),
+                pool: self.task.pool.clone(),
+            })
+            .await
+            .map_err(wire_err)?
+            .replicas
+            .iter()
+            .map(|r| r.received_uuid)
+            .collect();
         let confirmed = self.store.confirmed_uuids(&self.task.name)?;
         let plan = plan::plan(&self.local_snapshots().await?, &held, &confirmed);
         for stale in &plan.unconfirmed {
@@ -187,23 +195,20 @@ impl Run {
             &snapshot.path,
             plan.parent.as_ref().map(|p| p.path.as_path()),
         )?;
-        meta.send(&Meta::Begin {
-            share: self.share.clone(),
-            snapshot: snapshot.name.clone(),
-            snapshot_uuid: snapshot.uuid,
-            parent: plan.parent.as_ref().map(|p| Parent {
-                name: p.name.clone(),
-                uuid: p.uuid,
-            }),
-            pool: self.task.pool.clone(),
-            keep: self.task.keep_target,
-        })
-        .await
-        .map_err(wire_err)?;
-        let session = match meta.recv_alive().await.map_err(wire_err)? {
-            Meta::Ready { session } => session,
-            other => return Err(wire_err(wire::Error::unexpected("ready", other))),
-        };
+        let ready = client
+            .begin(Begin {
+                share: self.share.clone(),
+                snapshot: snapshot.name.clone(),
+                snapshot_uuid: snapshot.uuid,
+                parent: plan.parent.as_ref().map(|p| Parent {
+                    name: p.name.clone(),
+                    uuid: p.uuid,
+                }),
+                pool: self.task.pool.clone(),
+                keep: self.task.keep_target,
+            })
+            .await
+            .map_err(wire_err)?;
         let mut data = connect::tls(&target, target.data_port, tls).await?;
         // rustls otherwise takes 64 KiB of plaintext per write: one syscall per
         // 64 KiB. A whole chunk at once goes out as one writev of its records.
@@ -218,9 +223,9 @@ impl Run {
         };
         let streamed = stream::stream(
             &target,
-            &mut meta,
+            &mut client,
             data,
-            session,
+            ready.session,
             Compression {
                 level: self.task.compress,
                 adaptive: self.task.compress_auto,
@@ -232,16 +237,14 @@ impl Run {
         self.sent = report.sent;
         let sent = streamed?;
 
-        meta.send(&Meta::Commit {
-            stream_bytes: sent.stream_bytes,
-            blake3: sent.blake3.clone(),
-        })
-        .await
-        .map_err(wire_err)?;
-        let received_uuid = match meta.recv_alive().await.map_err(wire_err)? {
-            Meta::Received { received_uuid } => received_uuid,
-            other => return Err(wire_err(wire::Error::unexpected("received", other))),
-        };
+        let received_uuid = client
+            .commit(Commit {
+                stream_bytes: sent.stream_bytes,
+                blake3: sent.blake3.clone(),
+            })
+            .await
+            .map_err(wire_err)?
+            .received_uuid;
         if received_uuid != snapshot.uuid {
             return Err(Error::WrongUuid {
                 appliance: target.name.clone(),
@@ -249,7 +252,7 @@ impl Run {
                 got: received_uuid,
             });
         }
-        stream::close(meta).await;
+        client.close().await;
         self.store.finish_send_counted(
             self.row,
             &Finish {
@@ -274,13 +277,15 @@ impl Run {
         let appliance = self
             .store
             .appliance(&self.task.target)?
-            .ok_or_else(|| Error::Local(format!("appliance {} is gone", self.task.target)))?;
-        let fingerprint: Fingerprint = appliance.fingerprint.parse().map_err(|e| {
-            Error::Local(format!(
-                "appliance {} has a bad fingerprint: {e}",
-                appliance.name
-            ))
-        })?;
+            .ok_or_else(|| Error::ApplianceGone(self.task.target.clone()))?;
+        let fingerprint: Fingerprint =
+            appliance
+                .fingerprint
+                .parse()
+                .map_err(|source| Error::BadFingerprint {
+                    appliance: appliance.name.clone(),
+                    source,
+                })?;
         Ok(Target {
             meta_port: self.task.meta_port.unwrap_or(appliance.meta_port),
             data_port: self.task.data_port.unwrap_or(appliance.data_port),
@@ -304,8 +309,9 @@ impl Run {
 
     async fn snapshot(&self) -> Result<btrfs::Subvolume, Error> {
         let dir = &self.task.snapshot_dir;
-        std::fs::create_dir_all(dir).map_err(|e| {
-            Error::Local(format!("cannot create snapshot dir {}: {e}", dir.display()))
+        std::fs::create_dir_all(dir).map_err(|source| Error::SnapshotDir {
+            path: dir.clone(),
+            source,
         })?;
         // Names carry the time to the second; a run in the same second as the
         // previous one (a manual run right after another) waits for the next.
@@ -320,19 +326,10 @@ impl Run {
         }
         let path = dir.join(&name);
         if path.exists() {
-            return Err(Error::Local(format!(
-                "snapshot {} already exists and is not one this task made",
-                path.display()
-            )));
+            return Err(Error::SnapshotExists { path });
         }
         let snapshot = btrfs::snapshot_readonly(&self.task.share, &path).await?;
-        if !snapshot.readonly {
-            return Err(Error::Local(format!(
-                "snapshot {} is not read-only",
-                path.display()
-            )));
-        }
-        Ok(snapshot)
+        sendable(snapshot)
     }
 
     /// Source retention: keep the newest `keep_source`, never the common base.
@@ -352,5 +349,21 @@ impl Run {
                 }
             }
         }
+    }
+}
+
+/// `snapshot` if it may be sent: only a read-only snapshot is a stable send
+/// source (btrfs send itself insists), and only it can become a common base.
+///
+/// # Errors
+///
+/// [`Error::NotReadOnly`].
+fn sendable(snapshot: btrfs::Subvolume) -> Result<btrfs::Subvolume, Error> {
+    if snapshot.readonly {
+        Ok(snapshot)
+    } else {
+        Err(Error::NotReadOnly {
+            path: snapshot.path,
+        })
     }
 }

@@ -3,7 +3,6 @@
 
 use std::time::{Duration, Instant};
 
-use tokio::io::AsyncWriteExt;
 use tokio::sync::watch;
 use tracing::debug;
 use uuid::Uuid;
@@ -12,7 +11,7 @@ use super::connect::{Conn, Target};
 use super::Error;
 use crate::btrfs;
 use crate::store::Store;
-use crate::wire::{self, ChunkWriter, Meta, MetaConn, Position};
+use crate::wire::{self, ChunkWriter, Client, Position};
 
 /// How often a running send writes its byte counts to the history row.
 const PROGRESS_EVERY: Duration = Duration::from_secs(1);
@@ -79,21 +78,26 @@ impl Report<'_> {
 /// connection, where a receiver that fails says why (and keeps us alive).
 pub(super) async fn stream(
     target: &Target,
-    meta: &mut MetaConn<Conn>,
+    meta: &mut Client<Conn>,
     data: Conn,
     session: Uuid,
     compression: Compression,
     send: btrfs::SendStream,
     report: &mut Report<'_>,
 ) -> Result<Sent, Error> {
+    let lost = |bytes, source| Error::Stream {
+        appliance: target.name.clone(),
+        bytes,
+        source,
+    };
     let mut writer = ChunkWriter::open(data, session, 0, compression.level)
         .await
-        .map_err(|source| Error::Stream { bytes: 0, source })?;
+        .map_err(|source| lost(0, source))?;
     if compression.adaptive {
         let (min, max) = ADAPTIVE_LEVELS;
         writer = writer
             .adaptive(compression.level, min, max)
-            .map_err(|source| Error::Stream { bytes: 0, source })?;
+            .map_err(Error::Encode)?;
     }
     let (pipe, exit) = send.into_blocking()?;
     let mut noted = Instant::now();
@@ -107,29 +111,36 @@ pub(super) async fn stream(
         });
         tokio::select! {
             r = copy => Ok(r),
-            msg = meta.recv_alive() => Err(msg),
+            said = meta.interrupted() => Err(said),
         }
     };
     let bytes = report.sent.stream_bytes;
+    let appliance = target.name.clone();
     match copied {
-        Err(msg) => return Err(aborted(target, bytes, msg)),
+        Err(said) => return Err(stopped(appliance, bytes, said)),
         Ok(Err(wire::Error::Source(e))) => {
             // A pipe that fails to read is rare; btrfs send's exit usually says more.
             exit.finish().await?;
-            return Err(Error::Local(format!("reading btrfs send: {e}")));
+            return Err(Error::ReadSend(e));
         }
         Ok(Err(e)) if !e.is_temporary() => {
             // Only the network fails temporarily here; the rest (zstd, a chunk
             // over the limit, the encoder thread) is this appliance's fault.
-            return Err(Error::Local(format!("encoding the stream: {e}")));
+            return Err(Error::Encode(e));
         }
         Ok(Err(source)) => {
             // A receiver that failed closes the data connection and says why on
             // the meta connection: prefer its reason to "connection lost".
-            if let Ok(msg) = tokio::time::timeout(REASON_WAIT, meta.recv()).await {
-                return Err(aborted(target, bytes, msg));
+            if let Ok(said) = tokio::time::timeout(REASON_WAIT, meta.interrupted()).await {
+                if !matches!(said, wire::Error::Closed | wire::Error::Io(_)) {
+                    return Err(stopped(appliance, bytes, said));
+                }
             }
-            return Err(Error::Stream { bytes, source });
+            return Err(Error::Stream {
+                appliance,
+                bytes,
+                source,
+            });
         }
         Ok(Ok(_)) => {}
     }
@@ -140,7 +151,7 @@ pub(super) async fn stream(
     let stats = writer
         .finish()
         .await
-        .map_err(|source| Error::Stream { bytes, source })?;
+        .map_err(|source| lost(bytes, source))?;
     report.sent = Progress {
         stream_bytes: stats.raw_bytes(),
         wire_bytes: stats.wire_bytes,
@@ -152,23 +163,24 @@ pub(super) async fn stream(
     })
 }
 
-/// What the receiver said (or failed to say) in the middle of a stream.
-fn aborted(target: &Target, bytes: u64, msg: Result<Meta, wire::Error>) -> Error {
-    let reason = match msg {
-        Ok(Meta::Failed { reason } | Meta::Abort { reason } | Meta::Error { reason }) => reason,
-        Ok(other) => format!("unexpected {} during the stream", other.kind()),
-        Err(e) => format!("meta connection: {e}"),
-    };
-    Error::Aborted {
-        appliance: target.name.clone(),
-        bytes,
-        reason,
+/// What the receiver said (or failed to say) in the middle of a stream: its
+/// silence is this side giving up; anything else is the receiver ending it.
+fn stopped(appliance: String, bytes: u64, said: wire::Error) -> Error {
+    match said {
+        wire::Error::Timeout { after } => Error::Silent {
+            appliance,
+            bytes,
+            after,
+        },
+        wire::Error::Io(_) | wire::Error::Closed | wire::Error::Truncated { .. } => Error::Stream {
+            appliance,
+            bytes,
+            source: said,
+        },
+        source => Error::Stopped {
+            appliance,
+            bytes,
+            source,
+        },
     }
-}
-
-/// Ends the meta connection with a TLS close_notify, so the receiver logs a
-/// clean end rather than a truncated connection. Best effort.
-pub(super) async fn close(meta: MetaConn<Conn>) {
-    let mut conn = meta.into_inner();
-    let _ = tokio::time::timeout(REASON_WAIT, conn.shutdown()).await;
 }

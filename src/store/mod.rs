@@ -59,6 +59,21 @@ pub enum Error {
     Sql(#[from] rusqlite::Error),
 }
 
+impl Error {
+    /// Whether another writer held the database past the busy timeout: the
+    /// database is fine, only busy now, so trying again later may succeed.
+    pub fn is_busy(&self) -> bool {
+        let sql = match self {
+            Error::Sql(e) | Error::Open { source: e, .. } => e,
+            _ => return false,
+        };
+        matches!(
+            sql.sqlite_error_code(),
+            Some(rusqlite::ErrorCode::DatabaseBusy | rusqlite::ErrorCode::DatabaseLocked)
+        )
+    }
+}
+
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 
 /// A failed migration says what SQLite said; the migration's whole SQL text

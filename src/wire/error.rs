@@ -3,8 +3,6 @@
 
 use std::time::Duration;
 
-use super::meta::Meta;
-
 /// Everything that can go wrong on either port. Each message is one line a
 /// person can act on; [`Error::is_temporary`] tells retry logic what to do.
 #[derive(Debug, thiserror::Error)]
@@ -35,6 +33,9 @@ pub enum Error {
     Peer { reason: String },
     #[error("peer refused: {reason}")]
     Refused { reason: String, busy: bool },
+    /// The receiver's verdict on a transfer: it failed, and left nothing.
+    #[error("the receive failed: {reason}")]
+    Failed { reason: String, permanent: bool },
     #[error("peer aborted: {reason}")]
     Aborted { reason: String },
     #[error("malformed data stream: {what}")]
@@ -82,6 +83,9 @@ impl Error {
             // I/O errors below the framing are the network's, not the peer's.
             Error::Io(_) | Error::Closed | Error::Truncated { .. } | Error::Timeout { .. } => true,
             Error::Refused { busy, .. } => *busy,
+            // The receiver knows why it failed and says whether it is final;
+            // one rule whether the verdict came during the stream or after Commit.
+            Error::Failed { permanent, .. } => !*permanent,
             // An abort is the peer giving up on this attempt (shutdown, its own
             // failure), not a verdict on our request.
             Error::Aborted { .. } => true,
@@ -100,20 +104,6 @@ impl Error {
             | Error::Zstd(_)
             | Error::Source(_)
             | Error::Internal(_) => false,
-        }
-    }
-
-    /// Turns a message that was not the awaited reply into an error, keeping
-    /// what the peer said when it said something meaningful.
-    pub fn unexpected(expected: &'static str, got: Meta) -> Error {
-        match got {
-            Meta::Error { reason } | Meta::Failed { reason } => Error::Peer { reason },
-            Meta::Refused { reason, busy } => Error::Refused { reason, busy },
-            Meta::Abort { reason } => Error::Aborted { reason },
-            other => Error::Unexpected {
-                expected,
-                got: other.kind(),
-            },
         }
     }
 

@@ -1,30 +1,21 @@
-//! Meta-port framing: a u32 length and one JSON message, capped before anything
-//! is allocated; `MetaConn` adds cancel-safe receive and keepalive.
-
-use std::time::Duration;
+//! The frame codec of both ports' JSON messages: a u32 big-endian length and one
+//! JSON body, the length capped before anything is allocated.
 
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
-use tokio::time::{sleep_until, timeout, timeout_at, Instant};
 
-use super::meta::Meta;
 use super::Error;
 
 /// Largest meta frame body. Control messages are small; the cap bounds what an
 /// unauthenticated or confused peer can make us allocate.
 pub const MAX_FRAME: usize = 1 << 20;
 
-/// How long a waiting side stays quiet before it pings.
-pub const KEEPALIVE_INTERVAL: Duration = Duration::from_secs(10);
-
-/// Silence after which the peer is presumed gone (3 missed pings).
-pub const DEAD_AFTER: Duration = Duration::from_secs(30);
-
-const LEN_BYTES: usize = 4;
+/// Bytes of the length prefix.
+pub(super) const LEN_BYTES: usize = 4;
 
 /// Validates an announced body length before anything is allocated for it.
-fn body_len(header: [u8; LEN_BYTES]) -> Result<usize, Error> {
+pub(super) fn body_len(header: [u8; LEN_BYTES]) -> Result<usize, Error> {
     let len = u32::from_be_bytes(header);
     if len as usize > MAX_FRAME {
         return Err(Error::FrameTooLarge {
@@ -36,7 +27,7 @@ fn body_len(header: [u8; LEN_BYTES]) -> Result<usize, Error> {
 }
 
 /// Appends one frame to `out`; leaves `out` unchanged on error.
-fn encode_into<T: Serialize>(msg: &T, out: &mut Vec<u8>) -> Result<(), Error> {
+pub(super) fn encode_into<T: Serialize>(msg: &T, out: &mut Vec<u8>) -> Result<(), Error> {
     let start = out.len();
     out.extend_from_slice(&[0; LEN_BYTES]);
     if let Err(e) = serde_json::to_writer(&mut *out, msg) {
@@ -69,8 +60,8 @@ where
     Ok(())
 }
 
-/// Reads one frame. Not cancel-safe: use [`MetaConn`] where a read may race
-/// a timer.
+/// Reads one frame. Not cancel-safe: use [`super::MetaConn`] where a read may
+/// race a timer.
 pub async fn read_frame<R, T>(r: &mut R) -> Result<T, Error>
 where
     R: AsyncRead + Unpin,
@@ -96,302 +87,53 @@ where
     serde_json::from_slice(&body).map_err(Error::Decode)
 }
 
-/// A meta-port connection.
-///
-/// Reads and writes go through internal buffers so that every method is
-/// cancel-safe: a `recv` raced against a timer or another future in
-/// `select!` loses no bytes, and a cancelled `send` is completed by the next
-/// `send` or `recv_alive` instead of leaving half a frame on the wire.
-#[derive(Debug)]
-pub struct MetaConn<S> {
-    stream: S,
-    rbuf: Vec<u8>,
-    wbuf: Vec<u8>,
-    wpos: usize,
-}
-
-impl<S: AsyncRead + AsyncWrite + Unpin> MetaConn<S> {
-    pub fn new(stream: S) -> Self {
-        MetaConn {
-            stream,
-            rbuf: Vec::new(),
-            wbuf: Vec::new(),
-            wpos: 0,
-        }
-    }
-
-    pub fn get_ref(&self) -> &S {
-        &self.stream
-    }
-
-    /// Gives the stream back; bytes already read but not yet returned as a
-    /// message are lost.
-    pub fn into_inner(self) -> S {
-        self.stream
-    }
-
-    pub async fn send(&mut self, msg: &Meta) -> Result<(), Error> {
-        self.send_as(msg).await
-    }
-
-    /// Sends any serializable value as a frame (the handshake and tests need
-    /// to send things that are not a well-formed [`Meta`]).
-    pub async fn send_as<T: Serialize>(&mut self, msg: &T) -> Result<(), Error> {
-        encode_into(msg, &mut self.wbuf)?;
-        self.flush_pending().await
-    }
-
-    async fn flush_pending(&mut self) -> Result<(), Error> {
-        while self.wpos < self.wbuf.len() {
-            let n = self.stream.write(&self.wbuf[self.wpos..]).await?;
-            if n == 0 {
-                return Err(std::io::Error::from(std::io::ErrorKind::WriteZero).into());
-            }
-            self.wpos += n;
-        }
-        self.wbuf.clear();
-        self.wpos = 0;
-        self.stream.flush().await?;
-        Ok(())
-    }
-
-    pub async fn recv(&mut self) -> Result<Meta, Error> {
-        self.recv_as().await
-    }
-
-    /// Receives one frame decoded as `T`.
-    pub async fn recv_as<T: DeserializeOwned>(&mut self) -> Result<T, Error> {
-        loop {
-            if let [a, b, c, d, ..] = self.rbuf[..] {
-                let end = LEN_BYTES + body_len([a, b, c, d])?;
-                if self.rbuf.len() >= end {
-                    let msg = serde_json::from_slice(&self.rbuf[LEN_BYTES..end]);
-                    // Consumed even when undecodable, so the stream stays framed.
-                    self.rbuf.drain(..end);
-                    return msg.map_err(Error::Decode);
-                }
-                self.rbuf.reserve(end - self.rbuf.len());
-            }
-            // read_buf is cancel-safe: either it read into rbuf or nothing happened.
-            if self.stream.read_buf(&mut self.rbuf).await? == 0 {
-                return Err(if self.rbuf.is_empty() {
-                    Error::Closed
-                } else {
-                    Error::Truncated { what: "frame" }
-                });
-            }
-        }
-    }
-
-    /// [`recv`](Self::recv), giving up with [`Error::Timeout`] after `after`.
-    /// The connection stays usable after a timeout.
-    pub async fn recv_timeout(&mut self, after: Duration) -> Result<Meta, Error> {
-        timeout(after, self.recv())
-            .await
-            .map_err(|_| Error::Timeout { after })?
-    }
-
-    /// Waits for the next message that is not a keepalive, while keeping the
-    /// connection provably alive: pings after [`KEEPALIVE_INTERVAL`] of
-    /// silence, answers the peer's pings, and fails with [`Error::Timeout`]
-    /// once the peer has been silent for [`DEAD_AFTER`]. The silence clock
-    /// starts at the call. Use this wherever a wait may be long (a running
-    /// transfer, a receiver verifying), on both sides.
-    pub async fn recv_alive(&mut self) -> Result<Meta, Error> {
-        fn dead<T>(_: T) -> Error {
-            Error::Timeout { after: DEAD_AFTER }
-        }
-        let mut heard = Instant::now();
-        // A send to a peer that stopped reading blocks, so it is bounded too.
-        timeout_at(heard + DEAD_AFTER, self.flush_pending())
-            .await
-            .map_err(dead)??;
-        let mut ping_at = heard + KEEPALIVE_INTERVAL;
-        loop {
-            let reply = tokio::select! {
-                msg = self.recv() => {
-                    heard = Instant::now();
-                    ping_at = heard + KEEPALIVE_INTERVAL;
-                    match msg? {
-                        Meta::Ping => Meta::Pong,
-                        Meta::Pong => continue,
-                        other => return Ok(other),
-                    }
-                }
-                () = sleep_until(ping_at) => {
-                    ping_at += KEEPALIVE_INTERVAL;
-                    Meta::Ping
-                }
-                () = sleep_until(heard + DEAD_AFTER) => return Err(dead(())),
-            };
-            timeout_at(heard + DEAD_AFTER, self.send(&reply))
-                .await
-                .map_err(dead)??;
-        }
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use serde_json::{json, Value};
     use tokio::io::duplex;
 
-    fn conn_pair() -> (MetaConn<tokio::io::DuplexStream>, tokio::io::DuplexStream) {
-        let (a, b) = duplex(64 * 1024);
-        (MetaConn::new(a), b)
-    }
-
     #[tokio::test]
-    async fn free_functions_round_trip() {
+    async fn round_trip() {
         let (mut a, mut b) = duplex(1024);
-        write_frame(&mut a, &Meta::Ping).await.unwrap();
-        assert_eq!(read_frame::<_, Meta>(&mut b).await.unwrap(), Meta::Ping);
+        write_frame(&mut a, &json!({"type": "ping"})).await.unwrap();
+        let got: Value = read_frame(&mut b).await.unwrap();
+        assert_eq!(got, json!({"type": "ping"}));
     }
 
     #[tokio::test]
     async fn oversized_length_is_refused_before_reading_the_body() {
-        let (mut conn, mut peer) = conn_pair();
-        peer.write_all(&(MAX_FRAME as u32 + 1).to_be_bytes())
-            .await
-            .unwrap();
-        let err = conn.recv().await.unwrap_err();
-        assert!(matches!(err, Error::FrameTooLarge { len, .. } if len == MAX_FRAME as u64 + 1));
-        assert!(!err.is_temporary());
-
         let (mut a, mut b) = duplex(1024);
         a.write_all(&u32::MAX.to_be_bytes()).await.unwrap();
-        let err = read_frame::<_, Meta>(&mut b).await.unwrap_err();
+        let err = read_frame::<_, Value>(&mut b).await.unwrap_err();
         assert!(matches!(err, Error::FrameTooLarge { .. }), "{err}");
+        assert!(!err.is_temporary());
     }
 
     #[tokio::test]
-    async fn eof_inside_a_frame_is_truncated() {
+    async fn eof_inside_a_frame_is_truncated_and_a_clean_close_is_closed() {
         for bytes in [&[0u8, 0][..], &[0, 0, 0, 10, b'{', b'"']] {
-            let (mut conn, mut peer) = conn_pair();
-            peer.write_all(bytes).await.unwrap();
-            drop(peer);
-            let err = conn.recv().await.unwrap_err();
-            assert!(matches!(err, Error::Truncated { .. }), "{err}");
-            assert!(err.is_temporary());
-
             let (mut a, mut b) = duplex(1024);
             a.write_all(bytes).await.unwrap();
             drop(a);
-            let err = read_frame::<_, Meta>(&mut b).await.unwrap_err();
+            let err = read_frame::<_, Value>(&mut b).await.unwrap_err();
             assert!(matches!(err, Error::Truncated { .. }), "{err}");
+            assert!(err.is_temporary());
         }
-    }
-
-    #[tokio::test]
-    async fn clean_close_is_closed() {
-        let (mut conn, peer) = conn_pair();
-        drop(peer);
-        assert!(matches!(conn.recv().await, Err(Error::Closed)));
         let (a, mut b) = duplex(1024);
         drop(a);
         assert!(matches!(
-            read_frame::<_, Meta>(&mut b).await,
+            read_frame::<_, Value>(&mut b).await,
             Err(Error::Closed)
         ));
     }
 
-    #[tokio::test]
-    async fn garbage_json_is_decode_and_the_stream_stays_framed() {
-        let (mut conn, mut peer) = conn_pair();
-        peer.write_all(b"\0\0\0\x08not json").await.unwrap();
-        write_frame(&mut peer, &Meta::Pong).await.unwrap();
-        let err = conn.recv().await.unwrap_err();
-        assert!(matches!(err, Error::Decode(_)), "{err}");
-        assert!(!err.is_temporary());
-        assert_eq!(conn.recv().await.unwrap(), Meta::Pong);
-    }
-
-    #[tokio::test]
-    async fn frames_split_across_reads_and_batched_in_one_read() {
-        let (mut conn, mut peer) = conn_pair();
-        let mut bytes = Vec::new();
-        encode_into(&Meta::Ping, &mut bytes).unwrap();
-        encode_into(&Meta::Pong, &mut bytes).unwrap();
-        let task = tokio::spawn(async move {
-            for b in bytes {
-                peer.write_all(&[b]).await.unwrap();
-                tokio::task::yield_now().await;
-            }
-            peer
-        });
-        assert_eq!(conn.recv().await.unwrap(), Meta::Ping);
-        assert_eq!(conn.recv().await.unwrap(), Meta::Pong);
-        task.await.unwrap();
-    }
-
-    #[tokio::test(start_paused = true)]
-    async fn recv_timeout_leaves_the_connection_usable() {
-        let (mut conn, mut peer) = conn_pair();
-        // Half a frame, then silence: the timeout must not lose those bytes.
-        let mut bytes = Vec::new();
-        encode_into(&Meta::Ping, &mut bytes).unwrap();
-        peer.write_all(&bytes[..3]).await.unwrap();
-        let err = conn.recv_timeout(Duration::from_secs(5)).await.unwrap_err();
-        assert!(matches!(err, Error::Timeout { .. }) && err.is_temporary());
-        peer.write_all(&bytes[3..]).await.unwrap();
-        assert_eq!(conn.recv().await.unwrap(), Meta::Ping);
-    }
-
-    #[tokio::test(start_paused = true)]
-    async fn silent_peer_is_declared_dead_within_30s() {
-        let (mut conn, peer) = conn_pair();
-        let start = Instant::now();
-        let err = conn.recv_alive().await.unwrap_err();
-        assert!(matches!(err, Error::Timeout { .. }), "{err}");
-        assert!(start.elapsed() <= DEAD_AFTER, "{:?}", start.elapsed());
-        // It did ask before giving up.
-        let mut peer = MetaConn::new(peer);
-        assert_eq!(peer.recv().await.unwrap(), Meta::Ping);
-        assert_eq!(peer.recv().await.unwrap(), Meta::Ping);
-    }
-
-    #[tokio::test(start_paused = true)]
-    async fn peer_answering_pongs_stays_alive() {
-        let (mut conn, peer) = conn_pair();
-        let mut peer = MetaConn::new(peer);
-        let start = Instant::now();
-        let answerer = tokio::spawn(async move {
-            // Only answers pings, never speaks first, for 100 s.
-            let answered: Result<Result<(), Error>, _> = timeout(Duration::from_secs(100), async {
-                loop {
-                    if peer.recv().await? == Meta::Ping {
-                        peer.send(&Meta::Pong).await?;
-                    }
-                }
-            })
-            .await;
-            assert!(answered.is_err(), "answerer failed: {answered:?}");
-            peer.send(&Meta::Abort {
-                reason: "done".into(),
-            })
-            .await
-            .unwrap();
-            peer
-        });
-        let msg = conn.recv_alive().await.unwrap();
-        assert_eq!(
-            msg,
-            Meta::Abort {
-                reason: "done".into()
-            }
-        );
-        assert!(start.elapsed() >= Duration::from_secs(100));
-        answerer.await.unwrap();
-    }
-
-    #[tokio::test(start_paused = true)]
-    async fn both_sides_waiting_keep_each_other_alive() {
-        let (a, b) = duplex(64 * 1024);
-        let (mut a, mut b) = (MetaConn::new(a), MetaConn::new(b));
-        let waited = timeout(Duration::from_secs(300), async {
-            tokio::join!(a.recv_alive(), b.recv_alive())
-        })
-        .await;
-        assert!(waited.is_err(), "someone was declared dead: {waited:?}");
+    #[test]
+    fn a_frame_over_the_limit_is_not_encoded() {
+        let mut out = vec![1, 2];
+        let big = "x".repeat(MAX_FRAME + 1);
+        let err = encode_into(&big, &mut out).unwrap_err();
+        assert!(matches!(err, Error::FrameTooLarge { .. }), "{err}");
+        assert_eq!(out, vec![1, 2], "nothing of the refused frame stays");
     }
 }

@@ -1,5 +1,11 @@
-//! The `ferry/1` protocol: framing and messages for the meta (control) and data (bulk) ports.
-//! Generic over `AsyncRead + AsyncWrite`: callers bring the TLS stream, tests bring in-memory pipes.
+//! The `ferry/1` protocol: framing, messages, handshake and a typed client for the meta
+//! (control) port, and the chunked stream of the data (bulk) port. Generic over
+//! `AsyncRead + AsyncWrite`: callers bring the TLS stream, tests bring in-memory pipes.
+//!
+//! Layers, each using only those before it: `error`; `frame` (codec) and
+//! `message` (what the frames carry); `conn` (a framed connection with keepalive);
+//! `handshake` (hellos, versions, features); `client` (typed requests). The data
+//! port: `chunk`, `adapt`, `encode`, `writer`, `reader`.
 //!
 //! # Protocol `ferry/1`
 //!
@@ -21,14 +27,27 @@
 //! ## A meta session (S = sender, R = receiver)
 //!
 //! ```text
-//! S->R hello{protocol,appliance,name}  R->S hello{...}   each sends first, then reads;
+//! S->R hello{protocol,appliance,name,features,version}
+//!                                      R->S hello{...}   each sends first, then reads;
 //!                                                         different protocol: error{reason} naming both, close
 //! S->R inventory{share,pool}           R->S inventory_reply{replicas}
 //! S->R begin{share,snapshot,snapshot_uuid,parent,pool,keep}
 //!                                      R->S ready{session} | refused{reason,busy}
 //!      ... the stream goes over a data connection naming `session` ...
-//! S->R commit{stream_bytes,blake3}     R->S received{received_uuid} | failed{reason}
+//! S->R commit{stream_bytes,blake3}     R->S received{received_uuid} | failed{reason,permanent}
 //! ```
+//!
+//! ## Versions and features
+//!
+//! `protocol` is the major version: peers of different majors refuse each other
+//! with one error naming both. Within `ferry/1`, optional capabilities are
+//! [`Feature`]s: each hello lists the ones its side supports (`features`, absent
+//! in the predecessor release's hello: none), and a session uses only those both
+//! list. Unknown names (a newer peer's) are ignored. New fields of existing
+//! messages are optional and left out when they carry nothing, so a frame that
+//! says nothing new is byte-identical to the predecessor's; `failed.permanent`
+//! is one (absent: temporary). The predecessor's frames are pinned as recorded
+//! fixtures in `tests/fixtures/ferry1/`.
 //!
 //! Exchanges run one at a time and may repeat on one connection. Either side
 //! may send `abort{reason}` after the hellos, and `ping` (answered by `pong`)
@@ -61,25 +80,34 @@
 //!
 //! [`MAX_FRAME`] 1 MiB per meta frame; [`MAX_CHUNK`] 4 MiB for `raw_len` and
 //! `wire_len`; senders use [`CHUNK_SIZE`] 1 MiB, after first chunks that grow
-//! from 64 KiB. A waiting side pings after
-//! [`KEEPALIVE_INTERVAL`] (10 s) of silence and gives the peer up after
-//! [`DEAD_AFTER`] (30 s); the handshake waits at most [`DEAD_AFTER`] for the
-//! peer's hello. [`Error::is_temporary`] classifies every failure for retries.
+//! from 64 KiB. A waiting side pings after [`Keepalive::interval`] (10 s) of
+//! silence and gives the peer up after [`Keepalive::dead_after`] (30 s); the
+//! handshake waits at most `dead_after` for the peer's hello.
+//! [`Error::is_temporary`] classifies every failure for retries.
 
 mod adapt;
 mod chunk;
+mod client;
+mod conn;
 mod encode;
 mod error;
 mod frame;
-mod meta;
+mod handshake;
+mod message;
 mod reader;
 mod writer;
 
 pub use chunk::{Codec, StreamStats, CHUNK_SIZE, MAX_CHUNK};
+pub use client::Client;
+pub use conn::{Keepalive, MetaConn};
 pub use encode::{Encoded, Encoder};
 pub use error::Error;
-pub use frame::{read_frame, write_frame, MetaConn, DEAD_AFTER, KEEPALIVE_INTERVAL, MAX_FRAME};
-pub use meta::{handshake, read_data_hello, DataHello, Hello, Meta, Parent, Replica, PROTOCOL};
+pub use frame::{read_frame, write_frame, MAX_FRAME};
+pub use handshake::{handshake, read_data_hello, Agreed};
+pub use message::{
+    Begin, Commit, DataHello, Failed, Feature, Features, Hello, Inventory, InventoryReply, Meta,
+    Parent, Ready, Reason, Received, Refused, Replica, PROTOCOL,
+};
 pub use reader::ChunkReader;
 pub use writer::{ChunkWriter, Position};
 

@@ -9,7 +9,8 @@ use super::chunk::{
     scratch, zstd_error, Codec, Counters, StreamStats, CHUNK_HEADER, END_LEN, MAX_CHUNK, TAG_CHUNK,
     TAG_END, WINDOW_LOG,
 };
-use super::meta::{read_data_hello, DataHello};
+use super::handshake::read_data_hello;
+use super::message::DataHello;
 use super::Error;
 
 async fn fill<R: AsyncRead + Unpin>(

@@ -13,7 +13,7 @@ use uuid::Uuid;
 use super::chunk::{Codec, StreamStats, CHUNK_SIZE};
 use super::encode::{Encoded, Encoder};
 use super::frame::write_frame;
-use super::meta::DataHello;
+use super::message::DataHello;
 use super::Error;
 
 /// Encoded chunks waiting for the network. Enough to ride out a slow write or

@@ -45,7 +45,7 @@ fn latest(pair: &Pair) -> String {
 
 fn peer_reason(e: wire::Error) -> String {
     match e {
-        wire::Error::Peer { reason } => reason,
+        wire::Error::Failed { reason, .. } => reason,
         other => panic!("expected the receiver's verdict, got {other}"),
     }
 }
@@ -55,7 +55,7 @@ async fn full_then_incremental_receive_is_verified_and_visible() {
     let pair = Pair::new();
     let d = pair.start(|_| {}).await;
     let mut c = pair.client(&d).await;
-    assert_eq!(c.server.name, "nas2");
+    assert_eq!(c.server().name, "nas2");
     assert!(c
         .inventory("photos", "backup")
         .await
@@ -166,7 +166,7 @@ async fn unknown_clients_and_wrong_pins_fail_the_handshake_and_write_nothing() {
 }
 
 fn begin(share: &str, snapshot: &str, parent: Option<&str>, pool: &str) -> Meta {
-    Meta::Begin {
+    Meta::Begin(wire::Begin {
         share: share.into(),
         snapshot: snapshot.into(),
         snapshot_uuid: uuid::Uuid::new_v4(),
@@ -176,7 +176,7 @@ fn begin(share: &str, snapshot: &str, parent: Option<&str>, pool: &str) -> Meta 
         }),
         pool: pool.into(),
         keep: 1,
-    }
+    })
 }
 
 #[tokio::test]
@@ -237,17 +237,17 @@ async fn unregistered_pools_and_bad_names_are_refused_before_touching_a_path() {
         (begin("photos", "s", None, "../backup"), "pool name"),
         (begin("photos", "latest", None, "backup"), "reserved"),
         (
-            Meta::Inventory {
+            Meta::Inventory(wire::Inventory {
                 share: "../..".into(),
                 pool: "backup".into(),
-            },
+            }),
             "contains '/'",
         ),
     ];
     for (msg, rule) in cases {
         conn.send(&msg).await.expect("send");
         match conn.recv().await.expect("reply") {
-            Meta::Refused { reason, busy } => {
+            Meta::Refused(wire::Refused { reason, busy }) => {
                 assert!(!busy);
                 assert!(reason.contains(rule), "{msg:?}: {reason}");
             }
@@ -393,8 +393,12 @@ async fn a_data_connection_that_never_comes_times_out() {
     c.begin("photos", "backup", &s1, None, 1)
         .await
         .expect("ready");
-    match c.conn.recv_alive().await.expect("verdict") {
-        Meta::Failed { reason } => assert!(reason.contains("did not arrive within 1s"), "{reason}"),
+    match c.conn().recv_alive().await.expect("verdict") {
+        Meta::Failed(f) => assert!(
+            f.reason.contains("did not arrive within 1s"),
+            "{}",
+            f.reason
+        ),
         other => panic!("expected failed, got {other:?}"),
     }
     let rows = history(&pair);
@@ -462,7 +466,7 @@ async fn garbage_on_either_port_is_dropped_and_the_receiver_keeps_serving() {
         tls.flush().await.expect("flush");
         let mut conn = MetaConn::new(tls);
         match conn.recv().await {
-            Ok(Meta::Error { reason }) => assert!(
+            Ok(Meta::Error(wire::Reason { reason })) => assert!(
                 reason.contains("decode") || reason.contains("limit"),
                 "{reason}"
             ),
@@ -612,8 +616,8 @@ async fn shutdown_aborts_a_running_receive_and_leaves_nothing() {
         .expect("chunk");
     wait_for_log(&["data connection attached"]).await;
     d.stop().await;
-    match c.conn.recv().await {
-        Ok(Meta::Abort { reason }) => assert_eq!(reason, "interrupted by shutdown"),
+    match c.conn().recv().await {
+        Ok(Meta::Abort(r)) => assert_eq!(r.reason, "interrupted by shutdown"),
         other => panic!("expected abort, got {other:?}"),
     }
     let rows = history(&pair);

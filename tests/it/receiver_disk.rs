@@ -86,7 +86,7 @@ async fn a_failed_verification_deletes_its_own_subvolume_and_nothing_else() {
         .await
         .expect_err("a wrong checksum must fail");
     assert!(
-        matches!(&e, wire::Error::Peer { reason } if reason.starts_with("checksum mismatch")),
+        matches!(&e, wire::Error::Failed { reason, permanent: false } if reason.starts_with("checksum mismatch")),
         "{e}"
     );
     assert_eq!(subvolumes(&pair.replica_dir()).await, ["s1"]);

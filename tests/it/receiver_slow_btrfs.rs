@@ -1,5 +1,5 @@
-//! The receiver with a slow or hung `btrfs receive`: a wrapper script first in
-//! this test process's PATH (set once, for every test here) runs the real one.
+//! The receiver with a slow or hung `btrfs receive`: the receiver is given a
+//! wrapper script as its btrfs executable, which runs the real one.
 
 use std::os::unix::fs::PermissionsExt;
 use std::path::PathBuf;
@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 
 use crate::common::daemon::{subvolumes, Pair};
 use ferry::store::Status;
-use ferry::wire;
+use ferry::wire::{self, Keepalive};
 
 /// After the real `btrfs receive` exits, the wrapper reads `<pool dir>/CONTROL`
 /// (the pool's temp dir, four levels above the replica directory):
@@ -16,7 +16,10 @@ use ferry::wire;
 /// `hang N` replaces it with `sleep N` (so killing it kills the sleep).
 const CONTROL: &str = "btrfs-receive-then";
 
-fn install_wrapper() {
+/// A `btrfs` wrapper script in this test process's own temp dir, passed to the
+/// receiver as its btrfs executable (never through `PATH`, which every test in
+/// this binary shares).
+fn wrapper() -> PathBuf {
     static DONE: OnceLock<PathBuf> = OnceLock::new();
     DONE.get_or_init(|| {
         let real = std::process::Command::new("sh")
@@ -38,27 +41,34 @@ fn install_wrapper() {
         let wrapper = bin.join("btrfs");
         std::fs::write(&wrapper, script).expect("write wrapper");
         std::fs::set_permissions(&wrapper, std::fs::Permissions::from_mode(0o755)).expect("chmod");
-        let path = format!(
-            "{}:{}",
-            bin.display(),
-            std::env::var("PATH").unwrap_or_default()
-        );
-        // Before any test here runs a command: each test calls this first.
-        std::env::set_var("PATH", path);
-        bin
-    });
+        wrapper
+    })
+    .clone()
 }
+
+/// Keepalive timings of seconds, on both sides, so a test of "the peer would
+/// have been declared dead" waits seconds, not the production 30 s.
+const SHORT: Keepalive = Keepalive {
+    interval: Duration::from_millis(300),
+    dead_after: Duration::from_millis(1200),
+};
 
 /// Pins: after Commit the receiver stopped reading the meta connection, so a
 /// `btrfs receive` slow to exit (or a slow `btrfs subvolume show`) went
 /// unanswered and the sender's keepalive declared the receiver dead after 30 s.
 #[tokio::test]
 async fn a_slow_btrfs_receive_exit_keeps_the_session_alive() {
-    install_wrapper();
     let pair = Pair::new();
-    std::fs::write(pair.dst.dir.join(CONTROL), "sleep 35\n").expect("control");
-    let d = pair.start(|_| {}).await;
-    let mut c = pair.client(&d).await;
+    // Three times the sender's dead_after: without keepalives from the
+    // receiver while it waits, the sender would give it up.
+    std::fs::write(pair.dst.dir.join(CONTROL), "sleep 4\n").expect("control");
+    let d = pair
+        .start(|c| {
+            c.btrfs = wrapper();
+            c.keepalive = SHORT;
+        })
+        .await;
+    let mut c = pair.client_with(&d, SHORT).await;
     let s1 = pair.snapshot("s1").await;
     let started = Instant::now();
     let got = c
@@ -67,7 +77,7 @@ async fn a_slow_btrfs_receive_exit_keeps_the_session_alive() {
         .expect("Received, after the slow exit");
     assert_eq!(got, s1.uuid);
     assert!(
-        started.elapsed() >= wire::DEAD_AFTER,
+        started.elapsed() >= 3 * SHORT.dead_after,
         "the wrapper did not slow it down"
     );
     assert_eq!(pair.history()[0].status, Status::Succeeded);
@@ -80,12 +90,12 @@ async fn a_slow_btrfs_receive_exit_keeps_the_session_alive() {
 /// `finish_timeout`, the row fails, its subvolume is deleted, the share is free.
 #[tokio::test]
 async fn a_btrfs_receive_that_never_exits_is_killed_and_the_share_freed() {
-    install_wrapper();
     let pair = Pair::new();
     let control = pair.dst.dir.join(CONTROL);
     std::fs::write(&control, "hang 600\n").expect("control");
     let d = pair
         .start(|c| {
+            c.btrfs = wrapper();
             c.finish_timeout = Duration::from_secs(3);
             c.max_receives = 1;
         })
@@ -97,7 +107,7 @@ async fn a_btrfs_receive_that_never_exits_is_killed_and_the_share_freed() {
         .await
         .expect_err("a hung btrfs receive must fail the receive");
     let reason = match e {
-        wire::Error::Peer { reason } => reason,
+        wire::Error::Failed { reason, .. } => reason,
         other => panic!("expected Failed, got {other}"),
     };
     assert!(

@@ -280,30 +280,33 @@ async fn scripted_receiver(
         for _ in 0..sessions {
             let (tcp, _) = meta_l.accept().await?;
             let mut meta = MetaConn::new(tls.accept(tcp).await?);
-            wire::handshake(&mut meta, Hello::new(uuid::Uuid::new_v4(), "nas2")).await?;
-            let Meta::Inventory { .. } = meta.recv().await? else {
+            let hello = Hello::new(uuid::Uuid::new_v4(), "nas2", &Default::default());
+            wire::handshake(&mut meta, hello).await?;
+            let Meta::Inventory(_) = meta.recv().await? else {
                 anyhow::bail!("no inventory")
             };
-            meta.send(&Meta::InventoryReply { replicas: vec![] })
-                .await?;
-            let Meta::Begin { .. } = meta.recv().await? else {
+            let reply = wire::InventoryReply { replicas: vec![] };
+            meta.send(&Meta::InventoryReply(reply)).await?;
+            let Meta::Begin(_) = meta.recv().await? else {
                 anyhow::bail!("no begin")
             };
             if let Script::RefuseBegin = script {
                 let reason = "busy with another share".to_string();
-                meta.send(&Meta::Refused { reason, busy: true }).await?;
+                let refused = wire::Refused { reason, busy: true };
+                meta.send(&Meta::Refused(refused)).await?;
                 continue;
             }
             let session = uuid::Uuid::new_v4();
-            meta.send(&Meta::Ready { session }).await?;
+            meta.send(&Meta::Ready(wire::Ready { session })).await?;
             let (tcp, _) = data_l.accept().await?;
             let (_, mut chunks) = ChunkReader::open(tls.accept(tcp).await?).await?;
             while chunks.next_chunk().await?.is_some() {}
-            let Meta::Commit { .. } = meta.recv().await? else {
+            let Meta::Commit(_) = meta.recv().await? else {
                 anyhow::bail!("no commit")
             };
             let received_uuid = uuid::Uuid::new_v4();
-            meta.send(&Meta::Received { received_uuid }).await?;
+            meta.send(&Meta::Received(wire::Received { received_uuid }))
+                .await?;
         }
         Ok(())
     })

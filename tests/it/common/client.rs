@@ -1,5 +1,6 @@
-//! A minimal sender for receiver tests: mutual TLS to 127.0.0.1, hellos, Inventory,
-//! Begin, a data connection carrying `btrfs send`, Commit. Scaffolding, not the sender.
+//! A minimal sender for receiver tests: mutual TLS to 127.0.0.1, then the sender's
+//! own typed `wire::Client` for Inventory, Begin and Commit, and a data connection
+//! carrying `btrfs send`. Scaffolding, not the sender.
 
 use std::net::SocketAddr;
 use std::path::Path;
@@ -7,7 +8,10 @@ use std::sync::Arc;
 
 use ferry::btrfs::{self, Subvolume};
 use ferry::identity::{self, Fingerprint, Identity};
-use ferry::wire::{self, ChunkWriter, Hello, Meta, MetaConn, Parent, Replica, StreamStats};
+use ferry::wire::{
+    self, Begin, ChunkWriter, Commit, Features, Hello, Inventory, Keepalive, Meta, MetaConn,
+    Parent, Replica, StreamStats,
+};
 use rustls::ClientConfig;
 use tokio::net::{TcpSocket, TcpStream};
 use tokio_rustls::client::TlsStream;
@@ -38,8 +42,18 @@ impl Peer {
         }
     }
 
+    /// This build's hello, offering what this machine supports.
     pub fn hello(&self) -> Hello {
-        Hello::new(self.uuid, self.name.clone())
+        Hello::new(
+            self.uuid,
+            self.name.clone(),
+            &ferry::capabilities::offered(),
+        )
+    }
+
+    /// A hello offering exactly `features`.
+    pub fn hello_offering(&self, features: &Features) -> Hello {
+        Hello::new(self.uuid, self.name.clone(), features)
     }
 }
 
@@ -63,9 +77,9 @@ pub async fn tls(config: Arc<ClientConfig>, to: SocketAddr) -> (std::io::Result<
 }
 
 pub struct Client {
-    pub conn: MetaConn<Tls>,
+    /// The typed client every request goes through, as the sender's does.
+    pub wire: wire::Client<Tls>,
     pub local: SocketAddr,
-    pub server: Hello,
     config: Arc<ClientConfig>,
     data: SocketAddr,
 }
@@ -78,25 +92,46 @@ impl Client {
         meta: SocketAddr,
         data: SocketAddr,
     ) -> Result<Client, (SocketAddr, String)> {
+        Self::connect_with(me, server, meta, data, Keepalive::DEFAULT).await
+    }
+
+    /// [`connect`](Self::connect) with this side's keepalive timings.
+    pub async fn connect_with(
+        me: &Peer,
+        server: Fingerprint,
+        meta: SocketAddr,
+        data: SocketAddr,
+        keepalive: Keepalive,
+    ) -> Result<Client, (SocketAddr, String)> {
         let config = identity::client_config(&me.identity, server).expect("client config");
         let (tls, local) = tls(config.clone(), meta).await;
         let tls = tls.map_err(|e| (local, e.to_string()))?;
-        let mut conn = MetaConn::new(tls);
-        let server = wire::handshake(&mut conn, me.hello())
+        let conn = MetaConn::with_keepalive(tls, keepalive);
+        let wire = wire::Client::handshake(conn, me.hello())
             .await
             .map_err(|e| (local, e.to_string()))?;
         Ok(Client {
-            conn,
+            wire,
             local,
-            server,
             config,
             data,
         })
     }
 
+    /// The receiver's hello.
+    pub fn server(&self) -> &Hello {
+        self.wire.peer()
+    }
+
+    /// The raw connection, for tests that say what no sender would.
+    pub fn conn(&mut self) -> &mut MetaConn<Tls> {
+        self.wire.conn()
+    }
+
+    /// Sends `msg` as is and returns the next message that is not a keepalive.
     pub async fn request(&mut self, msg: Meta) -> Result<Meta, wire::Error> {
-        self.conn.send(&msg).await?;
-        self.conn.recv_alive().await
+        self.conn().send(&msg).await?;
+        self.conn().recv_alive().await
     }
 
     pub async fn inventory(
@@ -104,14 +139,11 @@ impl Client {
         share: &str,
         pool: &str,
     ) -> Result<Vec<Replica>, wire::Error> {
-        let msg = Meta::Inventory {
+        let req = Inventory {
             share: share.into(),
             pool: pool.into(),
         };
-        match self.request(msg).await? {
-            Meta::InventoryReply { replicas } => Ok(replicas),
-            other => Err(wire::Error::unexpected("inventory_reply", other)),
-        }
+        Ok(self.wire.inventory(req).await?.replicas)
     }
 
     /// Begin for `snap` of `share`; the session id from Ready.
@@ -123,21 +155,11 @@ impl Client {
         parent: Option<&Subvolume>,
         keep: u32,
     ) -> Result<Uuid, wire::Error> {
-        let msg = Meta::Begin {
-            share: share.into(),
-            snapshot: snap.name.clone(),
-            snapshot_uuid: snap.uuid,
-            parent: parent.map(|p| Parent {
-                name: p.name.clone(),
-                uuid: p.uuid,
-            }),
-            pool: pool.into(),
-            keep,
-        };
-        match self.request(msg).await? {
-            Meta::Ready { session } => Ok(session),
-            other => Err(wire::Error::unexpected("ready", other)),
-        }
+        let ready = self
+            .wire
+            .begin(begin(share, pool, snap, parent, keep))
+            .await?;
+        Ok(ready.session)
     }
 
     pub async fn open_data(&self, session: Uuid) -> ChunkWriter<Tls> {
@@ -147,16 +169,13 @@ impl Client {
             .expect("data hello")
     }
 
-    /// Commit; the received_uuid, or the receiver's reason as `Error::Peer`.
+    /// Commit; the received_uuid, or the receiver's verdict as `Error::Failed`.
     pub async fn commit(&mut self, stream_bytes: u64, blake3: &str) -> Result<Uuid, wire::Error> {
-        let msg = Meta::Commit {
+        let req = Commit {
             stream_bytes,
             blake3: blake3.into(),
         };
-        match self.request(msg).await? {
-            Meta::Received { received_uuid } => Ok(received_uuid),
-            other => Err(wire::Error::unexpected("received", other)),
-        }
+        Ok(self.wire.commit(req).await?.received_uuid)
     }
 
     /// A whole transfer, with `lie` free to change what Commit claims.
@@ -196,6 +215,27 @@ impl Client {
     ) -> Result<Uuid, wire::Error> {
         self.replicate_with(share, pool, snap, parent, keep, |_| {})
             .await
+    }
+}
+
+/// The Begin a sender sends for `snap` (from `parent`, when incremental).
+pub fn begin(
+    share: &str,
+    pool: &str,
+    snap: &Subvolume,
+    parent: Option<&Subvolume>,
+    keep: u32,
+) -> Begin {
+    Begin {
+        share: share.into(),
+        snapshot: snap.name.clone(),
+        snapshot_uuid: snap.uuid,
+        parent: parent.map(|p| Parent {
+            name: p.name.clone(),
+            uuid: p.uuid,
+        }),
+        pool: pool.into(),
+        keep,
     }
 }
 

@@ -105,7 +105,12 @@ impl Pair {
     }
 
     pub async fn client(&self, d: &Daemon) -> Client {
-        Client::connect(&self.peer, self.target_fp, d.meta, d.data)
+        self.client_with(d, ferry::wire::Keepalive::DEFAULT).await
+    }
+
+    /// A client whose side of the keepalive has `keepalive`'s timings.
+    pub async fn client_with(&self, d: &Daemon, keepalive: ferry::wire::Keepalive) -> Client {
+        Client::connect_with(&self.peer, self.target_fp, d.meta, d.data, keepalive)
             .await
             .unwrap_or_else(|(addr, e)| panic!("client from {addr}: {e}"))
     }

@@ -1,5 +1,5 @@
-//! The replica directories on disk: creating them safely, the `latest` link,
-//! deleting partials, retention, and the sweep at startup.
+//! The replica directories on disk, and nothing else: where replicas live, the
+//! `latest` link, whether a replica is intact, and deleting what receives left.
 
 use std::io;
 use std::os::unix::fs::DirBuilderExt;
@@ -7,11 +7,6 @@ use std::path::{Path, PathBuf};
 
 use uuid::Uuid;
 
-use tokio::time::timeout;
-
-use super::session::Begin;
-use super::shared::Shared;
-use super::{replica_dir, Error};
 use crate::store::Replica;
 use crate::{btrfs, names};
 
@@ -24,6 +19,15 @@ pub const LATEST: &str = "latest";
 /// Temporary names for the next `latest`; the leading dot keeps them apart from
 /// every valid snapshot name.
 const LATEST_TMP: &str = ".latest.tmp-";
+
+/// Where replicas of `share` from the appliance `source_uuid` live in a pool:
+/// `<pool>/.ferry/<source uuid>/<share>`.
+pub fn replica_dir(pool_path: &Path, source_uuid: Uuid, share: &str) -> PathBuf {
+    pool_path
+        .join(FERRY_DIR)
+        .join(source_uuid.hyphenated().to_string())
+        .join(share)
+}
 
 /// Creates `<pool>/.ferry/<source>/<share>` (`.ferry` mode 0700) and returns it.
 /// Each level must be a real directory: a symlink planted there could point the
@@ -102,7 +106,7 @@ pub(super) fn point_latest(dir: &Path, name: &str) -> io::Result<()> {
 
 /// Points `latest` at the newest replica or removes it when there is none, and
 /// removes temporary links a crash left behind.
-fn repair_latest(dir: &Path, newest: Option<&str>) -> io::Result<()> {
+pub(super) fn repair_latest(dir: &Path, newest: Option<&str>) -> io::Result<()> {
     for entry in std::fs::read_dir(dir)? {
         let entry = entry?;
         if entry.file_name().to_string_lossy().starts_with(LATEST_TMP) {
@@ -177,147 +181,9 @@ pub(super) async fn delete_own(dir: &Path, names: &[&str]) -> Result<(), btrfs::
     Ok(())
 }
 
-/// Creates the replica directory and clears partials left in it, so btrfs
-/// receive never meets a half-received subvolume of the same name. A complete
-/// subvolume of that name that no row records is refused, not deleted: `fail`
-/// deletes `dir/<snapshot>` as this session's own, so it must not be someone else's.
-pub(super) async fn prepare(
-    shared: &Shared,
-    pool: &str,
-    pool_path: &Path,
-    source: Uuid,
-    b: &Begin,
-) -> Result<PathBuf, String> {
-    let share = &b.share;
-    let dir = create_replica_dir(pool_path, source, share)
-        .map_err(|e| format!("cannot create the replica directory in pool {pool}: {e}"))?;
-    let held = shared
-        .db(|s| s.replicas(pool, source, share))
-        .map_err(|e| format!("receiver state database: {e}"))?;
-    let after = shared.config.btrfs_timeout;
-    let cleared = timeout(after, delete_partials(&dir, &held))
-        .await
-        .map_err(|_| format!("timed out after {after:?}"))
-        .and_then(|r| r.map_err(|e| e.to_string()));
-    cleared.map_err(|e| format!("cannot clear a partial receive in {}: {e}", dir.display()))?;
-    let target = dir.join(&b.snapshot);
-    if std::fs::symlink_metadata(&target).is_ok() {
-        return Err(format!(
-            "{} already exists but is not a replica this receiver recorded (a pool re-added \
-             under another name, or a lost state database?); it is left alone: delete it by \
-             hand, or send a snapshot with another name",
-            target.display()
-        ));
-    }
-    Ok(dir)
-}
-
-/// Keeps the newest `keep` (at least one) replicas of one share in `dir` and
-/// deletes the rest, subvolume first, then row. Never touches the newest, nor
-/// `just`, the replica this receive committed.
-pub(super) async fn prune(shared: &Shared, dir: &Path, held: &[Replica], keep: u32, just: i64) {
-    let keep = usize::try_from(keep.max(1)).unwrap_or(usize::MAX);
-    // `held` is newest (highest id) first.
-    for old in held.iter().skip(keep).filter(|r| r.id != just) {
-        let path = dir.join(&old.snapshot);
-        if names::validate_snapshot(&old.snapshot).is_err() {
-            continue;
-        }
-        let gone = match std::fs::symlink_metadata(&path) {
-            Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(()),
-            _ => btrfs::delete(&path).await,
-        };
-        match gone.map_err(|e| e.to_string()).and_then(|()| {
-            shared
-                .db(|s| s.remove_replica(old.id))
-                .map_err(|e| e.to_string())
-        }) {
-            Ok(_) => tracing::info!(pool = %old.pool, appliance = %old.source, share = %old.share,
-                snapshot = %old.snapshot, path = %path.display(), "retention: deleted replica"),
-            Err(e) => {
-                tracing::warn!(pool = %old.pool, share = %old.share, snapshot = %old.snapshot,
-                error = %e, "retention: cannot delete replica; will retry after the next receive")
-            }
-        }
-    }
-}
-
-/// Startup: fails rows a crash left running, deletes partial subvolumes in every
-/// registered pool's replica directories, forgets replicas whose subvolume is
-/// gone, and repairs `latest`. A verified replica is never deleted.
-pub(super) async fn recover(shared: &Shared) -> Result<(), Error> {
-    let failed = shared.db(|s| {
-        s.fail_running_receives("interrupted: the receiver stopped before this receive finished")
-    })?;
-    if failed > 0 {
-        tracing::warn!(
-            rows = failed,
-            "marked receives left running by the last run as failed"
-        );
-    }
-    for pool in shared.db(|s| s.pools())? {
-        let ferry = pool.path.join(FERRY_DIR);
-        if !ferry.is_dir() {
-            continue;
-        }
-        if let Err(reason) = super::pool::check(shared, &pool) {
-            tracing::warn!(pool = %pool.name, path = %pool.path.display(),
-                "skipping the pool's recovery: {reason}");
-            continue;
-        }
-        let replicas = shared.db(|s| s.pool_replicas(&pool.name))?;
-        for (source, share, dir) in replica_dirs(&ferry)? {
-            let held: Vec<Replica> = replicas
-                .iter()
-                .filter(|r| r.source_uuid == source && r.share == share)
-                .cloned()
-                .collect();
-            // One broken directory must not keep the receiver from serving the rest.
-            if let Err(e) = recover_dir(shared, &pool.name, &dir, held).await {
-                tracing::error!(pool = %pool.name, dir = %dir.display(), error = %e,
-                    "startup recovery of a replica directory failed; partials may remain");
-            }
-        }
-    }
-    Ok(())
-}
-
-async fn recover_dir(
-    shared: &Shared,
-    pool: &str,
-    dir: &Path,
-    held: Vec<Replica>,
-) -> Result<(), Error> {
-    for name in delete_partials(dir, &held).await? {
-        tracing::warn!(pool, dir = %dir.display(), snapshot = name, "deleted a partial receive");
-    }
-    let mut present = Vec::new();
-    for r in held {
-        if std::fs::symlink_metadata(dir.join(&r.snapshot)).is_ok() {
-            match is_intact(dir, &r.snapshot, r.received_uuid).await {
-                Ok(true) => {}
-                Ok(false) => tracing::warn!(pool, snapshot = %r.snapshot,
-                    "replica is no longer read-only with its received uuid; left on disk, not offered as a parent"),
-                Err(e) => tracing::warn!(pool, snapshot = %r.snapshot, error = %e,
-                    "cannot inspect a replica; left on disk"),
-            }
-            present.push(r);
-        } else {
-            shared.db(|s| s.remove_replica(r.id))?;
-            tracing::warn!(pool, snapshot = %r.snapshot, "replica's subvolume is gone; forgot it");
-        }
-    }
-    // The last committed, by id: received_at is a wall clock and can jump.
-    let newest = present.iter().max_by_key(|r| r.id);
-    if let Err(e) = repair_latest(dir, newest.map(|r| r.snapshot.as_str())) {
-        tracing::warn!(pool, dir = %dir.display(), error = %e, "cannot repair the latest link");
-    }
-    Ok(())
-}
-
 /// `<ferry>/<source uuid>/<share>` directories; anything else there is not ours
 /// and is left alone.
-fn replica_dirs(ferry: &Path) -> Result<Vec<(Uuid, String, PathBuf)>, btrfs::Error> {
+pub(super) fn replica_dirs(ferry: &Path) -> Result<Vec<(Uuid, String, PathBuf)>, btrfs::Error> {
     let read = |dir: &Path| {
         std::fs::read_dir(dir).map_err(|source| btrfs::Error::Path {
             path: dir.to_path_buf(),

@@ -1,0 +1,10 @@
+//! What this appliance can do, as protocol features to offer in hellos: probed
+//! once per process from the kernel and btrfs-progs, never assumed.
+
+use crate::wire::Features;
+
+/// The features this appliance offers its peers. A feature is listed only when
+/// every local part it needs is there.
+pub fn offered() -> Features {
+    Features::default()
+}

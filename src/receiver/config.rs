@@ -1,0 +1,61 @@
+//! How a receiver listens and how long it waits: the daemon's settings, with the
+//! defaults `ferry receiver` uses when the config file says nothing.
+
+use std::net::{IpAddr, Ipv4Addr};
+use std::path::PathBuf;
+use std::time::Duration;
+
+use crate::btrfs;
+use crate::wire::Keepalive;
+
+/// How the daemon listens and how long it waits for peers.
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub state_dir: PathBuf,
+    pub listen: IpAddr,
+    /// 0 picks a free port ([`super::Receiver::meta_addr`] tells which).
+    pub meta_port: u16,
+    /// 0 picks a free port ([`super::Receiver::data_addr`] tells which).
+    pub data_port: u16,
+    /// Receives running at once, over all peers; more are refused as busy.
+    pub max_receives: usize,
+    /// TLS handshake, hellos, and the data connection's first frame.
+    pub handshake_timeout: Duration,
+    /// TLS handshakes in progress at once, over both ports. Each costs a task and
+    /// up to `handshake_timeout` before the peer has proven anything, so a flood
+    /// of unauthenticated connections is cut off here; those over are dropped.
+    pub max_handshakes: usize,
+    /// Wait for the data connection after Ready, and the longest stall while reading it.
+    pub data_timeout: Duration,
+    /// How long btrfs receive may take to exit once its stream has ended; then it
+    /// is killed and the receive fails. It flushes what it buffered, which on a
+    /// slow or busy disk takes a while, but a hung one must not hold the share's
+    /// lock (and a receive slot) forever.
+    pub finish_timeout: Duration,
+    /// The bound on each other btrfs command of a receive (show, delete): they
+    /// take seconds at worst, unless the filesystem is wedged.
+    pub btrfs_timeout: Duration,
+    /// Keepalive timings of meta sessions.
+    pub keepalive: Keepalive,
+    /// The btrfs executable that runs `btrfs receive` (default: `btrfs` in `PATH`).
+    pub btrfs: PathBuf,
+}
+
+impl Config {
+    pub fn new(state_dir: impl Into<PathBuf>) -> Self {
+        Config {
+            state_dir: state_dir.into(),
+            listen: IpAddr::V4(Ipv4Addr::UNSPECIFIED),
+            meta_port: 10003,
+            data_port: 10002,
+            max_receives: 4,
+            handshake_timeout: Duration::from_secs(10),
+            max_handshakes: 64,
+            data_timeout: Duration::from_secs(30),
+            finish_timeout: Duration::from_secs(10 * 60),
+            btrfs_timeout: Duration::from_secs(2 * 60),
+            keepalive: Keepalive::DEFAULT,
+            btrfs: PathBuf::from(btrfs::BTRFS),
+        }
+    }
+}

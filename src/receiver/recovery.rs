@@ -1,0 +1,83 @@
+//! The startup sweep: rows a crash left running are failed, partial receives are
+//! deleted, replicas gone from disk are forgotten, and `latest` is repaired.
+
+use std::path::Path;
+
+use super::error::Error;
+use super::layout::{delete_partials, is_intact, repair_latest, replica_dirs, FERRY_DIR};
+use super::pool;
+use super::shared::Shared;
+use crate::store::Replica;
+
+/// Startup: fails rows a crash left running, deletes partial subvolumes in every
+/// registered pool's replica directories, forgets replicas whose subvolume is
+/// gone, and repairs `latest`. A verified replica is never deleted.
+pub(super) async fn recover(shared: &Shared) -> Result<(), Error> {
+    let failed = shared.db(|s| {
+        s.fail_running_receives("interrupted: the receiver stopped before this receive finished")
+    })?;
+    if failed > 0 {
+        tracing::warn!(
+            rows = failed,
+            "marked receives left running by the last run as failed"
+        );
+    }
+    for pool in shared.db(|s| s.pools())? {
+        let ferry = pool.path.join(FERRY_DIR);
+        if !ferry.is_dir() {
+            continue;
+        }
+        if let Err(reason) = pool::check(shared, &pool) {
+            tracing::warn!(pool = %pool.name, path = %pool.path.display(),
+                "skipping the pool's recovery: {reason}");
+            continue;
+        }
+        let replicas = shared.db(|s| s.pool_replicas(&pool.name))?;
+        for (source, share, dir) in replica_dirs(&ferry)? {
+            let held: Vec<Replica> = replicas
+                .iter()
+                .filter(|r| r.source_uuid == source && r.share == share)
+                .cloned()
+                .collect();
+            // One broken directory must not keep the receiver from serving the rest.
+            if let Err(e) = recover_dir(shared, &pool.name, &dir, held).await {
+                tracing::error!(pool = %pool.name, dir = %dir.display(), error = %e,
+                    "startup recovery of a replica directory failed; partials may remain");
+            }
+        }
+    }
+    Ok(())
+}
+
+async fn recover_dir(
+    shared: &Shared,
+    pool: &str,
+    dir: &Path,
+    held: Vec<Replica>,
+) -> Result<(), Error> {
+    for name in delete_partials(dir, &held).await? {
+        tracing::warn!(pool, dir = %dir.display(), snapshot = name, "deleted a partial receive");
+    }
+    let mut present = Vec::new();
+    for r in held {
+        if std::fs::symlink_metadata(dir.join(&r.snapshot)).is_ok() {
+            match is_intact(dir, &r.snapshot, r.received_uuid).await {
+                Ok(true) => {}
+                Ok(false) => tracing::warn!(pool, snapshot = %r.snapshot,
+                    "replica is no longer read-only with its received uuid; left on disk, not offered as a parent"),
+                Err(e) => tracing::warn!(pool, snapshot = %r.snapshot, error = %e,
+                    "cannot inspect a replica; left on disk"),
+            }
+            present.push(r);
+        } else {
+            shared.db(|s| s.remove_replica(r.id))?;
+            tracing::warn!(pool, snapshot = %r.snapshot, "replica's subvolume is gone; forgot it");
+        }
+    }
+    // The last committed, by id: received_at is a wall clock and can jump.
+    let newest = present.iter().max_by_key(|r| r.id);
+    if let Err(e) = repair_latest(dir, newest.map(|r| r.snapshot.as_str())) {
+        tracing::warn!(pool, dir = %dir.display(), error = %e, "cannot repair the latest link");
+    }
+    Ok(())
+}
