@@ -215,3 +215,56 @@ pub(super) fn replica_dirs(ferry: &Path) -> Result<Vec<(Uuid, String, PathBuf)>,
     }
     Ok(out)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::atomic::{AtomicBool, Ordering};
+    use std::sync::Arc;
+
+    /// Pins: `latest` is swapped by rename, so a reader never finds it missing
+    /// or half-made while it moves from one replica to the next.
+    #[test]
+    fn the_latest_swap_is_atomic_for_readers() {
+        let dir = tempfile::tempdir().expect("tmp");
+        point_latest(dir.path(), "s0").expect("first link");
+        let done = Arc::new(AtomicBool::new(false));
+        let reader = {
+            let (done, link) = (done.clone(), dir.path().join(LATEST));
+            std::thread::spawn(move || {
+                let mut reads = 0u64;
+                while !done.load(Ordering::Relaxed) {
+                    let target = std::fs::read_link(&link).expect("latest is always there");
+                    let name = target.to_string_lossy();
+                    assert!(name == "s0" || name == "s1", "{name}");
+                    reads += 1;
+                }
+                reads
+            })
+        };
+        for i in 0..300 {
+            point_latest(dir.path(), if i % 2 == 0 { "s1" } else { "s0" }).expect("swap");
+        }
+        done.store(true, Ordering::Relaxed);
+        assert!(reader.join().expect("reader") > 0);
+        // No temporary link outlives its swap.
+        let left: Vec<_> = std::fs::read_dir(dir.path())
+            .expect("ls")
+            .map(|e| e.expect("entry").file_name())
+            .collect();
+        assert_eq!(left, [LATEST]);
+    }
+
+    #[test]
+    fn repair_sweeps_temporary_links_and_follows_the_newest() {
+        let dir = tempfile::tempdir().expect("tmp");
+        std::os::unix::fs::symlink("s0", dir.path().join(".latest.tmp-abc")).expect("plant");
+        repair_latest(dir.path(), Some("s2")).expect("repair");
+        assert_eq!(
+            std::fs::read_link(dir.path().join(LATEST)).expect("latest"),
+            Path::new("s2")
+        );
+        repair_latest(dir.path(), None).expect("repair");
+        assert_eq!(std::fs::read_dir(dir.path()).expect("ls").count(), 0);
+    }
+}

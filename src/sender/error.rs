@@ -139,3 +139,159 @@ impl Error {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::io;
+
+    fn io() -> io::Error {
+        io::Error::other("x")
+    }
+
+    /// Pins: every class of sender error is decided here, once: temporary ones
+    /// retry with backoff, permanent ones wait for the next regular run.
+    #[test]
+    fn each_class_is_decided_once() {
+        let name = || "nas2".to_string();
+        let wire = |e: wire::Error| Error::Wire {
+            appliance: name(),
+            source: e,
+        };
+        let failed = |permanent| wire::Error::Failed {
+            reason: "r".into(),
+            permanent,
+        };
+        let busy_db = store::Error::Sql(rusqlite::Error::SqliteFailure(
+            rusqlite::ffi::Error::new(rusqlite::ffi::SQLITE_BUSY),
+            None,
+        ));
+        let cases: Vec<(Error, bool)> = vec![
+            (Error::Busy("t".into()), true),
+            (
+                Error::Connect {
+                    appliance: name(),
+                    addr: "a".into(),
+                    source: io(),
+                },
+                true,
+            ),
+            (
+                Error::Stream {
+                    appliance: name(),
+                    bytes: 1,
+                    source: wire::Error::Closed,
+                },
+                true,
+            ),
+            (
+                Error::Silent {
+                    appliance: name(),
+                    bytes: 1,
+                    after: Duration::from_secs(30),
+                },
+                true,
+            ),
+            (Error::Interrupted, true),
+            (
+                Error::Tls {
+                    appliance: name(),
+                    addr: "a".into(),
+                    reason: "r".into(),
+                    temporary: true,
+                },
+                true,
+            ),
+            (
+                Error::Tls {
+                    appliance: name(),
+                    addr: "a".into(),
+                    reason: "r".into(),
+                    temporary: false,
+                },
+                false,
+            ),
+            // A receiver's verdict has one class whenever it arrives.
+            (wire(failed(false)), true),
+            (wire(failed(true)), false),
+            (
+                Error::Stopped {
+                    appliance: name(),
+                    bytes: 1,
+                    source: failed(false),
+                },
+                true,
+            ),
+            (
+                Error::Stopped {
+                    appliance: name(),
+                    bytes: 1,
+                    source: failed(true),
+                },
+                false,
+            ),
+            (
+                wire(wire::Error::Refused {
+                    reason: "r".into(),
+                    busy: true,
+                }),
+                true,
+            ),
+            (
+                wire(wire::Error::Refused {
+                    reason: "r".into(),
+                    busy: false,
+                }),
+                false,
+            ),
+            (wire(wire::Error::Aborted { reason: "r".into() }), true),
+            (wire(wire::Error::Peer { reason: "r".into() }), false),
+            (Error::Store(busy_db), true),
+            (
+                Error::Store(store::Error::NotInitialized("/x".into())),
+                false,
+            ),
+            (Error::NoTask("t".into()), false),
+            (
+                Error::Lock {
+                    task: "t".into(),
+                    source: io(),
+                },
+                false,
+            ),
+            (Error::NoIdentity, false),
+            (Error::ApplianceGone(name()), false),
+            (
+                Error::NotTrusted {
+                    appliance: name(),
+                    me: "m".into(),
+                    fingerprint: "f".into(),
+                },
+                false,
+            ),
+            (
+                Error::WrongUuid {
+                    appliance: name(),
+                    expected: uuid::Uuid::nil(),
+                    got: uuid::Uuid::max(),
+                },
+                false,
+            ),
+            (
+                Error::SnapshotDir {
+                    path: "/s".into(),
+                    source: io(),
+                },
+                false,
+            ),
+            (Error::SnapshotExists { path: "/s".into() }, false),
+            (Error::NotReadOnly { path: "/s".into() }, false),
+            (Error::ReadSend(io()), false),
+            (Error::Encode(wire::Error::Zstd(io())), false),
+            (Error::Crashed("panic".into()), false),
+        ];
+        for (e, temporary) in cases {
+            assert_eq!(e.is_temporary(), temporary, "{e:?}");
+        }
+    }
+}
