@@ -48,6 +48,12 @@ pub struct Receiver {
 
 impl Receiver {
     /// Opens the store, recovers from a previous crash, and binds both ports.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Store`], [`Error::Identity`] or [`Error::NoIdentity`] for a state dir that
+    /// is not usable, [`Error::Recovery`] when the startup sweep cannot read a pool,
+    /// [`Error::Bind`] for a port in use.
     pub async fn bind(config: Config) -> Result<Receiver, Error> {
         let shared = Arc::new(Shared::open(config.clone())?);
         recovery::recover(&shared).await?;
@@ -79,6 +85,10 @@ impl Receiver {
 
     /// Serves until `shutdown` resolves, then aborts running sessions (their rows
     /// end failed, their partials are deleted) and returns within a few seconds.
+    ///
+    /// # Errors
+    ///
+    /// None today; the `Result` keeps room for a fatal listener error.
     pub async fn serve(self, shutdown: impl Future<Output = ()> + Send) -> Result<(), Error> {
         listen::serve(self.shared, self.meta, self.data, shutdown).await;
         Ok(())
@@ -86,6 +96,10 @@ impl Receiver {
 }
 
 /// [`Receiver::bind`] then [`Receiver::serve`].
+///
+/// # Errors
+///
+/// Those of [`Receiver::bind`].
 pub async fn run(config: Config, shutdown: impl Future<Output = ()> + Send) -> Result<(), Error> {
     Receiver::bind(config).await?.serve(shutdown).await
 }

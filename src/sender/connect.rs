@@ -29,6 +29,11 @@ pub struct Target {
 pub type Conn = TlsStream<TcpStream>;
 
 /// Opens a TLS connection to one of the target's ports.
+///
+/// # Errors
+///
+/// [`Error::Connect`] when TCP fails or either step takes over 10 s, [`Error::Tls`] when
+/// the handshake fails (temporary unless rustls names a certificate problem).
 pub async fn tls(
     target: &Target,
     port: u16,
@@ -66,6 +71,11 @@ pub async fn tls(
 /// Opens the meta connection and exchanges hellos. In TLS 1.3 the client's
 /// handshake ends before the server has judged the client's certificate, so a
 /// receiver that does not know us is only heard of here, on the first read.
+///
+/// # Errors
+///
+/// Those of [`tls`], [`Error::NotTrusted`] when the target refuses this appliance's
+/// certificate, [`Error::Wire`] when the hellos fail (another major version, say).
 pub async fn meta(
     target: &Target,
     config: Arc<rustls::ClientConfig>,

@@ -97,6 +97,11 @@ impl Daemon {
     /// Only a state database that cannot be opened at start is fatal: later
     /// database errors are logged and retried, so one busy moment does not
     /// stop every transfer.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Store`] when the state database cannot be opened at start; nothing after
+    /// that stops the loop.
     pub async fn run(
         self,
         shutdown: CancellationToken,

@@ -34,6 +34,11 @@ pub struct Outcome {
 /// Runs `task` once. Every attempt leaves a history row: `skipped` when another
 /// run holds the task, else `succeeded` only when the target confirmed the
 /// snapshot's uuid, and `failed` with the reason otherwise.
+///
+/// # Errors
+///
+/// Every way a run fails, as [`Error`]; [`Error::is_temporary`] says whether to retry soon.
+/// The history row says the same.
 pub async fn run_task(
     state_dir: &Path,
     task: &str,

@@ -15,6 +15,10 @@ pub struct TaskLock {
 
 impl TaskLock {
     /// `Ok(None)` when another run holds the lock.
+    ///
+    /// # Errors
+    ///
+    /// The I/O error when the lock file cannot be created or locked.
     pub fn try_acquire(state_dir: &Path, task: &str) -> std::io::Result<Option<TaskLock>> {
         let dir = state_dir.join("locks");
         fs::create_dir_all(&dir)?;

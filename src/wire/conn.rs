@@ -82,12 +82,20 @@ impl<S: AsyncRead + AsyncWrite + Unpin> MetaConn<S> {
         self.stream
     }
 
+    /// # Errors
+    ///
+    /// The connection's: [`Error::Io`], or [`Error::Encode`]/[`Error::FrameTooLarge`] for a
+    /// message that cannot be framed (nothing is sent then).
     pub async fn send(&mut self, msg: &Meta) -> Result<(), Error> {
         self.send_as(msg).await
     }
 
     /// Sends any serializable value as a frame (the handshake and tests need
     /// to send things that are not a well-formed [`Meta`]).
+    ///
+    /// # Errors
+    ///
+    /// As [`send`](Self::send).
     pub async fn send_as<T: Serialize>(&mut self, msg: &T) -> Result<(), Error> {
         encode_into(msg, &mut self.wbuf)?;
         self.flush_pending().await
@@ -107,11 +115,20 @@ impl<S: AsyncRead + AsyncWrite + Unpin> MetaConn<S> {
         Ok(())
     }
 
+    /// # Errors
+    ///
+    /// [`Error::Closed`] on a clean close, [`Error::Truncated`] inside a frame,
+    /// [`Error::FrameTooLarge`], [`Error::Decode`] (the frame is consumed; the connection
+    /// stays framed), [`Error::Io`].
     pub async fn recv(&mut self) -> Result<Meta, Error> {
         self.recv_as().await
     }
 
     /// Receives one frame decoded as `T`.
+    ///
+    /// # Errors
+    ///
+    /// As [`recv`](Self::recv).
     pub async fn recv_as<T: DeserializeOwned>(&mut self) -> Result<T, Error> {
         loop {
             if let [a, b, c, d, ..] = self.rbuf[..] {
@@ -137,6 +154,10 @@ impl<S: AsyncRead + AsyncWrite + Unpin> MetaConn<S> {
 
     /// [`recv`](Self::recv), giving up with [`Error::Timeout`] after `after`.
     /// The connection stays usable after a timeout.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Timeout`] after `after`, and those of [`recv`](Self::recv).
     pub async fn recv_timeout(&mut self, after: Duration) -> Result<Meta, Error> {
         timeout(after, self.recv())
             .await
@@ -149,6 +170,11 @@ impl<S: AsyncRead + AsyncWrite + Unpin> MetaConn<S> {
     /// once the peer has been silent for [`Keepalive::dead_after`]. The silence clock
     /// starts at the call. Use this wherever a wait may be long (a running
     /// transfer, a receiver verifying), on both sides.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Timeout`] after [`Keepalive::dead_after`] of silence, and those of
+    /// [`recv`](Self::recv) and [`send`](Self::send).
     pub async fn recv_alive(&mut self) -> Result<Meta, Error> {
         let Keepalive {
             interval,

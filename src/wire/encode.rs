@@ -53,6 +53,10 @@ impl Encoder {
     /// An encoder whose first chunk starts at `offset`. `level` 0 sends
     /// everything raw; any other value is a zstd level (negative ones are
     /// zstd's fast levels).
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Zstd`] when zstd cannot set up a context at `level`.
     pub fn new(offset: u64, level: i32) -> Result<Self, Error> {
         let zstd = match level {
             0 => None,
@@ -67,6 +71,10 @@ impl Encoder {
     /// Lets the level move between `min` and `max` with the bottleneck: up
     /// while the network makes the encoder wait, down while the encoder makes
     /// the network wait. Without compression (level 0) this changes nothing.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Zstd`] when zstd refuses a level in `min..=max`.
     pub fn adaptive(&mut self, start: i32, min: i32, max: i32) -> Result<(), Error> {
         if let Some(z) = self.zstd.as_mut() {
             let adapt = Adapt::new(start, min, max);
@@ -83,6 +91,11 @@ impl Encoder {
 
     /// Encodes `data` as one chunk. A compressed payload is left in `packed`;
     /// a `Raw` chunk's payload is `data` itself.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Zstd`] when compression fails, [`Error::ChunkTooLarge`] for `data` over
+    /// [`MAX_CHUNK`](super::MAX_CHUNK).
     pub fn encode(&mut self, data: &[u8], packed: &mut Vec<u8>) -> Result<Encoded, Error> {
         let raw_len = u32::try_from(data.len())
             .ok()

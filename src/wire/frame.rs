@@ -48,6 +48,10 @@ pub(super) fn encode_into<T: Serialize>(msg: &T, out: &mut Vec<u8>) -> Result<()
 }
 
 /// Writes one frame and flushes it.
+///
+/// # Errors
+///
+/// [`Error::Encode`] or [`Error::FrameTooLarge`] (nothing written), [`Error::Io`].
 pub async fn write_frame<W, T>(w: &mut W, msg: &T) -> Result<(), Error>
 where
     W: AsyncWrite + Unpin,
@@ -62,6 +66,11 @@ where
 
 /// Reads one frame. Not cancel-safe: use [`super::MetaConn`] where a read may
 /// race a timer.
+///
+/// # Errors
+///
+/// [`Error::Closed`], [`Error::Truncated`], [`Error::FrameTooLarge`] (before the body is
+/// read), [`Error::Decode`], [`Error::Io`].
 pub async fn read_frame<R, T>(r: &mut R) -> Result<T, Error>
 where
     R: AsyncRead + Unpin,

@@ -40,6 +40,10 @@ pub struct ChunkReader<R> {
 
 impl<R: AsyncRead + Unpin> ChunkReader<R> {
     /// A reader expecting the first chunk at `offset`.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Zstd`] when zstd cannot set up a decompressor.
     pub fn new(r: R, offset: u64) -> Result<Self, Error> {
         Ok(ChunkReader {
             r,
@@ -53,6 +57,10 @@ impl<R: AsyncRead + Unpin> ChunkReader<R> {
     }
 
     /// Reads the [`DataHello`], then returns it with a reader starting at its offset.
+    ///
+    /// # Errors
+    ///
+    /// Those of [`read_data_hello`](super::read_data_hello) and [`new`](Self::new).
     pub async fn open(mut r: R) -> Result<(DataHello, Self), Error> {
         let hello = read_data_hello(&mut r).await?;
         let reader = Self::new(r, hello.offset)?;
@@ -61,6 +69,13 @@ impl<R: AsyncRead + Unpin> ChunkReader<R> {
 
     /// The next chunk's uncompressed bytes, or `None` after a verified End.
     /// The slice is only valid until the next call.
+    ///
+    /// # Errors
+    ///
+    /// A malformed or tampered stream: [`Error::Malformed`], [`Error::ChunkTooLarge`],
+    /// [`Error::OffsetMismatch`], [`Error::SizeMismatch`], [`Error::Decompress`],
+    /// [`Error::TotalMismatch`]; a cut one: [`Error::Truncated`], [`Error::Io`]. After any
+    /// error the position is unknown: drop the reader.
     pub async fn next_chunk(&mut self) -> Result<Option<&[u8]>, Error> {
         if self.done {
             return Ok(None);
@@ -166,6 +181,10 @@ impl<R: AsyncRead + Unpin> ChunkReader<R> {
 
     /// Writes every chunk to `w` (e.g. `btrfs receive`'s stdin) until a
     /// verified End, then flushes `w`.
+    ///
+    /// # Errors
+    ///
+    /// Those of [`next_chunk`](Self::next_chunk), and [`Error::Io`] writing to `w`.
     pub async fn copy_to<W: AsyncWrite + Unpin>(
         &mut self,
         w: &mut W,

@@ -41,6 +41,10 @@ pub struct ChunkWriter<W> {
 impl<W: AsyncWrite + Unpin> ChunkWriter<W> {
     /// `level` 0 sends everything raw; any other value is a zstd level
     /// (negative ones are zstd's fast levels).
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Zstd`] when zstd cannot set up a context.
     pub fn new(w: W, offset: u64, level: i32) -> Result<Self, Error> {
         Ok(ChunkWriter {
             w,
@@ -50,6 +54,10 @@ impl<W: AsyncWrite + Unpin> ChunkWriter<W> {
     }
 
     /// Sends the [`DataHello`] for `session`, then returns a writer.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Io`] sending the hello, and those of [`new`](Self::new).
     pub async fn open(w: W, session: Uuid, offset: u64, level: i32) -> Result<Self, Error> {
         let mut writer = Self::new(w, offset, level)?;
         write_frame(&mut writer.w, &DataHello::new(session, offset)).await?;
@@ -58,6 +66,10 @@ impl<W: AsyncWrite + Unpin> ChunkWriter<W> {
 
     /// Lets the level follow the bottleneck during [`ChunkWriter::copy_from`]
     /// (see [`Encoder::adaptive`]).
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Zstd`] when zstd refuses a level in `min..=max`.
     pub fn adaptive(mut self, start: i32, min: i32, max: i32) -> Result<Self, Error> {
         self.encoder()?.adaptive(start, min, max)?;
         Ok(self)
@@ -74,6 +86,11 @@ impl<W: AsyncWrite + Unpin> ChunkWriter<W> {
 
     /// Sends `data` as one chunk, compressed when a sample says it pays.
     /// Returns the codec used.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Io`] from the connection, [`Error::Zstd`] or [`Error::ChunkTooLarge`] from
+    /// encoding.
     pub async fn write_chunk(&mut self, data: &[u8]) -> Result<Codec, Error> {
         let encoder = self.encoder.as_mut().ok_or_else(interrupted)?;
         let e = encoder.encode(data, &mut self.packed)?;
@@ -94,6 +111,12 @@ impl<W: AsyncWrite + Unpin> ChunkWriter<W> {
     ///
     /// Dropping the future stops the thread after its current read, and
     /// leaves the writer unusable: part of the stream may have gone out.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Source`] when reading `r` fails (the writer stays usable), [`Error::Io`]
+    /// from the connection, encoding errors ([`Error::Zstd`], [`Error::Internal`] if the
+    /// encoder thread dies).
     pub async fn copy_from<R>(
         &mut self,
         r: R,
@@ -135,6 +158,11 @@ impl<W: AsyncWrite + Unpin> ChunkWriter<W> {
     }
 
     /// Sends the End marker, flushes and shuts the connection down.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Io`] sending End, [`Error::Internal`] when a [`copy_from`](Self::copy_from)
+    /// was dropped half way (the stream's position is unknown).
     pub async fn finish(mut self) -> Result<StreamStats, Error> {
         let end = self.encoder()?.end();
         self.w.write_all(&end).await?;
