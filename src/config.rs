@@ -10,6 +10,9 @@ use std::time::Duration;
 use serde::{Deserialize, Serialize};
 use thiserror::Error;
 
+/// Where state lives (database, key, certificate) when neither the config file's
+/// `state_dir` nor `--state-dir` / `FERRY_STATE_DIR` names a place.
+pub const DEFAULT_STATE_DIR: &str = "/var/lib/ferry";
 /// Where the daemons look when `--config` is not given.
 pub const DEFAULT_PATH: &str = "/etc/ferry/ferry.toml";
 /// The receiver's control port.
@@ -103,7 +106,7 @@ pub struct Config {
 impl Default for Config {
     fn default() -> Self {
         Config {
-            state_dir: PathBuf::from(crate::cli::DEFAULT_STATE_DIR),
+            state_dir: PathBuf::from(DEFAULT_STATE_DIR),
             log_level: LogLevel::default(),
             receiver: ReceiverSettings::default(),
             sender: SenderSettings::default(),
