@@ -5,8 +5,8 @@ use std::net::IpAddr;
 use clap::{Args, Subcommand};
 use serde::Serialize;
 
+use super::ctx::{bad_input, Ctx};
 use super::output::{or_dash, print_json, time, Table};
-use super::{bad_input, Ctx};
 use crate::config::{DEFAULT_DATA_PORT, DEFAULT_META_PORT};
 use crate::identity::{self, Fingerprint};
 use crate::names;

@@ -2,8 +2,8 @@
 
 use clap::{Args, Subcommand};
 
+use super::ctx::{bad_input, Ctx};
 use super::output::{bytes, elapsed, or_dash, print_json, rate, span, time, Table};
-use super::{bad_input, Ctx};
 use crate::store::{ReceiveFilter, SendFilter};
 
 /// Rows shown when --limit is not given.

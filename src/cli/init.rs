@@ -8,8 +8,8 @@ use clap::Args;
 use serde::Serialize;
 use uuid::Uuid;
 
+use super::ctx::{bad_input, Ctx};
 use super::output::{print_fields, print_json};
-use super::{bad_input, Ctx};
 use crate::store::{self, Store};
 use crate::{identity, names};
 

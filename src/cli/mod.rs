@@ -2,12 +2,14 @@
 //! Errors are `anyhow` here; `BadInput` marks the user's mistakes (exit 2).
 
 mod appliance;
+mod ctx;
 mod history;
 mod init;
 mod output;
 mod pool;
 mod receiver;
 mod sender;
+mod signals;
 mod status;
 mod task;
 mod task_add;
@@ -17,14 +19,10 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
-use thiserror::Error;
 
-use crate::config::{self, Config};
-use crate::store::{self, Store};
+use crate::config;
 
-/// The default place for state; the config file, then `--state-dir` or
-/// `FERRY_STATE_DIR`, override it.
-pub const DEFAULT_STATE_DIR: &str = "/var/lib/ferry";
+pub use ctx::{BadInput, Ctx};
 
 #[derive(Debug, Parser)]
 #[command(
@@ -70,37 +68,6 @@ enum Command {
     Sender,
     /// Run the receiver daemon: accept replicas from known appliances into pools.
     Receiver(receiver::ReceiverArgs),
-}
-
-/// A mistake in what the user asked for: exit code 2, and nothing was changed.
-#[derive(Debug, Error)]
-#[error("{0}")]
-pub struct BadInput(pub String);
-
-/// Returns early with a `BadInput` built like `format!`.
-macro_rules! bad_input {
-    ($($arg:tt)*) => {
-        return Err($crate::cli::BadInput(format!($($arg)*)).into())
-    };
-}
-pub(crate) use bad_input;
-
-/// What every command needs: where the state lives, and the configuration.
-pub struct Ctx {
-    pub state_dir: PathBuf,
-    pub config: Config,
-    /// The file `config` came from, when one was named; SIGHUP re-reads it.
-    pub config_path: Option<PathBuf>,
-}
-
-impl Ctx {
-    /// Opens the state database; an uninitialized state dir is the user's mistake.
-    pub fn store(&self) -> anyhow::Result<Store> {
-        match Store::open(&self.state_dir) {
-            Err(e @ store::Error::NotInitialized(_)) => Err(BadInput(e.to_string()).into()),
-            other => Ok(other?),
-        }
-    }
 }
 
 /// Runs the CLI and maps the outcome to ferry's exit codes:

@@ -117,6 +117,16 @@ pub fn span(start: DateTime<Utc>, end: Option<DateTime<Utc>>) -> Duration {
         .unwrap_or_default()
 }
 
+/// A task's stream compression as `show` and `add` describe it: `off`,
+/// `zstd level 5`, or `adaptive zstd (starts at level 3)`.
+pub fn compression(level: i32, auto: bool) -> String {
+    match (level, auto) {
+        (0, _) => "off".to_string(),
+        (_, true) => format!("adaptive zstd (starts at level {level})"),
+        (_, false) => format!("zstd level {level}"),
+    }
+}
+
 pub fn or_dash(value: Option<impl ToString>) -> String {
     value.map_or_else(|| "-".to_string(), |v| v.to_string())
 }

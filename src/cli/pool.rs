@@ -5,8 +5,8 @@ use std::path::{Path, PathBuf};
 use clap::{Args, Subcommand};
 use serde::Serialize;
 
+use super::ctx::{bad_input, BadInput, Ctx};
 use super::output::{print_json, time, Table};
-use super::{bad_input, BadInput, Ctx};
 use crate::{btrfs, names};
 
 #[derive(Debug, Subcommand)]

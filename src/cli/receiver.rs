@@ -7,7 +7,8 @@ use std::net::IpAddr;
 use anyhow::Context;
 use clap::Args;
 
-use super::Ctx;
+use super::ctx::Ctx;
+use super::signals::Signals;
 use crate::receiver::{Config, Receiver};
 
 /// Flags override the config file's `[receiver]` settings, which override the defaults.
@@ -51,21 +52,8 @@ pub fn run(ctx: &Ctx, args: ReceiverArgs) -> anyhow::Result<()> {
         )?;
         out.flush()?;
         drop(out);
-        let shutdown = shutdown_signal()?;
+        let shutdown = Signals::stop()?.stopped();
         receiver.serve(shutdown).await?;
         anyhow::Ok(())
-    })
-}
-
-/// Resolves at the first SIGINT or SIGTERM.
-fn shutdown_signal() -> anyhow::Result<impl std::future::Future<Output = ()>> {
-    use tokio::signal::unix::{signal, SignalKind};
-    let mut int = signal(SignalKind::interrupt()).context("cannot handle SIGINT")?;
-    let mut term = signal(SignalKind::terminate()).context("cannot handle SIGTERM")?;
-    Ok(async move {
-        tokio::select! {
-            _ = int.recv() => tracing::info!("SIGINT: shutting down"),
-            _ = term.recv() => tracing::info!("SIGTERM: shutting down"),
-        }
     })
 }

@@ -1,12 +1,12 @@
 //! `ferry sender`: the scheduler daemon, with the signals systemd sends it.
 
 use anyhow::Context;
-use tokio::signal::unix::{signal, SignalKind};
 use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
-use tracing::{info, warn};
+use tracing::warn;
 
-use super::Ctx;
+use super::ctx::Ctx;
+use super::signals::{Asked, Signals};
 use crate::config;
 use crate::sender::{Daemon, DaemonConfig, Event};
 
@@ -24,24 +24,19 @@ pub fn run(ctx: &Ctx) -> anyhow::Result<()> {
         let mut events = daemon.subscribe();
         let shutdown = CancellationToken::new();
         let (settings_tx, settings_rx) = watch::channel(ctx.config.sender.clone());
-        let mut term = signal(SignalKind::terminate()).context("cannot handle SIGTERM")?;
-        let mut int = signal(SignalKind::interrupt()).context("cannot handle SIGINT")?;
-        let mut hup = signal(SignalKind::hangup()).context("cannot handle SIGHUP")?;
+        let mut signals = Signals::stop_and_reload()?;
         let config_path = ctx.config_path.clone();
         let signals = {
             let shutdown = shutdown.clone();
             async move {
-                loop {
-                    tokio::select! {
-                        _ = term.recv() => break,
-                        _ = int.recv() => break,
-                        _ = hup.recv() => match config::load_or_default(config_path.as_deref()) {
-                            Ok(c) => { settings_tx.send_replace(c.sender); }
-                            Err(e) => warn!(error = %e, "SIGHUP: configuration not reloaded"),
-                        },
+                while signals.next().await == Asked::Reload {
+                    match config::load_or_default(config_path.as_deref()) {
+                        Ok(c) => {
+                            settings_tx.send_replace(c.sender);
+                        }
+                        Err(e) => warn!(error = %e, "SIGHUP: configuration not reloaded"),
                     }
                 }
-                info!("stop signal received");
                 shutdown.cancel();
             }
         };

@@ -5,8 +5,8 @@ use chrono::{DateTime, Utc};
 use clap::Args;
 use serde::Serialize;
 
+use super::ctx::Ctx;
 use super::output::{bytes, elapsed, or_dash, print_json, rate, span, time, Table};
-use super::Ctx;
 use crate::names;
 use crate::schedule::Schedule;
 use crate::store::{SendFilter, SendRow, Status, Store, Task};

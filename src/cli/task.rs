@@ -3,10 +3,10 @@
 use clap::{Args, Subcommand};
 use serde::Serialize;
 
-use super::output::{or_dash, print_fields, print_json, time, Table};
+use super::ctx::{bad_input, Ctx};
+use super::output::{compression, or_dash, print_fields, print_json, time, Table};
 use super::task_add::{self, AddArgs};
 use super::task_run;
-use super::{bad_input, Ctx};
 use crate::schedule::Schedule;
 use crate::sender::TaskLock;
 use crate::store::{SendFilter, Status, Store, Task};
@@ -270,12 +270,4 @@ fn purge_snapshots(task: &Task) -> anyhow::Result<usize> {
 
 fn yes_no(b: bool) -> String {
     if b { "yes" } else { "no" }.to_string()
-}
-
-pub fn compression(level: i32, auto: bool) -> String {
-    match (level, auto) {
-        (0, _) => "off".to_string(),
-        (_, true) => format!("adaptive zstd (starts at level {level})"),
-        (_, false) => format!("zstd level {level}"),
-    }
 }

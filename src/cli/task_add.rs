@@ -5,9 +5,9 @@ use std::path::{Path, PathBuf};
 
 use clap::Args;
 
+use super::ctx::{bad_input, Ctx};
+use super::output::compression;
 use super::pool::btrfs_subvolume_path;
-use super::task::compression;
-use super::{bad_input, Ctx};
 use crate::schedule::Schedule;
 use crate::store::NewTask;
 use crate::{btrfs, names};

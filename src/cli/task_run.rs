@@ -8,8 +8,9 @@ use indicatif::{ProgressBar, ProgressStyle};
 use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
 
+use super::ctx::{bad_input, Ctx};
 use super::output::{bytes, elapsed, rate};
-use super::{bad_input, Ctx};
+use super::signals::Signals;
 use crate::sender::{self, Progress};
 
 pub fn run(ctx: &Ctx, name: &str, progress: bool) -> anyhow::Result<()> {
@@ -21,8 +22,14 @@ pub fn run(ctx: &Ctx, name: &str, progress: bool) -> anyhow::Result<()> {
         .build()
         .context("cannot start the async runtime")?;
     runtime.block_on(async {
+        // Ctrl-C or SIGTERM stops the run cleanly: the row says "interrupted by shutdown".
         let cancel = CancellationToken::new();
-        tokio::spawn(cancel_on_signal(cancel.clone()));
+        let signals = Signals::stop()?;
+        let cancelling = cancel.clone();
+        tokio::spawn(async move {
+            signals.stopped().await;
+            cancelling.cancel();
+        });
         let (tx, rx) = watch::channel(Progress::default());
         let bar = progress.then(|| tokio::spawn(show_progress(rx)));
         let started = Instant::now();
@@ -49,23 +56,6 @@ pub fn run(ctx: &Ctx, name: &str, progress: bool) -> anyhow::Result<()> {
         );
         Ok(())
     })
-}
-
-/// Ctrl-C or SIGTERM stops the run cleanly: the row says "interrupted by shutdown".
-async fn cancel_on_signal(cancel: CancellationToken) {
-    let term = async {
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(mut s) => {
-                s.recv().await;
-            }
-            Err(_) => std::future::pending::<()>().await,
-        }
-    };
-    tokio::select! {
-        _ = tokio::signal::ctrl_c() => {}
-        () = term => {}
-    }
-    cancel.cancel();
 }
 
 /// Draws bytes, rate and elapsed time on stderr; indicatif hides the bar when

@@ -1,0 +1,40 @@
+//! What every command shares: the state dir and configuration (`Ctx`), and
+//! `BadInput`, the user's mistakes, which exit 2 without changing anything.
+
+use std::path::PathBuf;
+
+use thiserror::Error;
+
+use crate::config::Config;
+use crate::store::{self, Store};
+
+/// A mistake in what the user asked for: exit code 2, and nothing was changed.
+#[derive(Debug, Error)]
+#[error("{0}")]
+pub struct BadInput(pub String);
+
+/// Returns early with a `BadInput` built like `format!`.
+macro_rules! bad_input {
+    ($($arg:tt)*) => {
+        return Err($crate::cli::ctx::BadInput(format!($($arg)*)).into())
+    };
+}
+pub(crate) use bad_input;
+
+/// What every command needs: where the state lives, and the configuration.
+pub struct Ctx {
+    pub state_dir: PathBuf,
+    pub config: Config,
+    /// The file `config` came from, when one was named; SIGHUP re-reads it.
+    pub config_path: Option<PathBuf>,
+}
+
+impl Ctx {
+    /// Opens the state database; an uninitialized state dir is the user's mistake.
+    pub fn store(&self) -> anyhow::Result<Store> {
+        match Store::open(&self.state_dir) {
+            Err(e @ store::Error::NotInitialized(_)) => Err(BadInput(e.to_string()).into()),
+            other => Ok(other?),
+        }
+    }
+}
