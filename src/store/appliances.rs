@@ -4,7 +4,7 @@ use chrono::{DateTime, Utc};
 use rusqlite::{OptionalExtension, Row};
 use uuid::Uuid;
 
-use super::{DbUuid, Result, Store, Ts};
+use super::db::{now, DbUuid, Result, Store, Ts};
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Appliance {
@@ -55,7 +55,7 @@ impl Store {
                 a.fingerprint,
                 a.meta_port,
                 a.data_port,
-                Ts(super::now()),
+                Ts(now()),
             ),
         )?;
         Ok(self.conn().last_insert_rowid())
@@ -142,7 +142,7 @@ mod tests {
 
     #[test]
     fn add_find_bind_remove() {
-        let store = super::super::in_memory();
+        let store = super::super::db::in_memory();
         let id = store.add_appliance(&nas2()).expect("add");
         let a = store.appliance("nas2").expect("query").expect("present");
         assert_eq!(
@@ -161,7 +161,7 @@ mod tests {
 
     #[test]
     fn names_and_fingerprints_are_unique() {
-        let store = super::super::in_memory();
+        let store = super::super::db::in_memory();
         store.add_appliance(&nas2()).expect("add");
         let mut same_fp = nas2();
         same_fp.name = "other";

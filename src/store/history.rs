@@ -9,7 +9,7 @@ use rusqlite::types::{FromSql, FromSqlError, FromSqlResult, ToSql, ToSqlOutput, 
 use serde::Serialize;
 use uuid::Uuid;
 
-use super::{DbUuid, Result, Store, Ts};
+use super::db::{now, DbUuid, Result, Store, Ts};
 
 /// Declares a text-valued enum column with its exact database and JSON spelling.
 macro_rules! text_enum {
@@ -187,7 +187,7 @@ impl Store {
                 f.status,
                 error,
                 f.received_uuid.map(DbUuid),
-                Ts(super::now()),
+                Ts(now()),
                 stream,
                 wire,
             ],
@@ -205,7 +205,7 @@ pub(super) fn limit(limit: Option<u32>) -> i64 {
 mod tests {
     use std::collections::HashSet;
 
-    use super::super::in_memory;
+    use super::super::db::in_memory;
     use super::*;
 
     fn send(task: &str) -> NewSend<'_> {

@@ -4,7 +4,7 @@ use chrono::{DateTime, Utc};
 use rusqlite::OptionalExtension;
 use uuid::Uuid;
 
-use super::{DbUuid, Result, Store, Ts};
+use super::db::{now, DbUuid, Result, Store, Ts};
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct LocalIdentity {
@@ -18,7 +18,7 @@ impl Store {
     pub fn set_identity(&self, name: &str, uuid: Uuid) -> Result<()> {
         self.conn().execute(
             "INSERT INTO identity (id, name, uuid, created_at) VALUES (1, ?1, ?2, ?3)",
-            (name, DbUuid(uuid), Ts(super::now())),
+            (name, DbUuid(uuid), Ts(now())),
         )?;
         Ok(())
     }

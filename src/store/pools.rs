@@ -6,7 +6,7 @@ use chrono::{DateTime, Utc};
 use rusqlite::{OptionalExtension, Row};
 use uuid::Uuid;
 
-use super::{DbUuid, Result, Store, Ts};
+use super::db::{now, DbUuid, Result, Store, Ts};
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Pool {
@@ -34,7 +34,7 @@ impl Store {
     pub fn add_pool(&self, name: &str, path: &str, fs_uuid: Option<Uuid>) -> Result<i64> {
         self.conn().execute(
             "INSERT INTO pools (name, path, created_at, fs_uuid) VALUES (?1, ?2, ?3, ?4)",
-            (name, path, Ts(super::now()), fs_uuid.map(DbUuid)),
+            (name, path, Ts(now()), fs_uuid.map(DbUuid)),
         )?;
         Ok(self.conn().last_insert_rowid())
     }
@@ -88,7 +88,7 @@ impl Store {
 mod tests {
     #[test]
     fn add_list_remove() {
-        let store = super::super::in_memory();
+        let store = super::super::db::in_memory();
         store.add_pool("backup", "/mnt/backup", None).expect("add");
         assert!(store.add_pool("backup", "/mnt/other", None).is_err());
         assert!(store.add_pool("other", "/mnt/backup", None).is_err());

@@ -4,8 +4,8 @@
 use rusqlite::Row;
 use uuid::Uuid;
 
+use super::db::{now, DbUuid, Result, Store, Ts};
 use super::history::{limit, Finish, NewReceive, ReceiveFilter, ReceiveRow, Status, Table};
-use super::{DbUuid, Result, Store, Ts};
 
 const COLUMNS: &str = "id, source, source_uuid, share, pool, snapshot, parent, kind,
     status, error, started_at, ended_at, stream_bytes, wire_bytes, received_uuid";
@@ -44,7 +44,7 @@ impl Store {
                 r.snapshot,
                 r.parent,
                 r.kind,
-                Ts(super::now()),
+                Ts(now()),
             ],
             |row| row.get(0),
         )?)
@@ -80,7 +80,7 @@ impl Store {
         Ok(self.conn().execute(
             "UPDATE receive_history SET status = 'failed', error = ?1, ended_at = ?2
              WHERE status = 'running'",
-            (reason, Ts(super::now())),
+            (reason, Ts(now())),
         )?)
     }
 

@@ -5,7 +5,8 @@ use chrono::{DateTime, Utc};
 use rusqlite::{OptionalExtension, Row};
 use uuid::Uuid;
 
-use super::{DbUuid, Result, Status, Store, Ts};
+use super::db::{now, DbUuid, Result, Store, Ts};
+use super::history::Status;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Replica {
@@ -66,7 +67,7 @@ impl Store {
                 r.snapshot,
                 DbUuid(r.received_uuid),
                 r.stream_bytes,
-                Ts(super::now()),
+                Ts(now()),
             ],
         )?;
         let id = tx.last_insert_rowid();
@@ -79,7 +80,7 @@ impl Store {
                 Status::Succeeded,
                 DbUuid(r.received_uuid),
                 r.stream_bytes,
-                Ts(super::now()),
+                Ts(now()),
             ],
         )?;
         tx.commit()?;
@@ -158,7 +159,8 @@ impl Store {
 
 #[cfg(test)]
 mod tests {
-    use super::super::{in_memory, Kind, NewReceive, ReceiveFilter};
+    use super::super::db::in_memory;
+    use super::super::{Kind, NewReceive, ReceiveFilter};
     use super::*;
 
     fn new_replica<'a>(source_uuid: Uuid, snapshot: &'a str) -> NewReplica<'a> {

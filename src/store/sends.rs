@@ -7,8 +7,8 @@ use chrono::{DateTime, Utc};
 use rusqlite::{OptionalExtension, Row};
 use uuid::Uuid;
 
+use super::db::{now, DbUuid, Result, Store, Ts};
 use super::history::{limit, Finish, Kind, NewSend, SendFilter, SendRow, Status, Table};
-use super::{DbUuid, Result, Store, Ts};
 
 const COLUMNS: &str = "id, task, target, share, snapshot, parent, kind, status, error,
     started_at, ended_at, stream_bytes, wire_bytes, received_uuid";
@@ -38,14 +38,14 @@ impl Store {
         Ok(self.conn().query_row(
             "INSERT INTO send_history (task_id, task, target, share, status, started_at)
              VALUES (?1, ?2, ?3, ?4, 'running', ?5) RETURNING id",
-            (s.task_id, s.task, s.target, s.share, Ts(super::now())),
+            (s.task_id, s.task, s.target, s.share, Ts(now())),
             |r| r.get(0),
         )?)
     }
 
     /// Records a tick that did not run (say, the previous run was still going).
     pub fn skipped_send(&self, s: &NewSend<'_>, reason: &str) -> Result<i64> {
-        let now = Ts(super::now());
+        let now = Ts(now());
         Ok(self.conn().query_row(
             "INSERT INTO send_history (task_id, task, target, share, status, error, started_at, ended_at)
              VALUES (?1, ?2, ?3, ?4, 'skipped', ?5, ?6, ?6) RETURNING id",

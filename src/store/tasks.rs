@@ -6,7 +6,7 @@ use std::path::PathBuf;
 use chrono::{DateTime, Utc};
 use rusqlite::{OptionalExtension, Row};
 
-use super::{Result, Store, Ts};
+use super::db::{now, Result, Store, Ts};
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Task {
@@ -91,7 +91,7 @@ fn from_row(r: &Row<'_>) -> rusqlite::Result<Task> {
 
 impl Store {
     pub fn add_task(&self, t: &NewTask<'_>) -> Result<i64> {
-        let now = Ts(super::now());
+        let now = Ts(now());
         self.conn().execute(
             "INSERT INTO tasks (name, share, target_id, pool, frequency, meta_port, data_port,
                 keep_source, keep_target, snapshot_dir, compress, enabled, created_at, updated_at,
@@ -155,7 +155,7 @@ impl Store {
     pub fn set_task_enabled(&self, name: &str, enabled: bool) -> Result<bool> {
         let n = self.conn().execute(
             "UPDATE tasks SET enabled = ?2, updated_at = ?3 WHERE name = ?1 AND enabled != ?2",
-            (name, enabled, Ts(super::now())),
+            (name, enabled, Ts(now())),
         )?;
         Ok(n > 0)
     }
@@ -171,7 +171,8 @@ impl Store {
 
 #[cfg(test)]
 mod tests {
-    use super::super::{in_memory, NewAppliance};
+    use super::super::db::in_memory;
+    use super::super::NewAppliance;
     use super::*;
 
     pub(crate) fn photos(target_id: i64) -> NewTask<'static> {
