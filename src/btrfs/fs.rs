@@ -8,7 +8,7 @@ use std::path::Path;
 use nix::sys::statfs::{statfs, BTRFS_SUPER_MAGIC};
 use uuid::Uuid;
 
-use super::Error;
+use super::error::Error;
 
 /// Inode number of every subvolume's root directory (`BTRFS_FIRST_FREE_OBJECTID`).
 const SUBVOLUME_ROOT_INODE: u64 = 256;

@@ -15,7 +15,9 @@ use std::path::Path;
 use chrono::DateTime;
 use uuid::Uuid;
 
-use super::{fs, Error, Subvolume};
+use super::error::Error;
+use super::fs;
+use super::subvolume::Subvolume;
 
 /// `BTRFS_ROOT_SUBVOL_RDONLY` in the root item's flags (linux/btrfs_tree.h).
 const ROOT_SUBVOL_RDONLY: u64 = 1 << 0;

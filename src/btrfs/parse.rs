@@ -5,7 +5,29 @@ use std::path::Path;
 use chrono::{DateTime, Utc};
 use uuid::Uuid;
 
-use super::Subvolume;
+use super::subvolume::Subvolume;
+
+/// Why `btrfs subvolume show` output could not be read.
+#[derive(Debug, thiserror::Error)]
+pub enum ParseShowError {
+    #[error("no {0} field")]
+    Missing(&'static str),
+    #[error("UUID is `-`")]
+    NoUuid,
+    #[error("Generation `{0}` is not a number")]
+    Generation(String),
+    #[error("{field} `{value}`: {source}")]
+    Uuid {
+        field: &'static str,
+        value: String,
+        source: uuid::Error,
+    },
+    #[error("Creation time `{value}`: {source}")]
+    Time {
+        value: String,
+        source: chrono::ParseError,
+    },
+}
 
 /// Parses the output of `btrfs subvolume show`.
 ///
@@ -13,7 +35,12 @@ use super::Subvolume;
 /// `-` means "none". Unknown fields are ignored so a newer btrfs-progs that adds some
 /// does not break us. The snapshot list under `Snapshot(s):` holds names, which may
 /// contain anything, so its lines are never read as fields.
-pub fn parse_show(path: &Path, text: &str) -> Result<Subvolume, String> {
+///
+/// # Errors
+///
+/// [`ParseShowError`] when a field ferry needs (Name, UUID, Parent UUID, Received
+/// UUID, Flags, Generation) is missing or a value does not parse.
+pub fn parse_show(path: &Path, text: &str) -> Result<Subvolume, ParseShowError> {
     let mut name = None;
     let mut uuid = None;
     let mut parent_uuid = None;
@@ -50,13 +77,13 @@ pub fn parse_show(path: &Path, text: &str) -> Result<Subvolume, String> {
         }
     }
 
-    let name = name.ok_or("no Name field")?;
-    let uuid = optional_uuid("UUID", uuid.as_deref())?.ok_or("UUID is `-`")?;
-    let generation = generation.ok_or("no Generation field")?;
+    let name = name.ok_or(ParseShowError::Missing("Name"))?;
+    let uuid = optional_uuid("UUID", uuid.as_deref())?.ok_or(ParseShowError::NoUuid)?;
+    let generation = generation.ok_or(ParseShowError::Missing("Generation"))?;
     let generation = generation
         .parse()
-        .map_err(|_| format!("Generation `{generation}` is not a number"))?;
-    let flags = flags.ok_or("no Flags field")?;
+        .map_err(|_| ParseShowError::Generation(generation))?;
+    let flags = flags.ok_or(ParseShowError::Missing("Flags"))?;
     Ok(Subvolume {
         path: path.to_path_buf(),
         name,
@@ -71,23 +98,30 @@ pub fn parse_show(path: &Path, text: &str) -> Result<Subvolume, String> {
     })
 }
 
-fn optional_uuid(field: &str, value: Option<&str>) -> Result<Option<Uuid>, String> {
+fn optional_uuid(field: &'static str, value: Option<&str>) -> Result<Option<Uuid>, ParseShowError> {
     match value {
-        None => Err(format!("no {field} field")),
+        None => Err(ParseShowError::Missing(field)),
         Some("-") => Ok(None),
         Some(v) => Uuid::parse_str(v)
             .map(Some)
-            .map_err(|e| format!("{field} `{v}`: {e}")),
+            .map_err(|source| ParseShowError::Uuid {
+                field,
+                value: v.to_string(),
+                source,
+            }),
     }
 }
 
 /// btrfs prints local time with its offset, e.g. `2026-11-21 05:43:21 +0000`.
-fn optional_time(value: Option<&str>) -> Result<Option<DateTime<Utc>>, String> {
+fn optional_time(value: Option<&str>) -> Result<Option<DateTime<Utc>>, ParseShowError> {
     match value {
         None | Some("-") => Ok(None),
         Some(v) => DateTime::parse_from_str(v, "%Y-%m-%d %H:%M:%S %z")
             .map(|t| Some(t.with_timezone(&Utc)))
-            .map_err(|e| format!("Creation time `{v}`: {e}")),
+            .map_err(|source| ParseShowError::Time {
+                value: v.to_string(),
+                source,
+            }),
     }
 }
 
@@ -203,10 +237,12 @@ mod tests {
         let no_uuid = SNAPSHOT.replace("\tUUID: \t\t\tac2e1e7d-783e-c949-9b31-45c63a2c8167\n", "");
         assert!(parse_show(Path::new("s"), &no_uuid)
             .unwrap_err()
+            .to_string()
             .contains("UUID"));
         let bad_gen = SNAPSHOT.replace("Generation: \t\t7", "Generation: \t\tseven");
         assert!(parse_show(Path::new("s"), &bad_gen)
             .unwrap_err()
+            .to_string()
             .contains("seven"));
         assert!(parse_show(Path::new("s"), "").is_err());
     }

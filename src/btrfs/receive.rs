@@ -11,9 +11,9 @@ use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::process::{Child, ChildStdin};
 use tokio::task::JoinHandle;
 
+use super::error::Error;
 use super::parse::received_name;
-use super::send::{drain, wait};
-use super::{command_with, trimmed, Error, BTRFS};
+use super::process::{command_with, drain, trimmed, wait, widen_pipe, BTRFS};
 
 /// What a finished receive created.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -82,7 +82,7 @@ impl Receive {
                 source: io::Error::other("stdin/stdout/stderr pipes missing"),
             });
         };
-        super::widen_pipe(std::os::fd::AsFd::as_fd(&stdin));
+        widen_pipe(std::os::fd::AsFd::as_fd(&stdin));
         Ok(Receive {
             command: line,
             dest: dest_dir.to_path_buf(),

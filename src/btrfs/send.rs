@@ -8,11 +8,12 @@ use std::pin::Pin;
 use std::process::Stdio;
 use std::task::{ready, Context, Poll};
 
-use tokio::io::{AsyncRead, AsyncReadExt, ReadBuf};
+use tokio::io::{AsyncRead, ReadBuf};
 use tokio::process::{Child, ChildStdout};
 use tokio::task::JoinHandle;
 
-use super::{command, status_text, trimmed, Error};
+use super::error::Error;
+use super::process::{command, drain, wait, widen_pipe};
 
 type Finishing = Pin<Box<dyn Future<Output = Result<(), Error>> + Send>>;
 
@@ -66,7 +67,7 @@ fn stream(mut cmd: tokio::process::Command, line: String) -> Result<SendStream, 
             source: io::Error::other("stdout/stderr pipes missing"),
         });
     };
-    super::widen_pipe(std::os::fd::AsFd::as_fd(&stdout));
+    widen_pipe(std::os::fd::AsFd::as_fd(&stdout));
     Ok(SendStream {
         command: line,
         state: State::Streaming(Box::new(Running {
@@ -85,41 +86,6 @@ fn set_blocking(fd: &std::os::fd::OwnedFd) -> io::Result<()> {
     let flags = OFlag::from_bits_truncate(flags) - OFlag::O_NONBLOCK;
     fcntl(fd, FcntlArg::F_SETFL(flags)).map_err(io::Error::from)?;
     Ok(())
-}
-
-/// Reads a pipe to its end in the background, so a chatty child never blocks on a full
-/// stderr pipe while we are busy with its stdout (or the other way round).
-pub(super) fn drain<R: AsyncRead + Unpin + Send + 'static>(mut pipe: R) -> JoinHandle<Vec<u8>> {
-    tokio::spawn(async move {
-        let mut buf = Vec::new();
-        // A read error only loses diagnostics; the exit status still decides.
-        let _ = pipe.read_to_end(&mut buf).await;
-        buf
-    })
-}
-
-/// Waits for the child and its drained stderr; Ok only on exit status 0.
-pub(super) async fn wait(
-    command: String,
-    mut child: Child,
-    stderr: JoinHandle<Vec<u8>>,
-) -> Result<String, Error> {
-    let status = child.wait().await;
-    let stderr = trimmed(&stderr.await.unwrap_or_default());
-    match status {
-        Ok(status) if status.success() => Ok(stderr),
-        Ok(status) => Err(Error::Failed {
-            command,
-            status: status_text(status),
-            stderr,
-        }),
-        Err(source) => Err(Error::Io {
-            command,
-            what: "waiting for exit",
-            source,
-            stderr,
-        }),
-    }
 }
 
 /// A `btrfs send` whose pipe was taken by [`SendStream::into_blocking`]:
@@ -270,6 +236,8 @@ impl AsyncRead for SendStream {
 
 #[cfg(test)]
 mod tests {
+    use tokio::io::AsyncReadExt;
+
     use super::*;
 
     fn sh(script: &str) -> SendStream {

@@ -1,0 +1,131 @@
+//! Subvolume operations: read-only snapshots, durable deletion, `show` from the
+//! kernel (or btrfs-progs), and listing the subvolumes in a directory.
+
+use std::ffi::OsStr;
+use std::io;
+use std::path::Path;
+
+use super::error::Error;
+use super::fs::{self, is_btrfs, same_filesystem};
+use super::ioctl;
+use super::parse::parse_show;
+use super::process::{command_line, run, BTRFS};
+use super::subvolume::Subvolume;
+
+/// A read-only snapshot of `source` at `dest` (the ioctl `btrfs subvolume
+/// snapshot -r` makes), then [`show`] of it.
+///
+/// `dest` must not exist: btrfs would otherwise quietly create the snapshot *inside* it.
+pub async fn snapshot_readonly(source: &Path, dest: &Path) -> Result<Subvolume, Error> {
+    match std::fs::symlink_metadata(dest) {
+        Ok(_) => {
+            return Err(Error::Exists {
+                path: dest.to_path_buf(),
+            })
+        }
+        Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+        Err(e) => return Err(Error::path(dest, e)),
+    }
+    if !fs::is_subvolume(source)? {
+        return Err(Error::NotSubvolume {
+            path: source.to_path_buf(),
+        });
+    }
+    // A snapshot commits a btrfs transaction: milliseconds of blocking work.
+    let (from, to) = (source.to_path_buf(), dest.to_path_buf());
+    let made = tokio::task::spawn_blocking(move || ioctl::snapshot_readonly(&from, &to))
+        .await
+        .map_err(|e| Error::path(dest, io::Error::other(e)))??;
+    if !made {
+        run([
+            "subvolume".as_ref(),
+            "snapshot".as_ref(),
+            "-r".as_ref(),
+            source.as_os_str(),
+            dest.as_os_str(),
+        ])
+        .await?;
+    }
+    show(dest).await
+}
+
+/// `btrfs subvolume delete --commit-after path`.
+///
+/// Waiting for the transaction commit makes the deletion durable before we record it:
+/// without it a crash right after could bring back a half-received or pruned snapshot
+/// that history says is gone. The cost is one commit per deletion, at most one a tick.
+pub async fn delete(path: &Path) -> Result<(), Error> {
+    run([
+        "subvolume".as_ref(),
+        "delete".as_ref(),
+        "--commit-after".as_ref(),
+        path.as_os_str(),
+    ])
+    .await?;
+    Ok(())
+}
+
+/// What `btrfs subvolume show path` says: from the kernel directly where it
+/// can (see [`ioctl`]), else parsed from btrfs-progs.
+pub async fn show(path: &Path) -> Result<Subvolume, Error> {
+    // The ioctl may wait on disk and tree locks: not on an async worker.
+    let at = path.to_path_buf();
+    let asked = tokio::task::spawn_blocking(move || ioctl::subvolume_info(&at))
+        .await
+        .map_err(|e| Error::path(path, io::Error::other(e)))??;
+    match asked {
+        Some(sub) => Ok(sub),
+        None => show_by_progs(path).await,
+    }
+}
+
+/// Parses `btrfs subvolume show path`.
+async fn show_by_progs(path: &Path) -> Result<Subvolume, Error> {
+    let args = [
+        OsStr::new("subvolume"),
+        OsStr::new("show"),
+        path.as_os_str(),
+    ];
+    let out = run(args).await?;
+    parse_show(path, &out).map_err(|source| Error::Show {
+        command: command_line(BTRFS.as_ref(), args),
+        source,
+    })
+}
+
+/// The subvolumes that are direct children of `dir`, sorted by name.
+///
+/// Reads the directory rather than `btrfs subvolume list`: that lists the whole
+/// filesystem relative to its top level, so mapping it back onto `dir` breaks as soon
+/// as a subvolume (not the top level) is mounted, and it needs root. A subvolume root
+/// is always inode 256 on btrfs; children on other filesystems mounted inside `dir` are
+/// left out.
+pub async fn list(dir: &Path) -> Result<Vec<Subvolume>, Error> {
+    if !is_btrfs(dir)? {
+        return Err(Error::NotBtrfs {
+            path: dir.to_path_buf(),
+        });
+    }
+    let mut children = Vec::new();
+    let entries = std::fs::read_dir(dir).map_err(|e| Error::path(dir, e))?;
+    for entry in entries {
+        let entry = entry.map_err(|e| Error::path(dir, e))?;
+        let path = entry.path();
+        // Not following symlinks: a link to a subvolume elsewhere is not a child.
+        let meta = match std::fs::symlink_metadata(&path) {
+            Ok(m) => m,
+            // Deleted between readdir and stat: it is not a child any more.
+            Err(e) if e.kind() == io::ErrorKind::NotFound => continue,
+            Err(e) => return Err(Error::path(&path, e)),
+        };
+        if meta.is_dir() && fs::is_subvolume_root(&meta) && same_filesystem(dir, &path)? {
+            children.push((entry.file_name(), path));
+        }
+    }
+    children.sort();
+    let mut subvolumes = Vec::with_capacity(children.len());
+    for (_, path) in children {
+        subvolumes.push(show(&path).await?);
+    }
+    Ok(subvolumes)
+}
