@@ -14,7 +14,24 @@ use rustls::server::ParsedCertificate;
 use rustls::sign::CertifiedKey;
 use uuid::Uuid;
 
-use super::{Error, Fingerprint, Identity};
+use super::error::Error;
+use super::fingerprint::Fingerprint;
+
+/// This appliance's key and certificate, as loaded from the state directory.
+pub struct Identity {
+    pub cert: CertificateDer<'static>,
+    pub key: PrivateKeyDer<'static>,
+    pub fingerprint: Fingerprint,
+}
+
+impl std::fmt::Debug for Identity {
+    // Keeps the private key out of logs and panic messages.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Identity")
+            .field("fingerprint", &self.fingerprint.to_string())
+            .finish_non_exhaustive()
+    }
+}
 
 pub const KEY_FILE: &str = "key.pem";
 pub const CERT_FILE: &str = "cert.pem";

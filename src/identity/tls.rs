@@ -16,7 +16,9 @@ use rustls::{
     OtherError, ServerConfig, SignatureScheme,
 };
 
-use super::{Error, Fingerprint, Identity};
+use super::disk::Identity;
+use super::error::Error;
+use super::fingerprint::Fingerprint;
 
 /// Decides which client certificates the receiver accepts.
 ///

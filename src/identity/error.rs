@@ -1,0 +1,35 @@
+//! What can go wrong with an identity: missing or existing files, unsafe key
+//! permissions, unreadable PEM, and failures to generate keys or TLS configurations.
+
+use std::path::PathBuf;
+
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error("an identity already exists: {} is present; refusing to overwrite it", path.display())]
+    AlreadyExists { path: PathBuf },
+    #[error("{} is missing; run `ferry init` to create this appliance's identity", path.display())]
+    Missing { path: PathBuf },
+    #[error("cannot {action} {}: {source}", path.display())]
+    Io {
+        action: &'static str,
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("{} is not a valid {what}: {reason}", path.display())]
+    Corrupt {
+        path: PathBuf,
+        what: &'static str,
+        reason: String,
+    },
+    #[error(
+        "{} has mode {mode:04o}, so group or others can access the private key; \
+         run `chmod 600 {}` (and consider the key compromised if others could read it)",
+        path.display(), path.display()
+    )]
+    KeyPermissions { path: PathBuf, mode: u32 },
+    #[error("cannot generate the key and certificate: {0}")]
+    Generate(#[from] rcgen::Error),
+    #[error("cannot build the TLS configuration: {0}")]
+    Tls(#[from] rustls::Error),
+}
