@@ -9,6 +9,7 @@ mod cli_setup;
 mod cli_tasks;
 mod invariants;
 mod migrations;
+mod module_graph;
 mod old_peers;
 mod receiver;
 mod receiver_disk;
