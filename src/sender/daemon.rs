@@ -13,11 +13,12 @@ use tokio_util::sync::CancellationToken;
 use tracing::{info, warn};
 
 use super::clock::{Clock, SystemClock};
+use super::orphans::{fail_orphaned_rows, Orphans};
 use super::slots::{Backoff, Fire, Slot};
-use super::{run_task, Error, TaskLock};
+use super::{run_task, Error};
 use crate::config::SenderSettings;
 use crate::schedule::Schedule;
-use crate::store::{NewSend, Status, Store};
+use crate::store::{NewSend, Store};
 
 /// How often the database is checked for tasks the CLI added, edited or removed.
 const WATCH_EVERY: Duration = Duration::from_secs(1);
@@ -112,7 +113,13 @@ impl Daemon {
         let store = Store::open(&state_dir)?;
         self.logged(
             "failing rows left running",
-            fail_orphaned_rows(&store, &state_dir),
+            fail_orphaned_rows(
+                &store,
+                Orphans::Unlocked {
+                    state_dir: &state_dir,
+                },
+            )
+            .map(drop),
         );
         let mut current = self.config.settings.clone();
         let mut slots: HashMap<i64, Slot> = HashMap::new();
@@ -351,25 +358,4 @@ async fn run_one(
     let _ = events.send(Event::Started { task: name.clone() });
     let result = run_task(&state_dir, &name, None, cancel).await.map(|_| ());
     let _ = done.send((id, name, result, permit));
-}
-
-/// Rows left `running` by a process that died: failed, unless that task's lock
-/// is held (a `ferry task run` going on right now owns its row).
-fn fail_orphaned_rows(store: &Store, state_dir: &std::path::Path) -> Result<(), Error> {
-    for (id, task) in store.running_sends()? {
-        let lock = TaskLock::try_acquire(state_dir, &task).map_err(|source| Error::Lock {
-            task: task.clone(),
-            source,
-        })?;
-        if lock.is_some() {
-            store.finish_send(
-                id,
-                Status::Failed,
-                Some("interrupted: the sending process stopped before this run finished"),
-                None,
-            )?;
-            warn!(task = %task, row = id, "marked a run left running by a stopped process as failed");
-        }
-    }
-    Ok(())
 }

@@ -11,6 +11,7 @@ use uuid::Uuid;
 
 use super::connect::{self, Target};
 use super::lock::TaskLock;
+use super::orphans::{fail_orphaned_rows, Orphans};
 use super::plan::{self, LocalSnapshot};
 use super::stream::{self, Compression, Progress, Report};
 use super::Error;
@@ -64,7 +65,7 @@ pub async fn run_task(
         store.skipped_send(&row, "another run of this task was still in progress")?;
         return Err(Error::Busy(task.name.clone()));
     };
-    fail_orphaned_rows(&store, &task.name)?;
+    fail_orphaned_rows(&store, Orphans::OfLockedTask(&task.name))?;
     let row = store.begin_send(&row)?;
     let mut run = Run {
         state_dir: state_dir.to_path_buf(),
@@ -107,28 +108,6 @@ pub async fn run_task(
         }
     }
     result
-}
-
-/// Rows of this task left `running`: we hold its lock, so their run is dead.
-fn fail_orphaned_rows(store: &Store, task: &str) -> Result<(), Error> {
-    for (id, _) in store
-        .running_sends()?
-        .into_iter()
-        .filter(|(_, t)| t == task)
-    {
-        store.finish_send(
-            id,
-            Status::Failed,
-            Some("interrupted: the sending process stopped before this run finished"),
-            None,
-        )?;
-        warn!(
-            task,
-            row = id,
-            "marked a run left running by a stopped process as failed"
-        );
-    }
-    Ok(())
 }
 
 struct Run {

@@ -7,6 +7,7 @@ mod daemon;
 mod error;
 mod job;
 mod lock;
+mod orphans;
 pub mod plan;
 mod slots;
 mod stream;
