@@ -335,4 +335,56 @@ mod tests {
         let rows = store.send_history(&SendFilter::default()).expect("list");
         assert_eq!(rows[0].error.as_deref(), Some("no reason recorded"));
     }
+
+    #[test]
+    fn history_json_keeps_its_keys_and_their_order() {
+        // Pins `ferry history send|receive --json`: scripts read these keys.
+        let at = |s: &str| {
+            DateTime::parse_from_rfc3339(s)
+                .expect("time")
+                .with_timezone(&Utc)
+        };
+        let u = Uuid::parse_str("9b2a1c3e-0000-4000-8000-000000000001").expect("uuid");
+        let send = SendRow {
+            id: 7,
+            task: "photos".into(),
+            target: "nas2".into(),
+            share: "photos".into(),
+            snapshot: Some("photos_photos_20261121T053756Z".into()),
+            parent: None,
+            kind: Some(Kind::Full),
+            status: Status::Succeeded,
+            error: None,
+            started_at: at("2026-11-21T05:37:56Z"),
+            ended_at: Some(at("2026-11-21T05:38:01.5Z")),
+            stream_bytes: 1000,
+            wire_bytes: 400,
+            received_uuid: Some(u),
+        };
+        assert_eq!(
+            serde_json::to_string(&send).expect("json"),
+            r#"{"id":7,"task":"photos","target":"nas2","share":"photos","snapshot":"photos_photos_20261121T053756Z","parent":null,"kind":"full","status":"succeeded","error":null,"started_at":"2026-11-21T05:37:56Z","ended_at":"2026-11-21T05:38:01.500Z","stream_bytes":1000,"wire_bytes":400,"received_uuid":"9b2a1c3e-0000-4000-8000-000000000001"}"#
+        );
+        let receive = ReceiveRow {
+            id: 3,
+            source: "nas1".into(),
+            source_uuid: Some(u),
+            share: "photos".into(),
+            pool: "backup".into(),
+            snapshot: "s2".into(),
+            parent: Some("s1".into()),
+            kind: Some(Kind::Incremental),
+            status: Status::Failed,
+            error: Some("disk full".into()),
+            started_at: at("2026-11-21T05:37:56Z"),
+            ended_at: None,
+            stream_bytes: 10,
+            wire_bytes: 5,
+            received_uuid: None,
+        };
+        assert_eq!(
+            serde_json::to_string(&receive).expect("json"),
+            r#"{"id":3,"source":"nas1","source_uuid":"9b2a1c3e-0000-4000-8000-000000000001","share":"photos","pool":"backup","snapshot":"s2","parent":"s1","kind":"incremental","status":"failed","error":"disk full","started_at":"2026-11-21T05:37:56Z","ended_at":null,"stream_bytes":10,"wire_bytes":5,"received_uuid":null}"#
+        );
+    }
 }
