@@ -73,20 +73,20 @@ fn send(ctx: &Ctx, args: SendArgs) -> anyhow::Result<()> {
         "SNAPSHOT", "ERROR",
     ]);
     for r in &rows {
-        let took = span(r.started_at, r.ended_at);
+        let took = span(r.attempt.started_at, r.attempt.ended_at);
         table.row(vec![
             r.id.to_string(),
-            time(r.started_at),
+            time(r.attempt.started_at),
             r.task.clone(),
             r.target.clone(),
-            or_dash(r.kind),
-            r.status.to_string(),
-            bytes(r.stream_bytes),
-            bytes(r.wire_bytes),
-            rate(r.stream_bytes, took),
+            or_dash(r.attempt.kind),
+            r.attempt.status.to_string(),
+            bytes(r.attempt.stream_bytes),
+            bytes(r.attempt.wire_bytes),
+            rate(r.attempt.stream_bytes, took),
             elapsed(took),
-            or_dash(r.snapshot.clone()),
-            r.error.clone().unwrap_or_default(),
+            or_dash(r.attempt.snapshot.clone()),
+            r.attempt.error.clone().unwrap_or_default(),
         ]);
     }
     print_or_empty(&table, rows.is_empty(), "no sends recorded yet");
@@ -112,21 +112,21 @@ fn receive(ctx: &Ctx, args: ReceiveArgs) -> anyhow::Result<()> {
         "TIME", "SNAPSHOT", "ERROR",
     ]);
     for r in &rows {
-        let took = span(r.started_at, r.ended_at);
+        let took = span(r.attempt.started_at, r.attempt.ended_at);
         table.row(vec![
             r.id.to_string(),
-            time(r.started_at),
+            time(r.attempt.started_at),
             r.source.clone(),
             r.share.clone(),
             r.pool.clone(),
-            or_dash(r.kind),
-            r.status.to_string(),
-            bytes(r.stream_bytes),
-            bytes(r.wire_bytes),
-            rate(r.stream_bytes, took),
+            or_dash(r.attempt.kind),
+            r.attempt.status.to_string(),
+            bytes(r.attempt.stream_bytes),
+            bytes(r.attempt.wire_bytes),
+            rate(r.attempt.stream_bytes, took),
             elapsed(took),
-            r.snapshot.clone(),
-            r.error.clone().unwrap_or_default(),
+            r.attempt.snapshot.clone(),
+            r.attempt.error.clone().unwrap_or_default(),
         ]);
     }
     print_or_empty(&table, rows.is_empty(), "no receives recorded yet");

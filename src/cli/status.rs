@@ -167,17 +167,17 @@ fn task_status(store: &Store, task: &Task, now: DateTime<Utc>) -> anyhow::Result
     let share = task.share_name();
     let last_success = rows
         .iter()
-        .find(|r| r.status == Status::Succeeded)
-        .and_then(|r| r.snapshot.as_deref())
+        .find(|r| r.attempt.status == Status::Succeeded)
+        .and_then(|r| r.attempt.snapshot.as_deref())
         .and_then(|s| names::snapshot_time(&share, &task.name, s));
-    let attempts = rows.iter().filter(|r| r.status != Status::Skipped);
+    let attempts = rows.iter().filter(|r| r.attempt.status != Status::Skipped);
     let failures: Vec<&SendRow> = attempts
         .clone()
-        .filter(|r| r.status != Status::Running)
-        .take_while(|r| r.status == Status::Failed)
+        .filter(|r| r.attempt.status != Status::Running)
+        .take_while(|r| r.attempt.status == Status::Failed)
         .collect();
     let schedule = Schedule::parse(&task.frequency).ok();
-    let last_started = attempts.clone().next().map(|r| r.started_at);
+    let last_started = attempts.clone().next().map(|r| r.attempt.started_at);
     let next_run = task
         .enabled
         .then(|| {
@@ -186,16 +186,20 @@ fn task_status(store: &Store, task: &Task, now: DateTime<Utc>) -> anyhow::Result
                 .and_then(|s| s.next_after(now, last_started))
         })
         .flatten();
-    let in_flight = rows.iter().find(|r| r.status == Status::Running).map(|r| {
-        let took = span(r.started_at, None);
-        InFlight {
-            snapshot: r.snapshot.clone(),
-            started_at: r.started_at,
-            stream_bytes: r.stream_bytes,
-            wire_bytes: r.wire_bytes,
-            bytes_per_second: (r.stream_bytes as f64 / took.as_secs_f64().max(0.001)) as u64,
-        }
-    });
+    let in_flight = rows
+        .iter()
+        .find(|r| r.attempt.status == Status::Running)
+        .map(|r| {
+            let took = span(r.attempt.started_at, None);
+            InFlight {
+                snapshot: r.attempt.snapshot.clone(),
+                started_at: r.attempt.started_at,
+                stream_bytes: r.attempt.stream_bytes,
+                wire_bytes: r.attempt.wire_bytes,
+                bytes_per_second: (r.attempt.stream_bytes as f64 / took.as_secs_f64().max(0.001))
+                    as u64,
+            }
+        });
     Ok(TaskStatus {
         task: task.name.clone(),
         target: task.target.clone(),
@@ -205,7 +209,7 @@ fn task_status(store: &Store, task: &Task, now: DateTime<Utc>) -> anyhow::Result
         lag_seconds: last_success.map(|t| (now - t).num_seconds()),
         next_run,
         failures_in_a_row: u32::try_from(failures.len()).unwrap_or(u32::MAX),
-        last_error: failures.first().and_then(|r| r.error.clone()),
+        last_error: failures.first().and_then(|r| r.attempt.error.clone()),
         in_flight,
     })
 }

@@ -106,9 +106,9 @@ impl<'a> TaskView<'a> {
             compress: t.compress,
             compress_auto: t.compress_auto,
             created_at: t.created_at,
-            last_status: last.as_ref().map(|r| r.status),
-            last_run: last.as_ref().map(|r| r.started_at),
-            last_error: last.and_then(|r| r.error),
+            last_status: last.as_ref().map(|r| r.attempt.status),
+            last_run: last.as_ref().map(|r| r.attempt.started_at),
+            last_error: last.and_then(|r| r.attempt.error),
         })
     }
 }

@@ -71,7 +71,7 @@ mod tests {
     fn status(store: &Store, id: i64) -> (Status, Option<String>) {
         let rows = store.send_history(&SendFilter::default()).expect("history");
         let r = rows.into_iter().find(|r| r.id == id).expect("row");
-        (r.status, r.error)
+        (r.attempt.status, r.attempt.error)
     }
 
     #[test]

@@ -1,61 +1,10 @@
 //! Send and receive history: one row per attempt, opened as `running` and finished
 //! as `succeeded`, `failed` or `skipped` with the reason a person needs.
 
-use std::fmt;
-use std::str::FromStr;
-
-use chrono::{DateTime, Utc};
-use rusqlite::types::{FromSql, FromSqlError, FromSqlResult, ToSql, ToSqlOutput, ValueRef};
 use serde::Serialize;
 use uuid::Uuid;
 
-use super::db::{now, DbUuid, Result, Store, Ts};
-
-/// Declares a text-valued enum column with its exact database and JSON spelling.
-macro_rules! text_enum {
-    ($(#[$m:meta])* $name:ident { $($variant:ident = $text:literal),+ $(,)? }) => {
-        $(#[$m])*
-        #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-        pub enum $name { $(#[serde(rename = $text)] $variant),+ }
-
-        impl $name {
-            pub fn as_str(self) -> &'static str {
-                match self { $($name::$variant => $text),+ }
-            }
-        }
-        impl fmt::Display for $name {
-            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-                f.write_str(self.as_str())
-            }
-        }
-        impl FromStr for $name {
-            type Err = String;
-            fn from_str(s: &str) -> Result<Self, String> {
-                match s { $($text => Ok($name::$variant),)+ other => Err(other.to_string()) }
-            }
-        }
-        impl ToSql for $name {
-            fn to_sql(&self) -> rusqlite::Result<ToSqlOutput<'_>> {
-                Ok(ToSqlOutput::from(self.as_str()))
-            }
-        }
-        impl FromSql for $name {
-            fn column_result(value: ValueRef<'_>) -> FromSqlResult<Self> {
-                value.as_str()?.parse().map_err(|s| FromSqlError::Other(
-                    format!("unknown {} {s:?}", stringify!($name)).into()))
-            }
-        }
-    };
-}
-
-text_enum!(
-    /// The outcome of one attempt.
-    Status { Running = "running", Succeeded = "succeeded", Failed = "failed", Skipped = "skipped" }
-);
-text_enum!(
-    /// Whether a stream carried the whole snapshot or the difference to a parent.
-    Kind { Full = "full", Incremental = "incremental" }
-);
+use super::attempt::{Attempt, Kind};
 
 /// One send attempt, as `ferry history send` shows it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -64,16 +13,8 @@ pub struct SendRow {
     pub task: String,
     pub target: String,
     pub share: String,
-    pub snapshot: Option<String>,
-    pub parent: Option<String>,
-    pub kind: Option<Kind>,
-    pub status: Status,
-    pub error: Option<String>,
-    pub started_at: DateTime<Utc>,
-    pub ended_at: Option<DateTime<Utc>>,
-    pub stream_bytes: u64,
-    pub wire_bytes: u64,
-    pub received_uuid: Option<Uuid>,
+    #[serde(flatten)]
+    pub attempt: Attempt<Option<String>>,
 }
 
 /// One receive attempt, as `ferry history receive` shows it.
@@ -84,16 +25,8 @@ pub struct ReceiveRow {
     pub source_uuid: Option<Uuid>,
     pub share: String,
     pub pool: String,
-    pub snapshot: String,
-    pub parent: Option<String>,
-    pub kind: Option<Kind>,
-    pub status: Status,
-    pub error: Option<String>,
-    pub started_at: DateTime<Utc>,
-    pub ended_at: Option<DateTime<Utc>>,
-    pub stream_bytes: u64,
-    pub wire_bytes: u64,
-    pub received_uuid: Option<Uuid>,
+    #[serde(flatten)]
+    pub attempt: Attempt<String>,
 }
 
 #[derive(Debug, Clone)]
@@ -127,84 +60,13 @@ pub struct ReceiveFilter<'a> {
     pub limit: Option<u32>,
 }
 
-/// How a row is closed.
-#[derive(Debug, Clone)]
-pub struct Finish<'a> {
-    pub status: Status,
-    /// Required for failures and skips: no silent outcome.
-    pub error: Option<&'a str>,
-    pub received_uuid: Option<Uuid>,
-    /// Final (stream, wire) byte counts, when the caller has them.
-    pub bytes: Option<(u64, u64)>,
-}
-
-/// The two history tables share their lifecycle columns; these name them.
-#[derive(Clone, Copy)]
-pub(super) enum Table {
-    Send,
-    Receive,
-}
-
-impl Table {
-    fn name(self) -> &'static str {
-        match self {
-            Table::Send => "send_history",
-            Table::Receive => "receive_history",
-        }
-    }
-}
-
-impl Store {
-    pub(super) fn set_progress(&self, t: Table, id: i64, stream: u64, wire: u64) -> Result<()> {
-        self.conn().execute(
-            &format!(
-                "UPDATE {} SET stream_bytes = ?2, wire_bytes = ?3 WHERE id = ?1",
-                t.name()
-            ),
-            (id, stream, wire),
-        )?;
-        Ok(())
-    }
-
-    /// Closes a row that is still `running`; returns false when it was already
-    /// closed (say, by a daemon that took it for a crash's leftover), which is
-    /// then left as it was.
-    pub(super) fn finish(&self, t: Table, id: i64, f: &Finish<'_>) -> Result<bool> {
-        let error = match (f.status, f.error) {
-            (Status::Failed | Status::Skipped, None) => Some("no reason recorded"),
-            (_, e) => e,
-        };
-        let (stream, wire) = f.bytes.map_or((None, None), |(s, w)| (Some(s), Some(w)));
-        let n = self.conn().execute(
-            &format!(
-                "UPDATE {} SET status = ?2, error = ?3, received_uuid = ?4, ended_at = ?5,
-                     stream_bytes = coalesce(?6, stream_bytes), wire_bytes = coalesce(?7, wire_bytes)
-                 WHERE id = ?1 AND status = 'running'",
-                t.name()
-            ),
-            rusqlite::params![
-                id,
-                f.status,
-                error,
-                f.received_uuid.map(DbUuid),
-                Ts(now()),
-                stream,
-                wire,
-            ],
-        )?;
-        Ok(n > 0)
-    }
-}
-
-/// SQLite's "no limit" is -1.
-pub(super) fn limit(limit: Option<u32>) -> i64 {
-    limit.map_or(-1, i64::from)
-}
-
 #[cfg(test)]
 mod tests {
     use std::collections::HashSet;
 
+    use chrono::{DateTime, Utc};
+
+    use super::super::attempt::{Finish, Status};
     use super::super::db::in_memory;
     use super::*;
 
@@ -233,11 +95,11 @@ mod tests {
         assert_eq!(rows.len(), 1);
         let r = &rows[0];
         assert_eq!(
-            (r.status, r.kind, r.received_uuid),
+            (r.attempt.status, r.attempt.kind, r.attempt.received_uuid),
             (Status::Succeeded, Some(Kind::Full), Some(u))
         );
-        assert_eq!((r.stream_bytes, r.wire_bytes), (1000, 400));
-        assert!(r.ended_at.is_some());
+        assert_eq!((r.attempt.stream_bytes, r.attempt.wire_bytes), (1000, 400));
+        assert!(r.attempt.ended_at.is_some());
     }
 
     #[test]
@@ -271,7 +133,7 @@ mod tests {
             .expect("second finish"));
         let rows = store.send_history(&SendFilter::default()).expect("list");
         assert_eq!(
-            (rows[0].status, rows[0].error.as_deref()),
+            (rows[0].attempt.status, rows[0].attempt.error.as_deref()),
             (Status::Succeeded, None)
         );
     }
@@ -303,7 +165,10 @@ mod tests {
         assert_eq!(store.confirmed_uuids("a").expect("q"), HashSet::from([u]));
         assert!(store.confirmed_uuids("b").expect("q").is_empty());
         let rows = store.send_history(&SendFilter::default()).expect("list");
-        assert_eq!((rows[2].stream_bytes, rows[2].wire_bytes), (10, 5));
+        assert_eq!(
+            (rows[2].attempt.stream_bytes, rows[2].attempt.wire_bytes),
+            (10, 5)
+        );
         store
             .begin_receive(&NewReceive {
                 source: "nas1",
@@ -320,9 +185,27 @@ mod tests {
             .receive_history(&ReceiveFilter::default())
             .expect("list");
         assert_eq!(
-            (rx[0].status, rx[0].error.as_deref()),
+            (rx[0].attempt.status, rx[0].attempt.error.as_deref()),
             (Status::Failed, Some("crashed"))
         );
+    }
+
+    #[test]
+    fn progress_never_rewrites_a_closed_row() {
+        // Progress is written off the data path and may land after the close.
+        let store = in_memory();
+        let id = store.begin_send(&send("a")).expect("begin");
+        let done = Finish {
+            status: Status::Succeeded,
+            error: None,
+            received_uuid: Some(Uuid::new_v4()),
+            bytes: Some((10, 5)),
+        };
+        store.finish_send_counted(id, &done).expect("finish");
+        store.set_send_progress(id, 7, 3).expect("late progress");
+        let rows = store.send_history(&SendFilter::default()).expect("list");
+        let a = &rows[0].attempt;
+        assert_eq!((a.stream_bytes, a.wire_bytes), (10, 5));
     }
 
     #[test]
@@ -333,7 +216,7 @@ mod tests {
             .finish_send(id, Status::Failed, None, None)
             .expect("finish");
         let rows = store.send_history(&SendFilter::default()).expect("list");
-        assert_eq!(rows[0].error.as_deref(), Some("no reason recorded"));
+        assert_eq!(rows[0].attempt.error.as_deref(), Some("no reason recorded"));
     }
 
     #[test]
@@ -350,16 +233,18 @@ mod tests {
             task: "photos".into(),
             target: "nas2".into(),
             share: "photos".into(),
-            snapshot: Some("photos_photos_20261121T053756Z".into()),
-            parent: None,
-            kind: Some(Kind::Full),
-            status: Status::Succeeded,
-            error: None,
-            started_at: at("2026-11-21T05:37:56Z"),
-            ended_at: Some(at("2026-11-21T05:38:01.5Z")),
-            stream_bytes: 1000,
-            wire_bytes: 400,
-            received_uuid: Some(u),
+            attempt: Attempt {
+                snapshot: Some("photos_photos_20261121T053756Z".into()),
+                parent: None,
+                kind: Some(Kind::Full),
+                status: Status::Succeeded,
+                error: None,
+                started_at: at("2026-11-21T05:37:56Z"),
+                ended_at: Some(at("2026-11-21T05:38:01.5Z")),
+                stream_bytes: 1000,
+                wire_bytes: 400,
+                received_uuid: Some(u),
+            },
         };
         assert_eq!(
             serde_json::to_string(&send).expect("json"),
@@ -371,16 +256,18 @@ mod tests {
             source_uuid: Some(u),
             share: "photos".into(),
             pool: "backup".into(),
-            snapshot: "s2".into(),
-            parent: Some("s1".into()),
-            kind: Some(Kind::Incremental),
-            status: Status::Failed,
-            error: Some("disk full".into()),
-            started_at: at("2026-11-21T05:37:56Z"),
-            ended_at: None,
-            stream_bytes: 10,
-            wire_bytes: 5,
-            received_uuid: None,
+            attempt: Attempt {
+                snapshot: "s2".into(),
+                parent: Some("s1".into()),
+                kind: Some(Kind::Incremental),
+                status: Status::Failed,
+                error: Some("disk full".into()),
+                started_at: at("2026-11-21T05:37:56Z"),
+                ended_at: None,
+                stream_bytes: 10,
+                wire_bytes: 5,
+                received_uuid: None,
+            },
         };
         assert_eq!(
             serde_json::to_string(&receive).expect("json"),

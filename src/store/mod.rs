@@ -2,6 +2,7 @@
 //! applied at open. One file per table group; callers get typed rows, never SQL.
 
 mod appliances;
+mod attempt;
 mod db;
 mod history;
 mod local;
@@ -12,10 +13,9 @@ mod sends;
 mod tasks;
 
 pub use appliances::{Appliance, NewAppliance};
+pub use attempt::{Attempt, Finish, Kind, Status, UnknownText};
 pub use db::{migrations, now, Error, Result, Store, DB_FILE};
-pub use history::{
-    Finish, Kind, NewReceive, NewSend, ReceiveFilter, ReceiveRow, SendFilter, SendRow, Status,
-};
+pub use history::{NewReceive, NewSend, ReceiveFilter, ReceiveRow, SendFilter, SendRow};
 pub use local::LocalIdentity;
 pub use pools::Pool;
 pub use replicas::{NewReplica, Replica};

@@ -4,11 +4,9 @@
 use rusqlite::Row;
 use uuid::Uuid;
 
+use super::attempt::{limit, Attempt, Finish, Status, Table, ATTEMPT_COLUMNS};
 use super::db::{now, DbUuid, Result, Store, Ts};
-use super::history::{limit, Finish, NewReceive, ReceiveFilter, ReceiveRow, Status, Table};
-
-const COLUMNS: &str = "id, source, source_uuid, share, pool, snapshot, parent, kind,
-    status, error, started_at, ended_at, stream_bytes, wire_bytes, received_uuid";
+use super::history::{NewReceive, ReceiveFilter, ReceiveRow};
 
 fn from_row(r: &Row<'_>) -> rusqlite::Result<ReceiveRow> {
     Ok(ReceiveRow {
@@ -17,16 +15,7 @@ fn from_row(r: &Row<'_>) -> rusqlite::Result<ReceiveRow> {
         source_uuid: r.get::<_, Option<DbUuid>>(2)?.map(|u| u.0),
         share: r.get(3)?,
         pool: r.get(4)?,
-        snapshot: r.get(5)?,
-        parent: r.get(6)?,
-        kind: r.get(7)?,
-        status: r.get(8)?,
-        error: r.get(9)?,
-        started_at: r.get::<_, Ts>(10)?.0,
-        ended_at: r.get::<_, Option<Ts>>(11)?.map(|t| t.0),
-        stream_bytes: r.get(12)?,
-        wire_bytes: r.get(13)?,
-        received_uuid: r.get::<_, Option<DbUuid>>(14)?.map(|u| u.0),
+        attempt: Attempt::from_row(r, 5)?,
     })
 }
 
@@ -88,7 +77,7 @@ impl Store {
     pub fn receive_history(&self, f: &ReceiveFilter<'_>) -> Result<Vec<ReceiveRow>> {
         let conn = self.conn();
         let mut stmt = conn.prepare(&format!(
-            "SELECT {COLUMNS} FROM receive_history
+            "SELECT id, source, source_uuid, share, pool, {ATTEMPT_COLUMNS} FROM receive_history
              WHERE ?1 IS NULL OR source = ?1 ORDER BY id DESC LIMIT ?2"
         ))?;
         let rows = stmt.query_map((f.source, limit(f.limit)), from_row)?;

@@ -5,8 +5,8 @@ use chrono::{DateTime, Utc};
 use rusqlite::{OptionalExtension, Row};
 use uuid::Uuid;
 
+use super::attempt::Status;
 use super::db::{now, DbUuid, Result, Store, Ts};
-use super::history::Status;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Replica {
@@ -200,9 +200,9 @@ mod tests {
         assert_eq!(held.len(), 1);
         assert_eq!(held[0].received_uuid, r.received_uuid);
         let rows = store.receive_history(&ReceiveFilter::default()).expect("h");
-        assert_eq!(rows[0].status, Status::Succeeded);
+        assert_eq!(rows[0].attempt.status, Status::Succeeded);
         assert_eq!(
-            (rows[0].received_uuid, rows[0].stream_bytes),
+            (rows[0].attempt.received_uuid, rows[0].attempt.stream_bytes),
             (Some(r.received_uuid), 42)
         );
 
@@ -212,7 +212,7 @@ mod tests {
             .commit_replica(again, &new_replica(src, "s1"))
             .is_err());
         let rows = store.receive_history(&ReceiveFilter::default()).expect("h");
-        assert_eq!(rows[0].status, Status::Running);
+        assert_eq!(rows[0].attempt.status, Status::Running);
         assert_eq!(store.pool_replicas("backup").expect("all").len(), 1);
     }
 

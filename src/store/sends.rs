@@ -7,11 +7,9 @@ use chrono::{DateTime, Utc};
 use rusqlite::{OptionalExtension, Row};
 use uuid::Uuid;
 
+use super::attempt::{limit, Attempt, Finish, Kind, Status, Table, ATTEMPT_COLUMNS};
 use super::db::{now, DbUuid, Result, Store, Ts};
-use super::history::{limit, Finish, Kind, NewSend, SendFilter, SendRow, Status, Table};
-
-const COLUMNS: &str = "id, task, target, share, snapshot, parent, kind, status, error,
-    started_at, ended_at, stream_bytes, wire_bytes, received_uuid";
+use super::history::{NewSend, SendFilter, SendRow};
 
 fn from_row(r: &Row<'_>) -> rusqlite::Result<SendRow> {
     Ok(SendRow {
@@ -19,16 +17,7 @@ fn from_row(r: &Row<'_>) -> rusqlite::Result<SendRow> {
         task: r.get(1)?,
         target: r.get(2)?,
         share: r.get(3)?,
-        snapshot: r.get(4)?,
-        parent: r.get(5)?,
-        kind: r.get(6)?,
-        status: r.get(7)?,
-        error: r.get(8)?,
-        started_at: r.get::<_, Ts>(9)?.0,
-        ended_at: r.get::<_, Option<Ts>>(10)?.map(|t| t.0),
-        stream_bytes: r.get(11)?,
-        wire_bytes: r.get(12)?,
-        received_uuid: r.get::<_, Option<DbUuid>>(13)?.map(|u| u.0),
+        attempt: Attempt::from_row(r, 4)?,
     })
 }
 
@@ -141,7 +130,7 @@ impl Store {
     pub fn send_history(&self, f: &SendFilter<'_>) -> Result<Vec<SendRow>> {
         let conn = self.conn();
         let mut stmt = conn.prepare(&format!(
-            "SELECT {COLUMNS} FROM send_history
+            "SELECT id, task, target, share, {ATTEMPT_COLUMNS} FROM send_history
              WHERE ?1 IS NULL OR task = ?1 ORDER BY id DESC LIMIT ?2"
         ))?;
         let rows = stmt.query_map((f.task, limit(f.limit)), from_row)?;

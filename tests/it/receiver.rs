@@ -91,12 +91,15 @@ async fn full_then_incremental_receive_is_verified_and_visible() {
     let rows = history(&pair);
     assert_eq!(rows.len(), 2);
     for (row, snap) in rows.iter().zip([&s2, &s1]) {
-        assert_eq!(row.status, Status::Succeeded, "{row:?}");
-        assert_eq!(row.received_uuid, Some(snap.uuid));
+        assert_eq!(row.attempt.status, Status::Succeeded, "{row:?}");
+        assert_eq!(row.attempt.received_uuid, Some(snap.uuid));
         assert_eq!(row.source, "nas1");
-        assert!(row.stream_bytes > 0 && row.wire_bytes > 0, "{row:?}");
+        assert!(
+            row.attempt.stream_bytes > 0 && row.attempt.wire_bytes > 0,
+            "{row:?}"
+        );
     }
-    assert_eq!(rows[0].parent.as_deref(), Some("s1"));
+    assert_eq!(rows[0].attempt.parent.as_deref(), Some("s1"));
     let mode = std::os::unix::fs::PermissionsExt::mode(
         &std::fs::metadata(pair.dst.mount.join(".ferry"))
             .expect("stat")
@@ -310,13 +313,15 @@ async fn a_commit_that_lies_fails_and_leaves_nothing_visible() {
     );
 
     let rows = history(&pair);
-    let got: Vec<_> = rows.iter().map(|r| r.status).collect();
+    let got: Vec<_> = rows.iter().map(|r| r.attempt.status).collect();
     assert_eq!(got, [Status::Failed, Status::Failed, Status::Succeeded]);
     assert!(rows[0]
+        .attempt
         .error
         .as_deref()
         .is_some_and(|e| e.starts_with("stream ended after")));
     assert!(rows[1]
+        .attempt
         .error
         .as_deref()
         .is_some_and(|e| e.starts_with("checksum mismatch")));
@@ -368,9 +373,10 @@ async fn one_receive_per_share_and_a_dead_session_releases_its_lock() {
     drop(a);
     wait_for_log(&["session ended", &format!("peer={gone}")]).await;
     let rows = history(&pair);
-    assert_eq!(rows[0].status, Status::Failed);
+    assert_eq!(rows[0].attempt.status, Status::Failed);
     assert!(
         rows[0]
+            .attempt
             .error
             .as_deref()
             .is_some_and(|e| e.starts_with("connection lost after 0 bytes")),
@@ -402,8 +408,9 @@ async fn a_data_connection_that_never_comes_times_out() {
         other => panic!("expected failed, got {other:?}"),
     }
     let rows = history(&pair);
-    assert_eq!(rows[0].status, Status::Failed);
+    assert_eq!(rows[0].attempt.status, Status::Failed);
     assert!(rows[0]
+        .attempt
         .error
         .as_deref()
         .is_some_and(|e| e.contains("did not arrive")));
@@ -534,14 +541,14 @@ async fn startup_recovery_deletes_partials_fails_running_rows_and_keeps_replicas
     assert_eq!(latest(&pair), "s1");
     let rows = history(&pair);
     let row = rows.iter().find(|r| r.id == running).expect("row");
-    assert_eq!(row.status, Status::Failed);
+    assert_eq!(row.attempt.status, Status::Failed);
     assert_eq!(
-        row.error.as_deref(),
+        row.attempt.error.as_deref(),
         Some("interrupted: the receiver stopped before this receive finished")
     );
     assert_eq!(
         rows.iter()
-            .filter(|r| r.status == Status::Succeeded)
+            .filter(|r| r.attempt.status == Status::Succeeded)
             .count(),
         2
     );
@@ -621,8 +628,11 @@ async fn shutdown_aborts_a_running_receive_and_leaves_nothing() {
         other => panic!("expected abort, got {other:?}"),
     }
     let rows = history(&pair);
-    assert_eq!(rows[0].status, Status::Failed);
-    assert_eq!(rows[0].error.as_deref(), Some("interrupted by shutdown"));
+    assert_eq!(rows[0].attempt.status, Status::Failed);
+    assert_eq!(
+        rows[0].attempt.error.as_deref(),
+        Some("interrupted by shutdown")
+    );
     assert!(subvolumes(&pair.replica_dir()).await.is_empty());
 }
 

@@ -80,7 +80,7 @@ async fn a_slow_btrfs_receive_exit_keeps_the_session_alive() {
         started.elapsed() >= 3 * SHORT.dead_after,
         "the wrapper did not slow it down"
     );
-    assert_eq!(pair.history()[0].status, Status::Succeeded);
+    assert_eq!(pair.history()[0].attempt.status, Status::Succeeded);
     drop(c);
     d.stop().await;
 }
@@ -115,7 +115,7 @@ async fn a_btrfs_receive_that_never_exits_is_killed_and_the_share_freed() {
         "{reason}"
     );
     let row = &pair.history()[0];
-    assert_eq!(row.status, Status::Failed);
+    assert_eq!(row.attempt.status, Status::Failed);
     assert!(subvolumes(&pair.replica_dir()).await.is_empty());
 
     std::fs::remove_file(&control).expect("rm control");
