@@ -1,7 +1,8 @@
 //! The data path of a run: `btrfs send` into the data connection in chunks,
 //! while the meta connection is watched for the receiver's verdict.
 
-use std::time::{Duration, Instant};
+use std::sync::Arc;
+use std::time::Duration;
 
 use tokio::sync::watch;
 use tracing::debug;
@@ -56,20 +57,70 @@ pub(super) struct Report<'a> {
 }
 
 impl Report<'_> {
-    fn note(&mut self, p: Progress, noted: &mut Instant) {
+    /// Called for every chunk on the data path: hands the counts over, never waits.
+    fn note(&mut self, p: Progress, row: &RowProgress) {
         self.sent = p;
         if let Some(live) = self.live {
             live.send_replace(p);
         }
-        if noted.elapsed() >= PROGRESS_EVERY {
-            *noted = Instant::now();
-            // Progress is for watchers; a failed write must not fail the transfer.
-            if let Err(e) = self
-                .store
-                .set_send_progress(self.row, p.stream_bytes, p.wire_bytes)
-            {
-                debug!(row = self.row, error = %e, "cannot record send progress");
+        row.tx.send_replace(p);
+    }
+}
+
+/// The history row's byte counts, written by a task of its own at most once per
+/// [`PROGRESS_EVERY`] over a connection of its own: the data path only hands over
+/// the latest counts, so a slow or locked database never stalls the stream.
+/// Dropping it stops the writer.
+pub(super) struct RowProgress {
+    tx: watch::Sender<Progress>,
+}
+
+impl RowProgress {
+    /// Starts the writer for send row `row` of `store`'s database. Without a
+    /// second connection there is no row progress, only a debug line: progress
+    /// is for watchers and must not fail the transfer.
+    pub(super) fn start(store: &Store, row: i64) -> Self {
+        let (tx, rx) = watch::channel(Progress::default());
+        match store.reopen() {
+            Ok(own) => {
+                tokio::spawn(record(Arc::new(own), row, rx));
             }
+            Err(e) => debug!(row, error = %e, "cannot record send progress"),
+        }
+        RowProgress { tx }
+    }
+}
+
+/// Writes the newest counts once per [`PROGRESS_EVERY`] while they change, until
+/// the [`RowProgress`] is dropped. A write that lands after the row was closed
+/// changes nothing (the store only updates running rows).
+async fn record(store: Arc<Store>, row: i64, mut rx: watch::Receiver<Progress>) {
+    let mut written = Progress::default();
+    let mut tick = tokio::time::interval(PROGRESS_EVERY);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    // The first tick is now, when there is nothing to write yet.
+    tick.tick().await;
+    loop {
+        tokio::select! {
+            _ = tick.tick() => {}
+            changed = rx.changed() => match changed {
+                Ok(()) => continue,
+                Err(_) => return,
+            },
+        }
+        let now = *rx.borrow_and_update();
+        if now == written {
+            continue;
+        }
+        let db = Arc::clone(&store);
+        let wrote = tokio::task::spawn_blocking(move || {
+            db.set_send_progress(row, now.stream_bytes, now.wire_bytes)
+        })
+        .await;
+        match wrote {
+            Ok(Ok(())) => written = now,
+            Ok(Err(e)) => debug!(row, error = %e, "cannot record send progress"),
+            Err(e) => debug!(row, error = %e, "send progress writer failed"),
         }
     }
 }
@@ -100,14 +151,14 @@ pub(super) async fn stream(
             .map_err(Error::Encode)?;
     }
     let (pipe, exit) = send.into_blocking()?;
-    let mut noted = Instant::now();
+    let row = RowProgress::start(report.store, report.row);
     let copied = {
         let copy = writer.copy_from(pipe, |p: Position| {
             let now = Progress {
                 stream_bytes: p.offset,
                 wire_bytes: p.wire_bytes,
             };
-            report.note(now, &mut noted);
+            report.note(now, &row);
         });
         tokio::select! {
             r = copy => Ok(r),
@@ -182,5 +233,68 @@ fn stopped(appliance: String, bytes: u64, said: wire::Error) -> Error {
             bytes,
             source,
         },
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::{NewSend, SendFilter};
+
+    fn row_bytes(store: &Store) -> (u64, u64) {
+        let rows = store.send_history(&SendFilter::default()).expect("history");
+        (rows[0].attempt.stream_bytes, rows[0].attempt.wire_bytes)
+    }
+
+    /// Pins: the history row was written inside the copy callback, so a locked
+    /// database stalled the stream for up to the busy timeout on every write.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_locked_database_never_stalls_the_data_path() {
+        let dir = tempfile::tempdir().expect("tmp");
+        let store = Store::create(dir.path()).expect("store");
+        let row = store
+            .begin_send(&NewSend {
+                task_id: None,
+                task: "a",
+                target: "nas2",
+                share: "photos",
+            })
+            .expect("begin");
+        // Another process holds the write lock for a while.
+        let other = rusqlite::Connection::open(store.path()).expect("open");
+        other.execute_batch("BEGIN EXCLUSIVE").expect("lock");
+
+        let progress = RowProgress::start(&store, row);
+        let mut report = Report {
+            store: &store,
+            row,
+            live: None,
+            sent: Progress::default(),
+        };
+        let started = std::time::Instant::now();
+        let mut last = Progress::default();
+        for i in 1..=30u64 {
+            last = Progress {
+                stream_bytes: i << 20,
+                wire_bytes: i << 19,
+            };
+            report.note(last, &progress);
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        // Three seconds of chunks, with writes due every second: none waited.
+        assert!(started.elapsed() < Duration::from_millis(3000 + 500));
+        assert_eq!(report.sent, last);
+
+        other.execute_batch("COMMIT").expect("unlock");
+        let deadline = std::time::Instant::now() + Duration::from_secs(10);
+        while row_bytes(&store) != (last.stream_bytes, last.wire_bytes) {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "the row never got the last counts: {:?}",
+                row_bytes(&store)
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        drop(progress);
     }
 }

@@ -127,6 +127,16 @@ impl Store {
         })
     }
 
+    /// Another connection to the same database, for work that must not wait on
+    /// this one's lock: progress writes off a transfer's data path, for one.
+    ///
+    /// # Errors
+    ///
+    /// As [`Store::open`]: [`Error::Open`] or [`Error::Migrate`].
+    pub fn reopen(&self) -> Result<Self> {
+        Self::open_file(&self.path, OpenFlags::SQLITE_OPEN_READ_WRITE)
+    }
+
     /// The connection; a panic in another holder does not make it unusable.
     pub(super) fn conn(&self) -> MutexGuard<'_, Connection> {
         self.conn
