@@ -144,7 +144,12 @@ pub struct Compress {
 /// Where an adaptive stream starts: zstd's own default.
 const AUTO_START: i32 = 3;
 
-fn parse_compress(text: &str) -> Result<Compress, String> {
+/// What `--compress` accepts, said when it got something else.
+#[derive(Debug, thiserror::Error)]
+#[error("give auto, a zstd level 1-19, or 0 for no compression")]
+struct BadCompress;
+
+fn parse_compress(text: &str) -> Result<Compress, BadCompress> {
     if text == "auto" {
         return Ok(Compress {
             level: AUTO_START,
@@ -153,7 +158,7 @@ fn parse_compress(text: &str) -> Result<Compress, String> {
     }
     match text.parse::<i32>() {
         Ok(level @ 0..=19) => Ok(Compress { level, auto: false }),
-        _ => Err("give auto, a zstd level 1-19, or 0 for no compression".to_string()),
+        _ => Err(BadCompress),
     }
 }
 
