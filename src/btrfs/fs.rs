@@ -14,6 +14,10 @@ use super::error::Error;
 const SUBVOLUME_ROOT_INODE: u64 = 256;
 
 /// Whether `path` lives on a btrfs filesystem (statfs magic `0x9123683E`).
+///
+/// # Errors
+///
+/// [`Error::Path`] when `path` cannot be stat'ed (missing, no permission).
 pub fn is_btrfs(path: &Path) -> Result<bool, Error> {
     let st = statfs(path).map_err(|e| Error::path(path, e.into()))?;
     Ok(st.filesystem_type() == BTRFS_SUPER_MAGIC)
@@ -25,6 +29,10 @@ pub fn is_btrfs(path: &Path) -> Result<bool, Error> {
 /// inode 256, and no ordinary directory ever has that number; the same test btrfs-progs
 /// uses. An empty directory left where a nested subvolume was when its parent got
 /// snapshotted has inode 2, so it is correctly not a subvolume.
+///
+/// # Errors
+///
+/// [`Error::Path`] when `path` cannot be stat'ed.
 pub fn is_subvolume(path: &Path) -> Result<bool, Error> {
     let meta = std::fs::metadata(path).map_err(|e| Error::path(path, e))?;
     Ok(meta.is_dir() && is_subvolume_root(&meta) && is_btrfs(path)?)
@@ -40,6 +48,11 @@ pub(super) fn is_subvolume_root(meta: &Metadata) -> bool {
 /// anonymous device and mixes the subvolume id into `f_fsid`. The filesystem UUID from
 /// the `BTRFS_IOC_FS_INFO` ioctl is the pool's identity; it needs no root. Two paths
 /// that are not both btrfs are never the same btrfs filesystem.
+///
+/// # Errors
+///
+/// [`Error::Path`] when either path cannot be stat'ed or opened, or the
+/// filesystem-info ioctl fails on it.
 pub fn same_filesystem(a: &Path, b: &Path) -> Result<bool, Error> {
     match (filesystem_uuid(a)?, filesystem_uuid(b)?) {
         (Some(a), Some(b)) => Ok(a == b),
@@ -48,6 +61,10 @@ pub fn same_filesystem(a: &Path, b: &Path) -> Result<bool, Error> {
 }
 
 /// The btrfs filesystem UUID (`fsid`, what `btrfs filesystem show` prints), or None off btrfs.
+///
+/// # Errors
+///
+/// [`Error::Path`] when `path` cannot be stat'ed or opened, or the ioctl fails.
 pub fn filesystem_uuid(path: &Path) -> Result<Option<Uuid>, Error> {
     if !is_btrfs(path)? {
         return Ok(None);

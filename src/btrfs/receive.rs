@@ -104,6 +104,12 @@ impl Receive {
     }
 
     /// Closes the stream, waits for btrfs receive, and names what it received.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Failed`] when btrfs receive exits non-zero (its stderr says why: a
+    /// stream cut short, a missing parent, a full disk); [`Error::Io`] when waiting
+    /// for it fails; [`Error::Parse`] when it names no subvolume it created.
     pub async fn finish(mut self) -> Result<Received, Error> {
         if let Some(mut stdin) = self.stdin.take() {
             // A failed shutdown means btrfs already stopped reading; its exit status says why.
@@ -160,6 +166,12 @@ impl AsyncWrite for Receive {
 ///
 /// When the reader fails with an `io::Error` that wraps an [`Error`] (a failed
 /// [`super::SendStream`]), that error is returned as is; btrfs receive is then killed.
+///
+/// # Errors
+///
+/// The error `reader` carried when it wraps an [`Error`] (a failed send), else
+/// [`Error::Io`] for a failed read or for bytes after the stream's end marker;
+/// and whatever [`Receive::start`] and [`Receive::finish`] return.
 pub async fn receive(
     dest_dir: &Path,
     mut reader: impl AsyncRead + Unpin,

@@ -43,6 +43,11 @@ enum State {
 }
 
 /// Starts `btrfs send -q [-p parent] snapshot`. Must be called within a tokio runtime.
+///
+/// # Errors
+///
+/// [`Error::NotInstalled`] without btrfs-progs; [`Error::Spawn`] when the process
+/// cannot start. Failures of the send itself come from reading the stream.
 pub fn send(snapshot: &Path, parent: Option<&Path>) -> Result<SendStream, Error> {
     let mut args: Vec<OsString> = vec!["send".into(), "-q".into()];
     if let Some(parent) = parent {
@@ -99,6 +104,11 @@ pub struct SendExit {
 impl SendExit {
     /// Waits for `btrfs send` to exit; call after the pipe reached its end.
     /// Not succeeding means the stream is incomplete, however it ended.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Failed`] when btrfs send exited non-zero, [`Error::Io`] when waiting
+    /// for it failed: either way the stream is incomplete.
     pub async fn finish(self) -> Result<(), Error> {
         wait(self.command, self.child, self.stderr).await.map(drop)
     }
@@ -114,6 +124,11 @@ impl SendStream {
     /// without a hop through the async runtime per read. Its end only means
     /// `btrfs send` closed it: [`SendExit::finish`] says whether it succeeded.
     /// Dropping the `SendExit` kills `btrfs send`, which ends the reader.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Io`] when the stream was already read from, or its pipe cannot be
+    /// taken or made blocking.
     pub fn into_blocking(mut self) -> Result<(std::fs::File, SendExit), Error> {
         let state = std::mem::replace(&mut self.state, State::Succeeded);
         let State::Streaming(running) = state else {
@@ -149,6 +164,11 @@ impl SendStream {
     ///
     /// Meant for after reading to the end; called earlier, it closes the pipe, which
     /// makes btrfs send fail, and that failure is returned.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Failed`] when btrfs send exited non-zero (or was made to, by finishing
+    /// early); [`Error::Io`] when waiting failed or reading had already failed.
     pub async fn finish(mut self) -> Result<(), Error> {
         match std::mem::replace(&mut self.state, State::Succeeded) {
             State::Streaming(running) => {

@@ -16,6 +16,12 @@ use super::subvolume::Subvolume;
 /// snapshot -r` makes), then [`show`] of it.
 ///
 /// `dest` must not exist: btrfs would otherwise quietly create the snapshot *inside* it.
+///
+/// # Errors
+///
+/// [`Error::Exists`] when `dest` exists; [`Error::NotSubvolume`] when `source` is
+/// not a subvolume; [`Error::Path`] when a path cannot be read or the ioctl fails;
+/// [`Error::Failed`] when the btrfs-progs fallback fails; and what [`show`] returns.
 pub async fn snapshot_readonly(source: &Path, dest: &Path) -> Result<Subvolume, Error> {
     match std::fs::symlink_metadata(dest) {
         Ok(_) => {
@@ -54,6 +60,11 @@ pub async fn snapshot_readonly(source: &Path, dest: &Path) -> Result<Subvolume, 
 /// Waiting for the transaction commit makes the deletion durable before we record it:
 /// without it a crash right after could bring back a half-received or pruned snapshot
 /// that history says is gone. The cost is one commit per deletion, at most one a tick.
+///
+/// # Errors
+///
+/// [`Error::Failed`] when btrfs refuses (not a subvolume, busy, no permission);
+/// [`Error::NotInstalled`] or [`Error::Spawn`] when it cannot run.
 pub async fn delete(path: &Path) -> Result<(), Error> {
     run([
         "subvolume".as_ref(),
@@ -66,7 +77,13 @@ pub async fn delete(path: &Path) -> Result<(), Error> {
 }
 
 /// What `btrfs subvolume show path` says: from the kernel directly where it
-/// can (see [`ioctl`]), else parsed from btrfs-progs.
+/// can (the `BTRFS_IOC_GET_SUBVOL_INFO` ioctl), else parsed from btrfs-progs.
+///
+/// # Errors
+///
+/// [`Error::NotSubvolume`] when `path` is not a subvolume's root; [`Error::Path`]
+/// when it cannot be read; with the btrfs-progs fallback, [`Error::Failed`] or
+/// [`Error::Show`] when its output cannot be read.
 pub async fn show(path: &Path) -> Result<Subvolume, Error> {
     // The ioctl may wait on disk and tree locks: not on an async worker.
     let at = path.to_path_buf();
@@ -100,6 +117,11 @@ async fn show_by_progs(path: &Path) -> Result<Subvolume, Error> {
 /// as a subvolume (not the top level) is mounted, and it needs root. A subvolume root
 /// is always inode 256 on btrfs; children on other filesystems mounted inside `dir` are
 /// left out.
+///
+/// # Errors
+///
+/// [`Error::NotBtrfs`] when `dir` is not on btrfs; [`Error::Path`] when it cannot be
+/// read; and what [`show`] returns for a child.
 pub async fn list(dir: &Path) -> Result<Vec<Subvolume>, Error> {
     if !is_btrfs(dir)? {
         return Err(Error::NotBtrfs {

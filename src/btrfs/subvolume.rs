@@ -16,6 +16,7 @@ pub struct Subvolume {
     pub parent_uuid: Option<Uuid>,
     pub received_uuid: Option<Uuid>,
     pub readonly: bool,
+    /// The transaction id (a count, not a time) that last changed it.
     pub generation: u64,
     pub created: Option<DateTime<Utc>>,
 }

@@ -55,6 +55,12 @@ pub fn exists(state_dir: &Path) -> bool {
 /// HSM-backed keys) signs and verifies it, which matters when a person debugs
 /// a handshake with `openssl s_client`. Refuses if either file exists: an
 /// overwritten identity would orphan every peer that pinned the old one.
+///
+/// # Errors
+///
+/// [`Error::AlreadyExists`] when either file is present; [`Error::Generate`] when
+/// the key or certificate cannot be made; [`Error::Io`] when a file or the directory
+/// cannot be written or synced (a file written before the failure is removed).
 pub fn create(state_dir: &Path, name: &str, uuid: Uuid) -> Result<Identity, Error> {
     let key_path = state_dir.join(KEY_FILE);
     let cert_path = state_dir.join(CERT_FILE);
@@ -106,6 +112,13 @@ pub fn create(state_dir: &Path, name: &str, uuid: Uuid) -> Result<Identity, Erro
 /// A key file that group or others can access is an error, not a warning
 /// (as OpenSSH does): a daemon that starts anyway trains people to ignore the
 /// message, and the key is the appliance's only credential.
+///
+/// # Errors
+///
+/// [`Error::Missing`] when a file is absent; [`Error::KeyPermissions`] when the key
+/// is readable by group or others; [`Error::Io`] when a file cannot be read;
+/// [`Error::Corrupt`] when a file is not valid PEM or the key does not match the
+/// certificate.
 pub fn load(state_dir: &Path) -> Result<Identity, Error> {
     let key_path = state_dir.join(KEY_FILE);
     let cert_path = state_dir.join(CERT_FILE);

@@ -77,6 +77,10 @@ pub(super) fn provider() -> Arc<CryptoProvider> {
 
 /// Receiver side: TLS 1.3 only, client certificate mandatory and accepted only
 /// if `peers` trusts its fingerprint.
+///
+/// # Errors
+///
+/// [`Error::Tls`] when rustls refuses the key or the configuration.
 pub fn server_config(
     identity: &Identity,
     peers: Arc<dyn TrustedPeers>,
@@ -105,6 +109,10 @@ pub fn server_config(
 /// the client certificate, so a receiver's refusal shows up as an error on
 /// the first read, not from `connect`. Callers must read the peer's first
 /// message before treating the connection as accepted.
+///
+/// # Errors
+///
+/// [`Error::Tls`] when rustls refuses the key or the configuration.
 pub fn client_config(identity: &Identity, server: Fingerprint) -> Result<Arc<ClientConfig>, Error> {
     let provider = provider();
     let verifier = Arc::new(PinnedServer {

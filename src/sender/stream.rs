@@ -23,7 +23,9 @@ const REASON_WAIT: Duration = Duration::from_secs(2);
 /// Bytes moved so far, for a progress bar.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct Progress {
+    /// Bytes of the btrfs send stream sent, uncompressed.
     pub stream_bytes: u64,
+    /// Bytes written to the data connection: compressed chunks and their headers.
     pub wire_bytes: u64,
 }
 

@@ -45,6 +45,13 @@ fn from_row(r: &Row<'_>) -> rusqlite::Result<Appliance> {
 }
 
 impl Store {
+    /// Records a peer appliance; returns its id.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Sql`](crate::store::Error::Sql) when SQLite fails: the database is busy past
+    /// the 10 s busy timeout, the disk is full, or the file is damaged.
+    /// A name or fingerprint already recorded fails the UNIQUE constraint (also `Error::Sql`).
     pub fn add_appliance(&self, a: &NewAppliance<'_>) -> Result<i64> {
         self.conn().execute(
             "INSERT INTO appliances (name, address, fingerprint, meta_port, data_port, created_at)
@@ -61,6 +68,12 @@ impl Store {
         Ok(self.conn().last_insert_rowid())
     }
 
+    /// Every peer appliance, by name.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Sql`](crate::store::Error::Sql) when SQLite fails: the database is busy past
+    /// the 10 s busy timeout, the disk is full, or the file is damaged.
     pub fn appliances(&self) -> Result<Vec<Appliance>> {
         let conn = self.conn();
         let mut stmt = conn.prepare(&format!("SELECT {COLUMNS} FROM appliances ORDER BY name"))?;
@@ -68,11 +81,22 @@ impl Store {
         Ok(rows.collect::<rusqlite::Result<_>>()?)
     }
 
+    /// The peer appliance by that name, if it is known.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Sql`](crate::store::Error::Sql) when SQLite fails: the database is busy past
+    /// the 10 s busy timeout, the disk is full, or the file is damaged.
     pub fn appliance(&self, name: &str) -> Result<Option<Appliance>> {
         self.appliance_where("name = ?1", name)
     }
 
     /// The appliance presenting this certificate fingerprint, if it is known.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Sql`](crate::store::Error::Sql) when SQLite fails: the database is busy past
+    /// the 10 s busy timeout, the disk is full, or the file is damaged.
     pub fn appliance_by_fingerprint(&self, fingerprint: &str) -> Result<Option<Appliance>> {
         self.appliance_where("fingerprint = ?1", fingerprint)
     }
@@ -90,6 +114,12 @@ impl Store {
 
     /// Changes how a peer is reached. `forget_uuid` clears the bound uuid, for a
     /// new fingerprint is a new identity whose uuid is learned again.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Sql`](crate::store::Error::Sql) when SQLite fails: the database is busy past
+    /// the 10 s busy timeout, the disk is full, or the file is damaged.
+    /// A fingerprint another appliance has fails the UNIQUE constraint.
     pub fn update_appliance(&self, id: i64, a: &NewAppliance<'_>, forget_uuid: bool) -> Result<()> {
         self.conn().execute(
             "UPDATE appliances SET address = ?2, fingerprint = ?3, meta_port = ?4, data_port = ?5,
@@ -108,6 +138,12 @@ impl Store {
     }
 
     /// Binds a peer's uuid on its first authenticated contact.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Sql`](crate::store::Error::Sql) when SQLite fails: the database is busy past
+    /// the 10 s busy timeout, the disk is full, or the file is damaged.
+    /// A uuid another appliance is bound to fails the UNIQUE constraint.
     pub fn set_appliance_uuid(&self, id: i64, uuid: Uuid) -> Result<()> {
         self.conn().execute(
             "UPDATE appliances SET uuid = ?2 WHERE id = ?1",
@@ -118,6 +154,12 @@ impl Store {
 
     /// Removes an appliance; returns false when there was none by that name.
     /// Tasks that target it block the removal (the schema says RESTRICT).
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Sql`](crate::store::Error::Sql) when SQLite fails: the database is busy past
+    /// the 10 s busy timeout, the disk is full, or the file is damaged.
+    /// A task still targeting it fails the foreign key (RESTRICT).
     pub fn remove_appliance(&self, name: &str) -> Result<bool> {
         let n = self
             .conn()

@@ -126,7 +126,8 @@ pub struct Finish<'a> {
     /// Required for failures and skips: no silent outcome.
     pub error: Option<&'a str>,
     pub received_uuid: Option<Uuid>,
-    /// Final (stream, wire) byte counts, when the caller has them.
+    /// Final counts in bytes, when the caller has them: (the btrfs send stream,
+    /// uncompressed; the data connection, compressed with chunk headers).
     pub bytes: Option<(u64, u64)>,
 }
 

@@ -82,6 +82,13 @@ impl std::fmt::Debug for Store {
 
 impl Store {
     /// Opens the database of an initialized state directory.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::NotInitialized`] when `state_dir` has no database; [`Error::Open`] when
+    /// SQLite cannot open or configure it; [`Error::Migrate`] when its schema cannot be
+    /// brought to this version (say, a newer ferry's database); [`Error::MigrationFile`]
+    /// when a built-in migration is misnamed.
     pub fn open(state_dir: &Path) -> Result<Self> {
         let path = state_dir.join(DB_FILE);
         if !path.exists() {
@@ -91,6 +98,11 @@ impl Store {
     }
 
     /// Creates the database of a new state directory (used by `ferry init`).
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Open`] when the file cannot be created or configured (a missing or
+    /// read-only directory); [`Error::Migrate`] and [`Error::MigrationFile`] as for [`Store::open`].
     pub fn create(state_dir: &Path) -> Result<Self> {
         let path = state_dir.join(DB_FILE);
         Self::open_file(
@@ -151,6 +163,10 @@ impl Store {
 
     /// Changes whenever another connection commits: a cheap way to notice that
     /// the CLI changed something.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Sql`] when SQLite fails.
     pub fn data_version(&self) -> Result<i64> {
         Ok(self
             .conn()
@@ -158,6 +174,10 @@ impl Store {
     }
 
     /// The schema version (the number of the newest applied migration).
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Sql`] when SQLite fails.
     pub fn schema_version(&self) -> Result<usize> {
         let v: i64 = self
             .conn()
@@ -168,6 +188,11 @@ impl Store {
 
 /// Every migration in `migrations/`, in order. Files are `NNNN_name.sql`,
 /// numbered from 0001 without gaps; a misnamed file is an error, not skipped.
+///
+/// # Errors
+///
+/// [`Error::MigrationFile`] when a file is not `NNNN_name.sql`, is out of sequence,
+/// or is not UTF-8.
 pub fn migrations() -> Result<Migrations<'static>> {
     let mut files: Vec<_> = MIGRATIONS_DIR.files().collect();
     files.sort_by_key(|f| f.path().to_path_buf());

@@ -15,6 +15,12 @@ pub struct LocalIdentity {
 
 impl Store {
     /// Records this appliance's identity. Fails if one is already recorded.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Sql`](crate::store::Error::Sql) when SQLite fails: the database is busy past
+    /// the 10 s busy timeout, the disk is full, or the file is damaged.
+    /// An identity already recorded fails the single-row CHECK.
     pub fn set_identity(&self, name: &str, uuid: Uuid) -> Result<()> {
         self.conn().execute(
             "INSERT INTO identity (id, name, uuid, created_at) VALUES (1, ?1, ?2, ?3)",
@@ -24,6 +30,11 @@ impl Store {
     }
 
     /// This appliance's identity, if `ferry init` has run.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Sql`](crate::store::Error::Sql) when SQLite fails: the database is busy past
+    /// the 10 s busy timeout, the disk is full, or the file is damaged.
     pub fn identity(&self) -> Result<Option<LocalIdentity>> {
         let row = self
             .conn()

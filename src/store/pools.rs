@@ -31,6 +31,12 @@ fn from_row(r: &Row<'_>) -> rusqlite::Result<Pool> {
 impl Store {
     /// Registers a pool. `path` must be absolute and valid UTF-8 (checked by the
     /// caller); `fs_uuid` is the btrfs filesystem it is on.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Sql`](crate::store::Error::Sql) when SQLite fails: the database is busy past
+    /// the 10 s busy timeout, the disk is full, or the file is damaged.
+    /// A name or path already recorded fails the UNIQUE constraint.
     pub fn add_pool(&self, name: &str, path: &str, fs_uuid: Option<Uuid>) -> Result<i64> {
         self.conn().execute(
             "INSERT INTO pools (name, path, created_at, fs_uuid) VALUES (?1, ?2, ?3, ?4)",
@@ -41,6 +47,11 @@ impl Store {
 
     /// Records the filesystem of a pool added before `fs_uuid` existed; a
     /// recorded one is never overwritten.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Sql`](crate::store::Error::Sql) when SQLite fails: the database is busy past
+    /// the 10 s busy timeout, the disk is full, or the file is damaged.
     pub fn set_pool_fs_uuid(&self, id: i64, fs_uuid: Uuid) -> Result<bool> {
         Ok(self.conn().execute(
             "UPDATE pools SET fs_uuid = ?2 WHERE id = ?1 AND fs_uuid IS NULL",
@@ -48,6 +59,12 @@ impl Store {
         )? > 0)
     }
 
+    /// Every pool, by name.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Sql`](crate::store::Error::Sql) when SQLite fails: the database is busy past
+    /// the 10 s busy timeout, the disk is full, or the file is damaged.
     pub fn pools(&self) -> Result<Vec<Pool>> {
         let conn = self.conn();
         let mut stmt =
@@ -56,10 +73,22 @@ impl Store {
         Ok(rows.collect::<rusqlite::Result<_>>()?)
     }
 
+    /// The pool by that name, if there is one.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Sql`](crate::store::Error::Sql) when SQLite fails: the database is busy past
+    /// the 10 s busy timeout, the disk is full, or the file is damaged.
     pub fn pool(&self, name: &str) -> Result<Option<Pool>> {
         self.pool_where("name = ?1", name)
     }
 
+    /// The pool at that path (as recorded: absolute, canonical), if any.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Sql`](crate::store::Error::Sql) when SQLite fails: the database is busy past
+    /// the 10 s busy timeout, the disk is full, or the file is damaged.
     pub fn pool_by_path(&self, path: &str) -> Result<Option<Pool>> {
         self.pool_where("path = ?1", path)
     }
@@ -76,6 +105,11 @@ impl Store {
     }
 
     /// Unregisters a pool; replicas already in it stay on disk.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Sql`](crate::store::Error::Sql) when SQLite fails: the database is busy past
+    /// the 10 s busy timeout, the disk is full, or the file is damaged.
     pub fn remove_pool(&self, name: &str) -> Result<bool> {
         Ok(self
             .conn()

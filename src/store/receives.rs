@@ -20,6 +20,12 @@ fn from_row(r: &Row<'_>) -> rusqlite::Result<ReceiveRow> {
 }
 
 impl Store {
+    /// Opens a `running` receive row; returns its id.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Sql`](crate::store::Error::Sql) when SQLite fails: the database is busy past
+    /// the 10 s busy timeout, the disk is full, or the file is damaged.
     pub fn begin_receive(&self, r: &NewReceive<'_>) -> Result<i64> {
         Ok(self.conn().query_row(
             "INSERT INTO receive_history (source, source_uuid, share, pool, snapshot, parent, kind,
@@ -39,11 +45,24 @@ impl Store {
         )?)
     }
 
+    /// Records the bytes a running receive has taken so far (`stream_bytes`
+    /// uncompressed, `wire_bytes` as they came over the data connection); a closed
+    /// row keeps its final counts.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Sql`](crate::store::Error::Sql) when SQLite fails: the database is busy past
+    /// the 10 s busy timeout, the disk is full, or the file is damaged.
     pub fn set_receive_progress(&self, id: i64, stream_bytes: u64, wire_bytes: u64) -> Result<()> {
         self.set_progress(Table::Receive, id, stream_bytes, wire_bytes)
     }
 
     /// Closes a running receive row; a row already closed is left as it is.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Sql`](crate::store::Error::Sql) when SQLite fails: the database is busy past
+    /// the 10 s busy timeout, the disk is full, or the file is damaged.
     pub fn finish_receive(
         &self,
         id: i64,
@@ -65,6 +84,11 @@ impl Store {
 
     /// Marks rows a crashed receiver left `running` as failed; returns how many.
     /// Only the receiver calls this, at start, when no receive of its can be alive.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Sql`](crate::store::Error::Sql) when SQLite fails: the database is busy past
+    /// the 10 s busy timeout, the disk is full, or the file is damaged.
     pub fn fail_running_receives(&self, reason: &str) -> Result<usize> {
         Ok(self.conn().execute(
             "UPDATE receive_history SET status = 'failed', error = ?1, ended_at = ?2
@@ -74,6 +98,11 @@ impl Store {
     }
 
     /// Receive rows, newest first.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Sql`](crate::store::Error::Sql) when SQLite fails: the database is busy past
+    /// the 10 s busy timeout, the disk is full, or the file is damaged.
     pub fn receive_history(&self, f: &ReceiveFilter<'_>) -> Result<Vec<ReceiveRow>> {
         let conn = self.conn();
         let mut stmt = conn.prepare(&format!(
@@ -84,6 +113,13 @@ impl Store {
         Ok(rows.collect::<rusqlite::Result<_>>()?)
     }
 
+    /// Whether any receive row names this source appliance (a removed one's
+    /// history is still asked for).
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Sql`](crate::store::Error::Sql) when SQLite fails: the database is busy past
+    /// the 10 s busy timeout, the disk is full, or the file is damaged.
     pub fn has_receive_history(&self, source: &str) -> Result<bool> {
         Ok(self.conn().query_row(
             "SELECT EXISTS (SELECT 1 FROM receive_history WHERE source = ?1)",

@@ -17,6 +17,7 @@ pub struct Replica {
     pub share: String,
     pub snapshot: String,
     pub received_uuid: Uuid,
+    /// Bytes of the btrfs send stream it was received from, uncompressed.
     pub stream_bytes: u64,
     pub received_at: DateTime<Utc>,
 }
@@ -29,6 +30,7 @@ pub struct NewReplica<'a> {
     pub share: &'a str,
     pub snapshot: &'a str,
     pub received_uuid: Uuid,
+    /// Bytes of the verified btrfs send stream, uncompressed.
     pub stream_bytes: u64,
 }
 
@@ -52,6 +54,13 @@ fn from_row(r: &Row<'_>) -> rusqlite::Result<Replica> {
 impl Store {
     /// Records a verified replica and closes its receive row as succeeded, in one
     /// transaction: a crash can never leave one without the other.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Sql`](crate::store::Error::Sql) when SQLite fails: the database is busy past
+    /// the 10 s busy timeout, the disk is full, or the file is damaged.
+    /// The same snapshot already recorded in that pool fails the UNIQUE constraint, and
+    /// nothing is written.
     pub fn commit_replica(&mut self, receive_id: i64, r: &NewReplica<'_>) -> Result<i64> {
         let mut conn = self.conn();
         let tx = conn.transaction()?;
@@ -89,6 +98,11 @@ impl Store {
 
     /// Replicas of one share from one source in one pool, newest first: by id,
     /// the order they were committed in, never by a wall clock that can jump.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Sql`](crate::store::Error::Sql) when SQLite fails: the database is busy past
+    /// the 10 s busy timeout, the disk is full, or the file is damaged.
     pub fn replicas(&self, pool: &str, source_uuid: Uuid, share: &str) -> Result<Vec<Replica>> {
         let conn = self.conn();
         let mut stmt = conn.prepare(&format!(
@@ -102,6 +116,11 @@ impl Store {
 
     /// The newest replica of every (pool, source, share), with how many are
     /// kept of each: what `ferry status` shows on a receiver.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Sql`](crate::store::Error::Sql) when SQLite fails: the database is busy past
+    /// the 10 s busy timeout, the disk is full, or the file is damaged.
     pub fn newest_replicas(&self) -> Result<Vec<(Replica, u32)>> {
         let conn = self.conn();
         let mut stmt = conn.prepare(&format!(
@@ -119,6 +138,11 @@ impl Store {
     }
 
     /// Every replica in one pool (startup recovery walks them).
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Sql`](crate::store::Error::Sql) when SQLite fails: the database is busy past
+    /// the 10 s busy timeout, the disk is full, or the file is damaged.
     pub fn pool_replicas(&self, pool: &str) -> Result<Vec<Replica>> {
         let conn = self.conn();
         let mut stmt = conn.prepare(&format!(
@@ -128,6 +152,12 @@ impl Store {
         Ok(rows.collect::<rusqlite::Result<_>>()?)
     }
 
+    /// The replica of that snapshot, if this appliance holds it.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Sql`](crate::store::Error::Sql) when SQLite fails: the database is busy past
+    /// the 10 s busy timeout, the disk is full, or the file is damaged.
     pub fn replica(
         &self,
         pool: &str,
@@ -149,6 +179,11 @@ impl Store {
     }
 
     /// Forgets a replica (after its subvolume was deleted or found gone).
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Sql`](crate::store::Error::Sql) when SQLite fails: the database is busy past
+    /// the 10 s busy timeout, the disk is full, or the file is damaged.
     pub fn remove_replica(&self, id: i64) -> Result<bool> {
         Ok(self
             .conn()

@@ -23,6 +23,11 @@ fn from_row(r: &Row<'_>) -> rusqlite::Result<SendRow> {
 
 impl Store {
     /// Opens a `running` send row; every attempt gets one before anything can fail.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Sql`](crate::store::Error::Sql) when SQLite fails: the database is busy past
+    /// the 10 s busy timeout, the disk is full, or the file is damaged.
     pub fn begin_send(&self, s: &NewSend<'_>) -> Result<i64> {
         Ok(self.conn().query_row(
             "INSERT INTO send_history (task_id, task, target, share, status, started_at)
@@ -33,6 +38,11 @@ impl Store {
     }
 
     /// Records a tick that did not run (say, the previous run was still going).
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Sql`](crate::store::Error::Sql) when SQLite fails: the database is busy past
+    /// the 10 s busy timeout, the disk is full, or the file is damaged.
     pub fn skipped_send(&self, s: &NewSend<'_>, reason: &str) -> Result<i64> {
         let now = Ts(now());
         Ok(self.conn().query_row(
@@ -44,6 +54,11 @@ impl Store {
     }
 
     /// Records what a send will carry, once the plan is known.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Sql`](crate::store::Error::Sql) when SQLite fails: the database is busy past
+    /// the 10 s busy timeout, the disk is full, or the file is damaged.
     pub fn set_send_plan(
         &self,
         id: i64,
@@ -58,11 +73,24 @@ impl Store {
         Ok(())
     }
 
+    /// Records the bytes a running send has moved so far (`stream_bytes` of the
+    /// btrfs send stream, uncompressed; `wire_bytes` on the data connection); a
+    /// closed row keeps its final counts.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Sql`](crate::store::Error::Sql) when SQLite fails: the database is busy past
+    /// the 10 s busy timeout, the disk is full, or the file is damaged.
     pub fn set_send_progress(&self, id: i64, stream_bytes: u64, wire_bytes: u64) -> Result<()> {
         self.set_progress(Table::Send, id, stream_bytes, wire_bytes)
     }
 
     /// Closes a running send row; a row already closed is left as it is.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Sql`](crate::store::Error::Sql) when SQLite fails: the database is busy past
+    /// the 10 s busy timeout, the disk is full, or the file is damaged.
     pub fn finish_send(
         &self,
         id: i64,
@@ -83,12 +111,22 @@ impl Store {
     }
 
     /// Closes a running send row with its final byte counts, in one statement.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Sql`](crate::store::Error::Sql) when SQLite fails: the database is busy past
+    /// the 10 s busy timeout, the disk is full, or the file is damaged.
     pub fn finish_send_counted(&self, id: i64, f: &Finish<'_>) -> Result<bool> {
         self.finish(Table::Send, id, f)
     }
 
     /// Running send rows as (id, task): a row whose task lock is free belongs to
     /// a process that died.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Sql`](crate::store::Error::Sql) when SQLite fails: the database is busy past
+    /// the 10 s busy timeout, the disk is full, or the file is damaged.
     pub fn running_sends(&self) -> Result<Vec<(i64, String)>> {
         let conn = self.conn();
         let mut stmt =
@@ -98,6 +136,11 @@ impl Store {
     }
 
     /// When the task's newest send attempt started (schedules count from it).
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Sql`](crate::store::Error::Sql) when SQLite fails: the database is busy past
+    /// the 10 s busy timeout, the disk is full, or the file is damaged.
     pub fn last_send_started(&self, task: &str) -> Result<Option<DateTime<Utc>>> {
         let t: Option<Ts> = self
             .conn()
@@ -114,6 +157,11 @@ impl Store {
     /// The uuids of every snapshot of this task a target ever confirmed. A
     /// snapshot in this set is never deleted as "unconfirmed", whatever one
     /// inventory says: only retention may remove it.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Sql`](crate::store::Error::Sql) when SQLite fails: the database is busy past
+    /// the 10 s busy timeout, the disk is full, or the file is damaged.
     pub fn confirmed_uuids(&self, task: &str) -> Result<HashSet<Uuid>> {
         let conn = self.conn();
         let mut stmt = conn.prepare(
@@ -127,6 +175,11 @@ impl Store {
     }
 
     /// Send rows, newest first.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Sql`](crate::store::Error::Sql) when SQLite fails: the database is busy past
+    /// the 10 s busy timeout, the disk is full, or the file is damaged.
     pub fn send_history(&self, f: &SendFilter<'_>) -> Result<Vec<SendRow>> {
         let conn = self.conn();
         let mut stmt = conn.prepare(&format!(
@@ -138,6 +191,11 @@ impl Store {
     }
 
     /// Whether any send row names this task (a deleted task's history is still asked for).
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Sql`](crate::store::Error::Sql) when SQLite fails: the database is busy past
+    /// the 10 s busy timeout, the disk is full, or the file is damaged.
     pub fn has_send_history(&self, task: &str) -> Result<bool> {
         Ok(self.conn().query_row(
             "SELECT EXISTS (SELECT 1 FROM send_history WHERE task = ?1)",

@@ -24,7 +24,9 @@ pub struct Task {
     /// Port overrides; `None` means the appliance's ports.
     pub meta_port: Option<u16>,
     pub data_port: Option<u16>,
+    /// Snapshots kept on this appliance (at least 1; the common base is always kept).
     pub keep_source: u32,
+    /// Replicas kept on the target (at least 1).
     pub keep_target: u32,
     pub snapshot_dir: PathBuf,
     /// zstd level for the stream; 0 sends it uncompressed.
@@ -90,6 +92,14 @@ fn from_row(r: &Row<'_>) -> rusqlite::Result<Task> {
 }
 
 impl Store {
+    /// Records a task, enabled; returns its id.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Sql`](crate::store::Error::Sql) when SQLite fails: the database is busy past
+    /// the 10 s busy timeout, the disk is full, or the file is damaged.
+    /// A name already taken fails the UNIQUE constraint; an unknown `target_id` fails
+    /// the foreign key; out-of-range ports, keeps or levels fail their CHECKs.
     pub fn add_task(&self, t: &NewTask<'_>) -> Result<i64> {
         let now = Ts(now());
         self.conn().execute(
@@ -116,6 +126,12 @@ impl Store {
         Ok(self.conn().last_insert_rowid())
     }
 
+    /// Every task, by name, with its target appliance's name.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Sql`](crate::store::Error::Sql) when SQLite fails: the database is busy past
+    /// the 10 s busy timeout, the disk is full, or the file is damaged.
     pub fn tasks(&self) -> Result<Vec<Task>> {
         let conn = self.conn();
         let mut stmt = conn.prepare(&format!("{SELECT} ORDER BY t.name"))?;
@@ -123,6 +139,12 @@ impl Store {
         Ok(rows.collect::<rusqlite::Result<_>>()?)
     }
 
+    /// The task by that name, if there is one.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Sql`](crate::store::Error::Sql) when SQLite fails: the database is busy past
+    /// the 10 s busy timeout, the disk is full, or the file is damaged.
     pub fn task(&self, name: &str) -> Result<Option<Task>> {
         Ok(self
             .conn()
@@ -133,6 +155,11 @@ impl Store {
     /// A value that changes whenever a task is added, deleted, enabled, disabled
     /// or edited: the scheduler polls it to pick up CLI changes. (SQLite's
     /// data_version would also change with every history row a run writes.)
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Sql`](crate::store::Error::Sql) when SQLite fails: the database is busy past
+    /// the 10 s busy timeout, the disk is full, or the file is damaged.
     pub fn tasks_signature(&self) -> Result<String> {
         Ok(self.conn().query_row(
             "SELECT count(*) || '/' || coalesce(sum(id), 0) || '/' || coalesce(sum(id * enabled), 0)
@@ -144,6 +171,11 @@ impl Store {
     }
 
     /// Names of the tasks that send to an appliance (they block its removal).
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Sql`](crate::store::Error::Sql) when SQLite fails: the database is busy past
+    /// the 10 s busy timeout, the disk is full, or the file is damaged.
     pub fn tasks_targeting(&self, appliance_id: i64) -> Result<Vec<String>> {
         let conn = self.conn();
         let mut stmt = conn.prepare("SELECT name FROM tasks WHERE target_id = ?1 ORDER BY name")?;
@@ -152,6 +184,11 @@ impl Store {
     }
 
     /// Turns a task on or off; returns false when it already was in that state.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Sql`](crate::store::Error::Sql) when SQLite fails: the database is busy past
+    /// the 10 s busy timeout, the disk is full, or the file is damaged.
     pub fn set_task_enabled(&self, name: &str, enabled: bool) -> Result<bool> {
         let n = self.conn().execute(
             "UPDATE tasks SET enabled = ?2, updated_at = ?3 WHERE name = ?1 AND enabled != ?2",
@@ -161,6 +198,11 @@ impl Store {
     }
 
     /// Deletes a task. Its history stays (rows keep the task's name).
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Sql`](crate::store::Error::Sql) when SQLite fails: the database is busy past
+    /// the 10 s busy timeout, the disk is full, or the file is damaged.
     pub fn delete_task(&self, name: &str) -> Result<bool> {
         Ok(self
             .conn()
