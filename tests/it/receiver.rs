@@ -2,46 +2,18 @@
 //! receives, refusals that write nothing, failures that leave nothing, recovery.
 
 use crate::common;
-use std::path::Path;
 use std::time::Duration;
 
 use crate::common::assert_same_tree;
 use crate::common::client::{self, Client, Peer};
-use crate::common::daemon::{wait_for_log, Pair};
+use crate::common::daemon::{subvolumes, wait_for_log, FirstReplica, Pair};
 use crate::common::ferry::Node;
 use ferry::btrfs;
 use ferry::identity::{self, Fingerprint};
 use ferry::receiver;
-use ferry::store::{ReceiveFilter, ReceiveRow, Status};
+use ferry::store::Status;
 use ferry::wire::{self, Meta, MetaConn};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWriteExt};
-
-fn history(pair: &Pair) -> Vec<ReceiveRow> {
-    pair.target
-        .store()
-        .receive_history(&ReceiveFilter::default())
-        .expect("history")
-}
-
-/// The names of the subvolumes directly in `dir` (none if it does not exist).
-async fn subvolumes(dir: &Path) -> Vec<String> {
-    if !dir.exists() {
-        return Vec::new();
-    }
-    btrfs::list(dir)
-        .await
-        .expect("list")
-        .into_iter()
-        .map(|s| s.name)
-        .collect()
-}
-
-fn latest(pair: &Pair) -> String {
-    std::fs::read_link(pair.replica_dir().join("latest"))
-        .expect("latest link")
-        .to_string_lossy()
-        .into_owned()
-}
 
 fn peer_reason(e: wire::Error) -> String {
     match e {
@@ -75,7 +47,7 @@ async fn full_then_incremental_receive_is_verified_and_visible() {
         .expect("s2");
     assert_eq!(got, s2.uuid);
 
-    assert_eq!(latest(&pair), "s2");
+    assert_eq!(pair.latest(), "s2");
     let inv = c.inventory("photos", "backup").await.expect("inv");
     let mut listed: Vec<_> = inv
         .iter()
@@ -88,7 +60,7 @@ async fn full_then_incremental_receive_is_verified_and_visible() {
     assert_same_tree(&s2.path, &dir.join("s2"));
     assert_same_tree(&s2.path, &dir.join("latest"));
 
-    let rows = history(&pair);
+    let rows = pair.history();
     assert_eq!(rows.len(), 2);
     for (row, snap) in rows.iter().zip([&s2, &s1]) {
         assert_eq!(row.attempt.status, Status::Succeeded, "{row:?}");
@@ -107,13 +79,7 @@ async fn full_then_incremental_receive_is_verified_and_visible() {
     );
     assert_eq!(mode & 0o777, 0o700);
     // The peer's uuid was bound at first contact.
-    let nas1 = pair
-        .target
-        .store()
-        .appliance("nas1")
-        .expect("q")
-        .expect("row");
-    assert_eq!(nas1.uuid, Some(pair.peer.uuid));
+    assert_eq!(pair.bound_uuid(), Some(pair.peer.uuid));
     drop(c);
     d.stop().await;
 }
@@ -122,11 +88,11 @@ async fn full_then_incremental_receive_is_verified_and_visible() {
 async fn unknown_clients_and_wrong_pins_fail_the_handshake_and_write_nothing() {
     let pair = Pair::new();
     let d = pair.start(|_| {}).await;
-    let before = pair.target.dump();
+    let before = pair.nas2.dump();
     let stranger = Node::init("stranger");
     let stranger_peer = Peer::load(&stranger.state);
 
-    let Err((addr, why)) = Client::connect(&stranger_peer, pair.target_fp, d.meta, d.data).await
+    let Err((addr, why)) = Client::connect(&stranger_peer, pair.nas2_fp, d.meta, d.data).await
     else {
         panic!("an unknown client got a session");
     };
@@ -135,7 +101,7 @@ async fn unknown_clients_and_wrong_pins_fail_the_handshake_and_write_nothing() {
     assert!(line.contains(&stranger.fingerprint()), "{line}");
 
     // Unknown on the data port too: nothing it sends is read.
-    let config = identity::client_config(&stranger_peer.identity, pair.target_fp).expect("cfg");
+    let config = identity::client_config(&stranger_peer.identity, pair.nas2_fp).expect("cfg");
     let (tls, addr) = client::tls(config, d.data).await;
     if let Ok(mut tls) = tls {
         let hello = wire::DataHello::new(uuid::Uuid::new_v4(), 0);
@@ -157,7 +123,7 @@ async fn unknown_clients_and_wrong_pins_fail_the_handshake_and_write_nothing() {
     wait_for_log(&["refused connection", &format!("peer={addr}")]).await;
 
     assert_eq!(
-        pair.target.dump(),
+        pair.nas2.dump(),
         before,
         "a refused peer changed the database"
     );
@@ -206,7 +172,7 @@ async fn unregistered_pools_and_bad_names_are_refused_before_touching_a_path() {
     // The real session handler over an in-memory pipe, so any bytes can be names.
     let (ours, theirs) = tokio::io::duplex(64 * 1024);
     let nas1 = pair
-        .target
+        .nas2
         .store()
         .appliance("nas1")
         .expect("q")
@@ -264,19 +230,18 @@ async fn unregistered_pools_and_bad_names_are_refused_before_touching_a_path() {
         .map(|e| e.expect("entry").file_name())
         .collect();
     assert!(top.is_empty(), "refusals created {top:?} in the pool");
-    assert!(history(&pair).is_empty());
+    assert!(pair.history().is_empty());
     d.stop().await;
 }
 
 #[tokio::test]
 async fn a_commit_that_lies_fails_and_leaves_nothing_visible() {
     let pair = Pair::new();
-    let d = pair.start(|_| {}).await;
-    let mut c = pair.client(&d).await;
-    let s1 = pair.snapshot("s1").await;
-    c.replicate("photos", "backup", &s1, None, 5)
-        .await
-        .expect("s1");
+    let FirstReplica {
+        daemon: d,
+        client: mut c,
+        s1,
+    } = pair.first_replica().await;
     let s2 = pair.snapshot("s2").await;
 
     let zeros = "0".repeat(64);
@@ -293,7 +258,7 @@ async fn a_commit_that_lies_fails_and_leaves_nothing_visible() {
         "{reason}"
     );
     assert_eq!(subvolumes(&pair.replica_dir()).await, ["s1"]);
-    assert_eq!(latest(&pair), "s1");
+    assert_eq!(pair.latest(), "s1");
 
     let e = c
         .replicate_with("photos", "backup", &s2, Some(&s1), 5, |st| st.end += 1)
@@ -305,14 +270,14 @@ async fn a_commit_that_lies_fails_and_leaves_nothing_visible() {
         "{reason}"
     );
     assert_eq!(subvolumes(&pair.replica_dir()).await, ["s1"]);
-    assert_eq!(latest(&pair), "s1");
+    assert_eq!(pair.latest(), "s1");
     let inv = c.inventory("photos", "backup").await.expect("inv");
     assert_eq!(
         inv.iter().map(|r| r.name.as_str()).collect::<Vec<_>>(),
         ["s1"]
     );
 
-    let rows = history(&pair);
+    let rows = pair.history();
     let got: Vec<_> = rows.iter().map(|r| r.attempt.status).collect();
     assert_eq!(got, [Status::Failed, Status::Failed, Status::Succeeded]);
     assert!(rows[0]
@@ -333,7 +298,7 @@ async fn a_commit_that_lies_fails_and_leaves_nothing_visible() {
             .expect("s2"),
         s2.uuid
     );
-    assert_eq!(latest(&pair), "s2");
+    assert_eq!(pair.latest(), "s2");
     drop(c);
     d.stop().await;
 }
@@ -372,7 +337,7 @@ async fn one_receive_per_share_and_a_dead_session_releases_its_lock() {
     let gone = a.local;
     drop(a);
     wait_for_log(&["session ended", &format!("peer={gone}")]).await;
-    let rows = history(&pair);
+    let rows = pair.history();
     assert_eq!(rows[0].attempt.status, Status::Failed);
     assert!(
         rows[0]
@@ -407,7 +372,7 @@ async fn a_data_connection_that_never_comes_times_out() {
         ),
         other => panic!("expected failed, got {other:?}"),
     }
-    let rows = history(&pair);
+    let rows = pair.history();
     assert_eq!(rows[0].attempt.status, Status::Failed);
     assert!(rows[0]
         .attempt
@@ -438,7 +403,7 @@ async fn garbage_on_either_port_is_dropped_and_the_receiver_keeps_serving() {
     let d = pair
         .start(|c| c.handshake_timeout = Duration::from_secs(2))
         .await;
-    let client_cfg = identity::client_config(&pair.peer.identity, pair.target_fp).expect("cfg");
+    let client_cfg = identity::client_config(&pair.peer.identity, pair.nas2_fp).expect("cfg");
 
     // Plaintext before TLS, on both ports.
     for port in [d.meta, d.data] {
@@ -500,7 +465,7 @@ async fn garbage_on_either_port_is_dropped_and_the_receiver_keeps_serving() {
     closed_by_receiver(tls).await;
     wait_for_log(&["dropped data connection", &unknown.to_string()]).await;
 
-    assert!(history(&pair).is_empty());
+    assert!(pair.history().is_empty());
     pair.assert_serving(&d).await;
     d.stop().await;
 }
@@ -523,7 +488,7 @@ async fn startup_recovery_deletes_partials_fails_running_rows_and_keeps_replicas
     );
     btrfs::delete(&dir.join("s2")).await.expect("delete s2");
     let running = pair
-        .target
+        .nas2
         .store()
         .begin_receive(&ferry::store::NewReceive {
             source: "nas1",
@@ -538,8 +503,8 @@ async fn startup_recovery_deletes_partials_fails_running_rows_and_keeps_replicas
 
     let d = pair.start(|_| {}).await;
     assert_eq!(subvolumes(&dir).await, ["s1"]);
-    assert_eq!(latest(&pair), "s1");
-    let rows = history(&pair);
+    assert_eq!(pair.latest(), "s1");
+    let rows = pair.history();
     let row = rows.iter().find(|r| r.id == running).expect("row");
     assert_eq!(row.attempt.status, Status::Failed);
     assert_eq!(
@@ -582,7 +547,7 @@ async fn retention_keeps_the_newest_replicas() {
     let pruned = |name: &str| format!("path={}", pair.replica_dir().join(name).display());
     wait_for_log(&["retention: deleted replica", &pruned("s1")]).await;
     assert_eq!(subvolumes(&pair.replica_dir()).await, ["s2", "s3"]);
-    assert_eq!(latest(&pair), "s3");
+    assert_eq!(pair.latest(), "s3");
     let inv = c.inventory("photos", "backup").await.expect("inv");
     let mut names: Vec<_> = inv.iter().map(|r| r.name.as_str()).collect();
     names.sort();
@@ -627,7 +592,7 @@ async fn shutdown_aborts_a_running_receive_and_leaves_nothing() {
         Ok(Meta::Abort(r)) => assert_eq!(r.reason, "interrupted by shutdown"),
         other => panic!("expected abort, got {other:?}"),
     }
-    let rows = history(&pair);
+    let rows = pair.history();
     assert_eq!(rows[0].attempt.status, Status::Failed);
     assert_eq!(
         rows[0].attempt.error.as_deref(),
@@ -650,7 +615,7 @@ fn the_binary_prints_readiness_serves_and_exits_0_on_sigterm() {
             "--data-port",
             "0",
         ])
-        .env("FERRY_STATE_DIR", &pair.target.state)
+        .env("FERRY_STATE_DIR", &pair.nas2.state)
         .env_remove("FERRY_LOG")
         .stdout(std::process::Stdio::piped())
         .stderr(std::process::Stdio::piped())
@@ -673,7 +638,7 @@ fn the_binary_prints_readiness_serves_and_exits_0_on_sigterm() {
 
     let rt = tokio::runtime::Runtime::new().expect("runtime");
     rt.block_on(async {
-        let mut c = Client::connect(&pair.peer, pair.target_fp, meta, data)
+        let mut c = Client::connect(&pair.peer, pair.nas2_fp, meta, data)
             .await
             .unwrap_or_else(|(_, e)| panic!("{e}"));
         let s1 = pair.snapshot("s1").await;

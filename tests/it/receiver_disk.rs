@@ -2,7 +2,7 @@
 //! trust (an unmounted or replaced pool), and retention order.
 
 use crate::common;
-use crate::common::daemon::{subvolumes, wait_for_log, Pair};
+use crate::common::daemon::{subvolumes, wait_for_log, FirstReplica, Pair};
 use ferry::wire;
 
 /// Pins: `delete_partials` deleted every subvolume without a `replicas` row, so
@@ -14,8 +14,8 @@ async fn a_pool_re_added_under_another_name_keeps_its_replicas() {
     let (_s1, s2) = pair.two_replicas().await;
 
     let mount = pair.dst.mount.to_string_lossy().into_owned();
-    pair.target.ok(&["pool", "remove", "backup"]);
-    pair.target.ok(&["pool", "add", "backup2", &mount]);
+    pair.nas2.ok(&["pool", "remove", "backup"]);
+    pair.nas2.ok(&["pool", "add", "backup2", &mount]);
     let d = pair.start(|_| {}).await;
     assert_eq!(subvolumes(&pair.replica_dir()).await, ["s1", "s2"]);
     wait_for_log(&["not recorded as a replica; left alone", "snapshot=\"s1\""]).await;
@@ -47,12 +47,11 @@ async fn a_pool_re_added_under_another_name_keeps_its_replicas() {
 #[tokio::test]
 async fn a_replica_whose_row_was_removed_keeps_its_subvolume() {
     let pair = Pair::new();
-    let d = pair.start(|_| {}).await;
-    let mut c = pair.client(&d).await;
-    let s1 = pair.snapshot("s1").await;
-    c.replicate("photos", "backup", &s1, None, 5)
-        .await
-        .expect("s1");
+    let FirstReplica {
+        daemon: d,
+        client: c,
+        s1,
+    } = pair.first_replica().await;
     drop(c);
     d.stop().await;
 
@@ -69,12 +68,11 @@ async fn a_replica_whose_row_was_removed_keeps_its_subvolume() {
 #[tokio::test]
 async fn a_failed_verification_deletes_its_own_subvolume_and_nothing_else() {
     let pair = Pair::new();
-    let d = pair.start(|_| {}).await;
-    let mut c = pair.client(&d).await;
-    let s1 = pair.snapshot("s1").await;
-    c.replicate("photos", "backup", &s1, None, 5)
-        .await
-        .expect("s1");
+    let FirstReplica {
+        daemon: d,
+        client: mut c,
+        s1: _,
+    } = pair.first_replica().await;
     pair.sql("DELETE FROM replicas");
 
     let s2 = pair.snapshot("s2").await;
@@ -100,12 +98,11 @@ async fn a_failed_verification_deletes_its_own_subvolume_and_nothing_else() {
 #[tokio::test]
 async fn inventory_of_an_unmounted_pool_is_refused_as_busy() {
     let pair = Pair::new();
-    let d = pair.start(|_| {}).await;
-    let mut c = pair.client(&d).await;
-    let s1 = pair.snapshot("s1").await;
-    c.replicate("photos", "backup", &s1, None, 5)
-        .await
-        .expect("s1");
+    let FirstReplica {
+        daemon: d,
+        client: mut c,
+        s1: _,
+    } = pair.first_replica().await;
     common::run("umount", &[pair.dst.mount.as_os_str()]);
 
     let mount = pair.dst.mount.display().to_string();
@@ -137,13 +134,12 @@ async fn a_pool_replaced_by_a_plain_directory_or_another_filesystem_is_refused()
     let other = common::TestPool::new();
     let plain = other.mount.join("plain");
     std::fs::create_dir(&plain).expect("plain dir");
-    let d = pair.start(|_| {}).await;
-    let mut c = pair.client(&d).await;
-    let s1 = pair.snapshot("s1").await;
-    c.replicate("photos", "backup", &s1, None, 5)
-        .await
-        .expect("s1");
-    let added = pair.target.store().pool("backup").expect("q").expect("row");
+    let FirstReplica {
+        daemon: d,
+        client: mut c,
+        s1,
+    } = pair.first_replica().await;
+    let added = pair.nas2.store().pool("backup").expect("q").expect("row");
     let dst_fs = btrfs_fs(&pair.dst.mount);
     assert_eq!(
         added.fs_uuid,
@@ -186,7 +182,7 @@ async fn a_pool_replaced_by_a_plain_directory_or_another_filesystem_is_refused()
     ));
     let inv = c.inventory("photos", "backup").await.expect("inventory");
     assert_eq!(inv.len(), 1);
-    let row = pair.target.store().pool("backup").expect("q").expect("row");
+    let row = pair.nas2.store().pool("backup").expect("q").expect("row");
     assert_eq!(row.fs_uuid, Some(dst_fs));
     drop(c);
     d.stop().await;
@@ -204,12 +200,11 @@ fn btrfs_fs(path: &std::path::Path) -> uuid::Uuid {
 #[tokio::test]
 async fn a_replica_from_the_future_does_not_make_retention_delete_the_newest() {
     let pair = Pair::new();
-    let d = pair.start(|_| {}).await;
-    let mut c = pair.client(&d).await;
-    let s1 = pair.snapshot("s1").await;
-    c.replicate("photos", "backup", &s1, None, 5)
-        .await
-        .expect("s1");
+    let FirstReplica {
+        daemon: d,
+        client: mut c,
+        s1,
+    } = pair.first_replica().await;
     pair.sql("UPDATE replicas SET received_at = '2999-01-01T00:00:00.000Z'");
     let s2 = pair.snapshot("s2").await;
     c.replicate("photos", "backup", &s2, Some(&s1), 1)

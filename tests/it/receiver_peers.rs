@@ -24,8 +24,11 @@ async fn connections_over_the_handshake_cap_are_dropped_and_real_clients_still_s
     for _ in 0..2 {
         silent.push(client::tcp(d.meta).await.0);
     }
-    // Lets the daemon accept both and start their handshakes.
-    tokio::time::sleep(Duration::from_millis(300)).await;
+    // The cap is full once the daemon holds both handshakes: a third connection
+    // to the same port is then dropped, and says so.
+    let (probe, probe_addr) = client::tcp(d.meta).await;
+    wait_for_log(&["dropped connection", &format!("peer={probe_addr}")]).await;
+    drop(probe);
     let started = Instant::now();
     let (mut over, addr) = client::tcp(d.data).await;
     let mut sink = Vec::new();
@@ -52,11 +55,11 @@ async fn a_hello_claiming_another_uuid_than_the_certificate_is_refused() {
     let pair = Pair::new();
     let d = pair.start(|_| {}).await;
     let impostor = client::Peer {
-        identity: ferry::identity::load(&pair.source.state).expect("identity"),
+        identity: ferry::identity::load(&pair.nas1.state).expect("identity"),
         uuid: uuid::Uuid::new_v4(),
         name: "nas1".into(),
     };
-    let reason = match client::Client::connect(&impostor, pair.target_fp, d.meta, d.data).await {
+    let reason = match client::Client::connect(&impostor, pair.nas2_fp, d.meta, d.data).await {
         Err((_, e)) => e,
         Ok(mut c) => match c.inventory("photos", "backup").await {
             Err(ferry::wire::Error::Peer { reason }) => reason,
@@ -67,13 +70,7 @@ async fn a_hello_claiming_another_uuid_than_the_certificate_is_refused() {
         reason.contains("its certificate names") && reason.contains(&pair.peer.uuid.to_string()),
         "{reason}"
     );
-    let nas1 = pair
-        .target
-        .store()
-        .appliance("nas1")
-        .expect("q")
-        .expect("row");
-    assert_eq!(nas1.uuid, None, "the claimed uuid was bound");
+    assert_eq!(pair.bound_uuid(), None, "the claimed uuid was bound");
 
     let mut c = pair.client(&d).await;
     assert!(c
@@ -81,13 +78,7 @@ async fn a_hello_claiming_another_uuid_than_the_certificate_is_refused() {
         .await
         .expect("inv")
         .is_empty());
-    let nas1 = pair
-        .target
-        .store()
-        .appliance("nas1")
-        .expect("q")
-        .expect("row");
-    assert_eq!(nas1.uuid, Some(pair.peer.uuid));
+    assert_eq!(pair.bound_uuid(), Some(pair.peer.uuid));
     drop(c);
     d.stop().await;
 }

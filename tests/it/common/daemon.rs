@@ -1,64 +1,51 @@
-//! An in-process receiver on 127.0.0.1 with two appliances and two pools around it,
-//! and a log capture that tests can await instead of sleeping.
+//! An in-process receiver on 127.0.0.1, the receiver tests' `Pair` around it (two
+//! appliances from `nodes`), and a log capture that tests can await instead of sleeping.
 
 use std::io::Write;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::ops::Deref;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
 
 use ferry::btrfs::{self, Subvolume};
-use ferry::identity::Fingerprint;
 use ferry::receiver::{self, Config, Receiver, Shared};
 use tokio::sync::{oneshot, Notify};
 use tokio::task::JoinHandle;
 
-use super::client::{Client, Peer};
-use super::ferry::Node;
-use super::TestPool;
+use super::client::Client;
+use super::nodes::Nodes;
 
-/// Source appliance nas1 with a share, target nas2 with pool `backup`, each
-/// knowing the other.
+/// The receiver under test: nas1 and nas2 as [`Nodes`] pairs them, nas2's
+/// receiver started in this process per test, and a scripted client as nas1.
 pub struct Pair {
-    pub src: TestPool,
-    pub dst: TestPool,
-    pub share: PathBuf,
+    /// Where [`Pair::snapshot`] puts nas1's snapshots.
     pub snaps: PathBuf,
-    pub source: Node,
-    pub target: Node,
-    pub peer: Peer,
-    pub target_fp: Fingerprint,
+    nodes: Nodes,
+}
+
+impl Deref for Pair {
+    type Target = Nodes;
+
+    fn deref(&self) -> &Nodes {
+        &self.nodes
+    }
+}
+
+/// A receiver holding replica `s1` (full, keep 5) of nas1's `photos`, and the
+/// client that sent it, still connected: where most receiver tests start.
+pub struct FirstReplica {
+    pub daemon: Daemon,
+    pub client: Client,
+    pub s1: Subvolume,
 }
 
 impl Pair {
     pub fn new() -> Pair {
-        let (src, dst) = (TestPool::new(), TestPool::new());
-        let share = src.subvolume("photos");
-        let snaps = src.mount.join("snaps");
+        let nodes = Nodes::new();
+        let snaps = nodes.src.mount.join("snaps");
         std::fs::create_dir(&snaps).expect("snaps dir");
-        std::fs::write(share.join("a.txt"), b"alpha\n").expect("write");
-        let (source, target) = (Node::init("nas1"), Node::init("nas2"));
-        let target_fp = target.fingerprint();
-        target.ok(&[
-            "appliance",
-            "add",
-            "nas1",
-            "--address",
-            "127.0.0.1",
-            "--fingerprint",
-            &source.fingerprint(),
-        ]);
-        target.ok(&["pool", "add", "backup", &dst.mount.to_string_lossy()]);
-        Pair {
-            peer: Peer::load(&source.state),
-            target_fp: target_fp.parse().expect("fingerprint"),
-            src,
-            dst,
-            share,
-            snaps,
-            source,
-            target,
-        }
+        Pair { snaps, nodes }
     }
 
     /// A read-only snapshot of the share named `name`, after writing `name.txt` into it.
@@ -69,30 +56,42 @@ impl Pair {
             .expect("snapshot")
     }
 
-    /// Where replicas of share `photos` from nas1 land.
-    pub fn replica_dir(&self) -> PathBuf {
-        receiver::replica_dir(&self.dst.mount, self.peer.uuid, "photos")
+    pub async fn start(&self, tweak: impl FnOnce(&mut Config)) -> Daemon {
+        Daemon::start(&self.nas2.state, tweak).await
     }
 
-    pub async fn start(&self, tweak: impl FnOnce(&mut Config)) -> Daemon {
-        Daemon::start(&self.target.state, tweak).await
+    /// A receiver (with `tweak`) that took snapshot `s1` in full from a client
+    /// that stays connected.
+    pub async fn first_replica_with(&self, tweak: impl FnOnce(&mut Config)) -> FirstReplica {
+        let daemon = self.start(tweak).await;
+        let mut client = self.client(&daemon).await;
+        let s1 = self.snapshot("s1").await;
+        client
+            .replicate("photos", "backup", &s1, None, 5)
+            .await
+            .expect("the first replica, s1");
+        FirstReplica { daemon, client, s1 }
+    }
+
+    /// [`Pair::first_replica_with`] a receiver of the default configuration.
+    pub async fn first_replica(&self) -> FirstReplica {
+        self.first_replica_with(|_| {}).await
     }
 
     /// Replicas s1 (full) and s2 (incremental) received by a daemon that is
     /// then stopped: the state recovery and pool tests start from.
     pub async fn two_replicas(&self) -> (Subvolume, Subvolume) {
-        let d = self.start(|_| {}).await;
-        let mut c = self.client(&d).await;
-        let s1 = self.snapshot("s1").await;
+        let FirstReplica {
+            daemon,
+            client: mut c,
+            s1,
+        } = self.first_replica().await;
         let s2 = self.snapshot("s2").await;
-        c.replicate("photos", "backup", &s1, None, 5)
-            .await
-            .expect("s1");
         c.replicate("photos", "backup", &s2, Some(&s1), 5)
             .await
             .expect("s2");
         drop(c);
-        d.stop().await;
+        daemon.stop().await;
         (s1, s2)
     }
 
@@ -110,7 +109,7 @@ impl Pair {
 
     /// A client whose side of the keepalive has `keepalive`'s timings.
     pub async fn client_with(&self, d: &Daemon, keepalive: ferry::wire::Keepalive) -> Client {
-        Client::connect_with(&self.peer, self.target_fp, d.meta, d.data, keepalive)
+        Client::connect_with(&self.peer, self.nas2_fp, d.meta, d.data, keepalive)
             .await
             .unwrap_or_else(|(addr, e)| panic!("client from {addr}: {e}"))
     }
@@ -231,7 +230,7 @@ pub async fn wait_for_log(needles: &[&str]) -> String {
 impl Pair {
     /// The target's receive history, newest first.
     pub fn history(&self) -> Vec<ferry::store::ReceiveRow> {
-        self.target
+        self.nas2
             .store()
             .receive_history(&ferry::store::ReceiveFilter::default())
             .expect("history")
@@ -248,7 +247,7 @@ impl Pair {
     /// Runs `sql` on the target's state.db directly: what a person with sqlite3
     /// (or a lost database) can do that no ferry command does.
     pub fn sql(&self, sql: &str) {
-        let db = rusqlite::Connection::open(self.target.state.join(ferry::store::DB_FILE))
+        let db = rusqlite::Connection::open(self.nas2.state.join(ferry::store::DB_FILE))
             .expect("open state.db");
         db.execute_batch(sql).expect("sql");
     }

@@ -6,6 +6,7 @@ pub mod client;
 pub mod content;
 pub mod daemon;
 pub mod ferry;
+pub mod nodes;
 pub mod pair;
 mod tree;
 

@@ -1,66 +1,38 @@
-//! Two appliances on this machine, paired as users pair them: nas1 sends the share
-//! `photos` from its pool to nas2's pool `backup`, with nas2's receiver running
-//! in-process on 127.0.0.1 (real TLS, real btrfs).
+//! Replication through the real CLI: nas1 sends the share `photos` from its pool
+//! to nas2's pool `backup` (the `nodes` pairing), with nas2's receiver running
+//! in-process on 127.0.0.1 (real TLS, real btrfs) and `ferry task run` on nas1.
 
 use std::net::SocketAddr;
+use std::ops::Deref;
 use std::path::{Path, PathBuf};
 
 use super::daemon::Daemon;
-use super::ferry::Node;
-use super::{require_root_and_btrfs, TestPool};
+use super::nodes::Nodes;
 
+/// nas1 and nas2 as [`Nodes`] pairs them, on 1 GiB pools, with nas2's receiver
+/// running and nas1 pointed at it, and the task `photos` added on nas1.
 pub struct Pair {
-    pub nas1: Node,
-    pub nas2: Node,
-    pub share: PathBuf,
     pub receiver: Option<Daemon>,
-    // Pools last: they unmount after the daemon and nodes are gone.
-    pub src: TestPool,
-    pub dst: TestPool,
+    // Last: the pools unmount after the receiver has stopped.
+    nodes: Nodes,
+}
+
+impl Deref for Pair {
+    type Target = Nodes;
+
+    fn deref(&self) -> &Nodes {
+        &self.nodes
+    }
 }
 
 impl Pair {
     /// Both appliances initialized and paired, the receiver up, the task `photos`
     /// added with `task_args` appended.
     pub async fn new(task_args: &[&str]) -> Pair {
-        require_root_and_btrfs();
-        let src = TestPool::with_size(1 << 30);
-        let dst = TestPool::with_size(1 << 30);
-        let share = src.subvolume("photos");
-        let nas1 = Node::init("nas1");
-        let nas2 = Node::init("nas2");
-        let dst_mount = dst.mount.to_str().expect("utf8").to_string();
-        nas2.ok(&["pool", "add", "backup", &dst_mount]);
-        let fp1 = nas1.fingerprint();
-        nas2.ok(&[
-            "appliance",
-            "add",
-            "nas1",
-            "--address",
-            "127.0.0.1",
-            "--fingerprint",
-            &fp1,
-        ]);
-        let receiver = Daemon::start(&nas2.state, |_| {}).await;
-        let fp2 = nas2.fingerprint();
-        let (meta, data) = (
-            receiver.meta.port().to_string(),
-            receiver.data.port().to_string(),
-        );
-        nas1.ok(&[
-            "appliance",
-            "add",
-            "nas2",
-            "--address",
-            "127.0.0.1",
-            "--fingerprint",
-            &fp2,
-            "--meta-port",
-            &meta,
-            "--data-port",
-            &data,
-        ]);
-        let share_s = share.to_str().expect("utf8").to_string();
+        let nodes = Nodes::with_pool_size(1 << 30);
+        let receiver = Daemon::start(&nodes.nas2.state, |_| {}).await;
+        nodes.nas1_sends_to(&receiver);
+        let share_s = nodes.share.to_str().expect("utf8").to_string();
         let mut args = vec![
             "task",
             "add",
@@ -75,14 +47,10 @@ impl Pair {
             "5m",
         ];
         args.extend_from_slice(task_args);
-        nas1.ok(&args);
+        nodes.nas1.ok(&args);
         Pair {
-            nas1,
-            nas2,
-            share,
             receiver: Some(receiver),
-            src,
-            dst,
+            nodes,
         }
     }
 
@@ -152,22 +120,6 @@ impl Pair {
             "expected a failed run: {stderr}"
         );
         stderr
-    }
-
-    pub fn nas1_uuid(&self) -> String {
-        self.nas1.json(&["id", "--json"])["uuid"]
-            .as_str()
-            .expect("uuid")
-            .to_string()
-    }
-
-    /// `<pool>/.ferry/<nas1 uuid>/photos`: where nas2 keeps the replicas.
-    pub fn replica_dir(&self) -> PathBuf {
-        self.dst
-            .mount
-            .join(".ferry")
-            .join(self.nas1_uuid())
-            .join("photos")
     }
 
     pub fn latest(&self) -> PathBuf {
