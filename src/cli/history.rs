@@ -4,7 +4,7 @@ use clap::{Args, Subcommand};
 
 use super::ctx::{bad_input, Ctx};
 use super::output::{bytes, elapsed, or_dash, print_json, rate, span, time, Table};
-use crate::store::{ReceiveFilter, SendFilter};
+use crate::store::{Attempt, ReceiveFilter, SendFilter};
 
 /// Rows shown when --limit is not given.
 const DEFAULT_LIMIT: u32 = 20;
@@ -68,26 +68,11 @@ fn send(ctx: &Ctx, args: SendArgs) -> anyhow::Result<()> {
     if args.common.json {
         return print_json(&rows);
     }
-    let mut table = Table::new(&[
-        "ID", "STARTED", "TASK", "TARGET", "KIND", "STATUS", "SIZE", "WIRE", "RATE", "TIME",
-        "SNAPSHOT", "ERROR",
-    ]);
+    let mut table = attempt_table(&["TASK", "TARGET"]);
     for r in &rows {
-        let took = span(r.attempt.started_at, r.attempt.ended_at);
-        table.row(vec![
-            r.id.to_string(),
-            time(r.attempt.started_at),
-            r.task.clone(),
-            r.target.clone(),
-            or_dash(r.attempt.kind),
-            r.attempt.status.to_string(),
-            bytes(r.attempt.stream_bytes),
-            bytes(r.attempt.wire_bytes),
-            rate(r.attempt.stream_bytes, took),
-            elapsed(took),
-            or_dash(r.attempt.snapshot.clone()),
-            r.attempt.error.clone().unwrap_or_default(),
-        ]);
+        let snapshot = or_dash(r.attempt.snapshot.clone());
+        let own = [r.task.clone(), r.target.clone()];
+        table.row(attempt_row(r.id, &r.attempt, &own, snapshot));
     }
     print_or_empty(&table, rows.is_empty(), "no sends recorded yet");
     Ok(())
@@ -107,30 +92,41 @@ fn receive(ctx: &Ctx, args: ReceiveArgs) -> anyhow::Result<()> {
     if args.common.json {
         return print_json(&rows);
     }
-    let mut table = Table::new(&[
-        "ID", "STARTED", "SOURCE", "SHARE", "POOL", "KIND", "STATUS", "SIZE", "WIRE", "RATE",
-        "TIME", "SNAPSHOT", "ERROR",
-    ]);
+    let mut table = attempt_table(&["SOURCE", "SHARE", "POOL"]);
     for r in &rows {
-        let took = span(r.attempt.started_at, r.attempt.ended_at);
-        table.row(vec![
-            r.id.to_string(),
-            time(r.attempt.started_at),
-            r.source.clone(),
-            r.share.clone(),
-            r.pool.clone(),
-            or_dash(r.attempt.kind),
-            r.attempt.status.to_string(),
-            bytes(r.attempt.stream_bytes),
-            bytes(r.attempt.wire_bytes),
-            rate(r.attempt.stream_bytes, took),
-            elapsed(took),
-            r.attempt.snapshot.clone(),
-            r.attempt.error.clone().unwrap_or_default(),
-        ]);
+        let own = [r.source.clone(), r.share.clone(), r.pool.clone()];
+        let snapshot = r.attempt.snapshot.clone();
+        table.row(attempt_row(r.id, &r.attempt, &own, snapshot));
     }
     print_or_empty(&table, rows.is_empty(), "no receives recorded yet");
     Ok(())
+}
+
+/// A history table: ID and STARTED, the row kind's own columns, then the
+/// attempt's (see [`attempt_row`]).
+fn attempt_table(own: &[&str]) -> Table {
+    let attempt = [
+        "KIND", "STATUS", "SIZE", "WIRE", "RATE", "TIME", "SNAPSHOT", "ERROR",
+    ];
+    Table::new(&[&["ID", "STARTED"][..], own, &attempt].concat())
+}
+
+/// One row of an [`attempt_table`]; `snapshot` as the row kind shows its name.
+fn attempt_row<S>(id: i64, a: &Attempt<S>, own: &[String], snapshot: String) -> Vec<String> {
+    let took = span(a.started_at, a.ended_at);
+    let mut cells = vec![id.to_string(), time(a.started_at)];
+    cells.extend_from_slice(own);
+    cells.extend([
+        or_dash(a.kind),
+        a.status.to_string(),
+        bytes(a.stream_bytes),
+        bytes(a.wire_bytes),
+        rate(a.stream_bytes, took),
+        elapsed(took),
+        snapshot,
+        a.error.clone().unwrap_or_default(),
+    ]);
+    cells
 }
 
 fn print_or_empty(table: &Table, empty: bool, message: &str) {
