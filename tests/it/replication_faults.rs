@@ -10,6 +10,7 @@ use std::process::Stdio;
 use std::sync::Arc;
 
 use crate::common::content::{incompressible, populate};
+use crate::common::daemon::wait_for_log;
 use crate::common::pair::Pair;
 use ferry::identity::{self, StaticPeers};
 use ferry::sender::{self, Progress, TaskLock};
@@ -236,6 +237,12 @@ async fn a_failing_btrfs_send_fails_the_run_with_its_stderr() {
         "{row}"
     );
     assert!(row["received_uuid"].is_null());
+    // The sender is gone before the receiver has cleaned up: wait for its verdict,
+    // which it records once the partial is deleted.
+    let snapshot = row["snapshot"]
+        .as_str()
+        .expect("the run named its snapshot");
+    wait_for_log(&["receive failed", &format!("snapshot={snapshot}")]).await;
     assert!(
         pair.replicas().is_empty(),
         "a broken stream became a replica"
