@@ -56,7 +56,10 @@ async fn a_stream_that_is_not_the_announced_snapshot_is_rejected_as_permanent() 
         other => panic!("expected a permanent failure, got {other:?}"),
     }
     assert!(subvolumes(&pair.replica_dir()).await.is_empty());
-    assert!(pair.history().iter().all(|r| r.status == Status::Failed));
+    assert!(pair
+        .history()
+        .iter()
+        .all(|r| r.attempt.status == Status::Failed));
     // The session and the share are free for the right stream.
     c.replicate_full(&pair.snapshot("s3").await).await;
     drop(c);
@@ -132,7 +135,7 @@ async fn a_busy_state_database_is_a_busy_refusal() {
     let d = pair.start(|_| {}).await;
     let mut c = pair.client(&d).await;
     let s1 = pair.snapshot("s1").await;
-    let db = rusqlite::Connection::open(pair.target.state.join(ferry::store::DB_FILE))
+    let db = rusqlite::Connection::open(pair.nas2.state.join(ferry::store::DB_FILE))
         .expect("open state.db");
     db.execute_batch("BEGIN EXCLUSIVE")
         .expect("lock the database");
@@ -172,10 +175,14 @@ async fn task_run_fails_rows_a_dead_run_of_the_same_task_left_running() {
     pair.run_ok().await;
     let rows = store.send_history(&SendFilter::default()).expect("history");
     let row = |id| rows.iter().find(|r| r.id == id).expect("row");
-    assert_eq!(row(ours).status, Status::Failed);
+    assert_eq!(row(ours).attempt.status, Status::Failed);
     assert_eq!(
-        row(ours).error.as_deref(),
+        row(ours).attempt.error.as_deref(),
         Some("interrupted: the sending process stopped before this run finished")
     );
-    assert_eq!(row(other).status, Status::Running, "another task's row");
+    assert_eq!(
+        row(other).attempt.status,
+        Status::Running,
+        "another task's row"
+    );
 }

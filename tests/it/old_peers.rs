@@ -120,7 +120,7 @@ fn assert_reads_like(got: &Value, recorded: &Value) {
 async fn the_predecessors_sender_replicates_into_this_receiver() {
     let pair = Pair::new();
     let d = pair.start(|_| {}).await;
-    let config = identity::client_config(&pair.peer.identity, pair.target_fp).expect("config");
+    let config = identity::client_config(&pair.peer.identity, pair.nas2_fp).expect("config");
     let (tls, _) = client::tls(config.clone(), d.meta).await;
     let mut meta = tls.expect("TLS");
     let sent = frames("meta-sender.jsonl");
@@ -202,7 +202,7 @@ async fn the_predecessors_sender_replicates_into_this_receiver() {
     let rows = pair.history();
     let ok: Vec<_> = rows
         .iter()
-        .filter(|r| r.status == Status::Succeeded)
+        .filter(|r| r.attempt.status == Status::Succeeded)
         .collect();
     assert_eq!(ok.len(), 2, "{rows:?}");
     d.stop().await;
