@@ -183,7 +183,7 @@ fn task_status(store: &Store, task: &Task, now: DateTime<Utc>) -> anyhow::Result
         .then(|| {
             schedule
                 .as_ref()
-                .and_then(|s| s.next_after(now, last_started))
+                .and_then(|s| s.next_due(now, last_started))
         })
         .flatten();
     let in_flight = rows

@@ -302,8 +302,11 @@ impl Run {
         let mut now = Utc::now();
         let mut name = names::snapshot_name(&self.share, &self.task.name, now);
         if dir.join(&name).exists() {
-            let next =
-                now.duration_trunc(TimeDelta::seconds(1)).unwrap_or(now) + TimeDelta::seconds(1);
+            let next = now
+                .duration_trunc(TimeDelta::seconds(1))
+                .unwrap_or(now)
+                .checked_add_signed(TimeDelta::seconds(1))
+                .unwrap_or(now);
             tokio::time::sleep((next - now).to_std().unwrap_or_default()).await;
             now = Utc::now().max(next);
             name = names::snapshot_name(&self.share, &self.task.name, now);

@@ -62,7 +62,7 @@ impl Slot {
     /// Recomputes the next firing, for a new slot or an edited task.
     pub fn reschedule(&mut self, now: DateTime<Utc>, last_run: Option<DateTime<Utc>>) {
         self.due = if self.task.enabled {
-            self.schedule.next_after(now, last_run)
+            self.schedule.next_due(now, last_run)
         } else {
             None
         };
@@ -74,7 +74,7 @@ impl Slot {
     /// What to do at `now`, and advances the slot past it.
     pub fn fire(&mut self, now: DateTime<Utc>) -> Option<Fire> {
         if self.due.is_some_and(|due| due <= now) {
-            self.due = self.schedule.next_after(now, Some(now));
+            self.due = self.schedule.next_due(now, Some(now));
             self.retry_at = None;
             return Some(if self.running { Fire::Skip } else { Fire::Run });
         }

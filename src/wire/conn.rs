@@ -3,6 +3,10 @@
 
 use std::time::Duration;
 
+/// What a keepalive timing too large to add to an `Instant` stands for (as
+/// tokio's own far future: about 30 years).
+const FAR_FUTURE: Duration = Duration::from_secs(86_400 * 365 * 30);
+
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
@@ -181,17 +185,24 @@ impl<S: AsyncRead + AsyncWrite + Unpin> MetaConn<S> {
             dead_after,
         } = self.keepalive;
         let dead = |_: tokio::time::error::Elapsed| Error::Timeout { after: dead_after };
+        // Keepalive timings are parameters: a huge one means "never", not a
+        // panic in Instant's addition.
+        let after = |t: Instant, d: Duration| {
+            t.checked_add(d)
+                .or_else(|| t.checked_add(FAR_FUTURE))
+                .unwrap_or(t)
+        };
         let mut heard = Instant::now();
         // A send to a peer that stopped reading blocks, so it is bounded too.
-        timeout_at(heard + dead_after, self.flush_pending())
+        timeout_at(after(heard, dead_after), self.flush_pending())
             .await
             .map_err(dead)??;
-        let mut ping_at = heard + interval;
+        let mut ping_at = after(heard, interval);
         loop {
             let reply = tokio::select! {
                 msg = self.recv() => {
                     heard = Instant::now();
-                    ping_at = heard + interval;
+                    ping_at = after(heard, interval);
                     match msg? {
                         Meta::Ping => Meta::Pong,
                         Meta::Pong => continue,
@@ -199,14 +210,14 @@ impl<S: AsyncRead + AsyncWrite + Unpin> MetaConn<S> {
                     }
                 }
                 () = sleep_until(ping_at) => {
-                    ping_at += interval;
+                    ping_at = after(ping_at, interval);
                     Meta::Ping
                 }
-                () = sleep_until(heard + dead_after) => {
+                () = sleep_until(after(heard, dead_after)) => {
                     return Err(Error::Timeout { after: dead_after })
                 }
             };
-            timeout_at(heard + dead_after, self.send(&reply))
+            timeout_at(after(heard, dead_after), self.send(&reply))
                 .await
                 .map_err(dead)??;
         }

@@ -199,6 +199,14 @@ fn task_add_bad_input_is_refused_and_writes_nothing() {
             "minimum is 60s",
         ),
         (add("x", &[("--frequency", "often")]), "neither seconds"),
+        (
+            add("x", &[("--frequency", "300000years")]),
+            "maximum of 366 days",
+        ),
+        (
+            add("x", &[("--frequency", "1000000000000000")]),
+            "maximum of 366 days",
+        ),
         (add("x", &[("--share", plain)]), "not a btrfs subvolume"),
         (
             add("x", &[("--share", not_btrfs)]),
