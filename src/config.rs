@@ -123,6 +123,10 @@ pub struct ReceiverSettings {
     pub data_port: u16,
     /// Concurrent receives across all sources.
     pub max_receives: u32,
+    /// How long a send waits for a free receive slot before it is refused as
+    /// busy; 0 refuses at once.
+    #[serde(with = "human_duration")]
+    pub slot_wait: Duration,
     #[serde(with = "human_duration")]
     pub handshake_timeout: Duration,
     #[serde(with = "human_duration")]
@@ -136,6 +140,7 @@ impl Default for ReceiverSettings {
             meta_port: DEFAULT_META_PORT,
             data_port: DEFAULT_DATA_PORT,
             max_receives: 4,
+            slot_wait: Duration::from_secs(60),
             handshake_timeout: Duration::from_secs(10),
             data_timeout: Duration::from_secs(30),
         }

@@ -40,6 +40,7 @@ pub fn run(ctx: &Ctx, args: ReceiverArgs) -> anyhow::Result<()> {
     config.max_receives = usize::try_from(max).unwrap_or(usize::MAX);
     config.handshake_timeout = file.handshake_timeout;
     config.data_timeout = file.data_timeout;
+    config.slot_wait = file.slot_wait;
     let runtime = tokio::runtime::Runtime::new().context("cannot start the async runtime")?;
     runtime.block_on(async {
         let receiver = Receiver::bind(config).await?;

@@ -176,7 +176,7 @@ fn task_status(store: &Store, task: &Task, now: DateTime<Utc>) -> anyhow::Result
         .filter(|r| r.attempt.status != Status::Running)
         .take_while(|r| r.attempt.status == Status::Failed)
         .collect();
-    let schedule = Schedule::parse(&task.frequency).ok();
+    let schedule = Schedule::parse_in(&task.frequency, task.timezone.as_deref()).ok();
     let last_started = attempts.clone().next().map(|r| r.attempt.started_at);
     let next_run = task
         .enabled

@@ -65,6 +65,8 @@ struct TaskView<'a> {
     target: &'a str,
     pool: &'a str,
     frequency: &'a str,
+    /// `--timezone`; `None`: the system's zone.
+    timezone: Option<&'a str>,
     schedule: String,
     enabled: bool,
     meta_port: Option<u16>,
@@ -95,7 +97,8 @@ impl<'a> TaskView<'a> {
             target: &t.target,
             pool: &t.pool,
             frequency: &t.frequency,
-            schedule: Schedule::parse(&t.frequency)
+            timezone: t.timezone.as_deref(),
+            schedule: Schedule::parse_in(&t.frequency, t.timezone.as_deref())
                 .map_or_else(|e| format!("invalid: {e}"), |s| s.to_string()),
             enabled: t.enabled,
             meta_port: t.meta_port,

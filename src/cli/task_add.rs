@@ -31,6 +31,10 @@ pub struct AddArgs {
     /// How often: seconds (300), a duration (5m, 1h) or a cron expression; at least every 60s.
     #[arg(long)]
     frequency: String,
+    /// The IANA time zone a cron --frequency is evaluated in (Europe/Berlin)
+    /// [default: the system's zone].
+    #[arg(long, value_name = "ZONE")]
+    timezone: Option<String>,
     /// Override the target's meta port for this task.
     #[arg(long, value_parser = clap::value_parser!(u16).range(1..))]
     meta_port: Option<u16>,
@@ -74,7 +78,7 @@ pub fn add(ctx: &Ctx, args: AddArgs) -> anyhow::Result<()> {
     if let Err(e) = names::validate("pool", &args.pool) {
         bad_input!("{e}");
     }
-    let schedule = match Schedule::parse(&args.frequency) {
+    let schedule = match Schedule::parse_in(&args.frequency, args.timezone.as_deref()) {
         Ok(s) => s,
         Err(e) => bad_input!("{e}"),
     };
@@ -116,6 +120,7 @@ pub fn add(ctx: &Ctx, args: AddArgs) -> anyhow::Result<()> {
         target_id: target.id,
         pool: &args.pool,
         frequency: &schedule.canonical(),
+        timezone: schedule.timezone().as_deref(),
         meta_port: args.meta_port,
         data_port: args.data_port,
         keep_source: args.keep_source,

@@ -6,7 +6,7 @@ use tokio::sync::OwnedSemaphorePermit;
 use super::layout::{self, replica_dir, LATEST};
 use super::link::Peer;
 use super::pool;
-use super::reply::{busy, database, not_exposed, refused};
+use super::reply::{busy, busy_for, database, not_exposed, refused};
 use super::shared::{ShareLock, Shared};
 use crate::btrfs;
 use crate::names::{self, NameError};
@@ -81,11 +81,17 @@ pub(super) async fn admit<'a>(
             peer.name()
         ))
     })?;
-    let slot = shared.receive_slot().ok_or_else(|| {
-        busy(format!(
-            "{} is already running {} receives, its limit; try again later",
-            shared.me.name, shared.config.max_receives
-        ))
+    let wait = shared.config.slot_wait;
+    let slot = shared.receive_slot(wait).await.ok_or_else(|| {
+        busy_for(
+            format!(
+                "{} is already running {} receives, its limit, and none ended within {}; try again later",
+                shared.me.name,
+                shared.config.max_receives,
+                humantime::format_duration(wait)
+            ),
+            wait,
+        )
     })?;
     let held = |name: &str| shared.db(|st| st.replica(&pool.name, peer.uuid, &b.share, name));
     let dir = replica_dir(&pool.path, peer.uuid, &b.share);

@@ -17,8 +17,12 @@ pub struct Config {
     pub meta_port: u16,
     /// 0 picks a free port ([`super::Receiver::data_addr`] tells which).
     pub data_port: u16,
-    /// Receives running at once, over all peers; more are refused as busy.
+    /// Receives running at once, over all peers; more wait for a slot.
     pub max_receives: usize,
+    /// How long a Begin waits for one of the `max_receives` slots (first come,
+    /// first served) before it is refused as busy, with this as its
+    /// `retry_after`. The session answers keepalives meanwhile. 0: refuse at once.
+    pub slot_wait: Duration,
     /// TLS handshake, hellos, and the data connection's first frame.
     pub handshake_timeout: Duration,
     /// TLS handshakes in progress at once, over both ports. Each costs a task and
@@ -49,6 +53,7 @@ impl Config {
             meta_port: 10003,
             data_port: 10002,
             max_receives: 4,
+            slot_wait: Duration::from_secs(60),
             handshake_timeout: Duration::from_secs(10),
             max_handshakes: 64,
             data_timeout: Duration::from_secs(30),

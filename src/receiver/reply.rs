@@ -11,6 +11,7 @@ pub(super) fn refused(reason: impl ToString) -> Meta {
     Meta::Refused(Refused {
         reason: reason.to_string(),
         busy: false,
+        retry_after: None,
     })
 }
 
@@ -19,6 +20,16 @@ pub(super) fn busy(reason: impl ToString) -> Meta {
     Meta::Refused(Refused {
         reason: reason.to_string(),
         busy: true,
+        retry_after: None,
+    })
+}
+
+/// A temporary refusal that asks the sender to wait `after` before trying again.
+pub(super) fn busy_for(reason: impl ToString, after: std::time::Duration) -> Meta {
+    Meta::Refused(Refused {
+        reason: reason.to_string(),
+        busy: true,
+        retry_after: Some(after.as_secs().max(1)),
     })
 }
 

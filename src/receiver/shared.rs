@@ -4,6 +4,7 @@
 use std::collections::{HashMap, HashSet};
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Duration;
 
 use tokio::io::AsyncRead;
 use tokio::sync::{oneshot, watch, OwnedSemaphorePermit, Semaphore};
@@ -100,9 +101,16 @@ impl Shared {
         inserted.then(|| ShareLock { shared: self, key })
     }
 
-    /// One of the `max_receives` slots, or `None` when all are taken.
-    pub(super) fn receive_slot(&self) -> Option<OwnedSemaphorePermit> {
-        self.slots.clone().try_acquire_owned().ok()
+    /// One of the `max_receives` slots, waiting up to `within` for one to free
+    /// (first come, first served); `None` when none did.
+    pub(super) async fn receive_slot(&self, within: Duration) -> Option<OwnedSemaphorePermit> {
+        if let Ok(slot) = self.slots.clone().try_acquire_owned() {
+            return Some(slot);
+        }
+        tokio::time::timeout(within, self.slots.clone().acquire_owned())
+            .await
+            .ok()?
+            .ok()
     }
 
     pub(super) fn expect_data(&self, session: Uuid, pending: Pending) {

@@ -41,7 +41,19 @@ where
     S: AsyncRead + AsyncWrite + Unpin + Send,
 {
     let shared = s.shared;
-    let admitted = match admit(shared, &s.peer, &b).await {
+    // Admission may wait for a receive slot. Meanwhile the peer is kept alive
+    // and listened to: one that gives up (abort, a closed connection) leaves
+    // the queue at once.
+    let admission = tokio::select! {
+        a = admit(shared, &s.peer, &b) => a,
+        gone = s.conn.recv_alive() => {
+            tracing::info!(peer = %s.peer.addr, appliance = %s.peer.name(), share = %b.share,
+                "the sender gave up while waiting for a receive slot: {}",
+                match gone { Ok(m) => m.kind().to_string(), Err(e) => e.to_string() });
+            return Next::Close;
+        }
+    };
+    let admitted = match admission {
         Ok(a) => a,
         Err(reply) => {
             if let Meta::Refused(r) = &reply {

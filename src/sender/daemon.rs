@@ -14,10 +14,10 @@ use tracing::{info, warn};
 
 use super::clock::{Clock, SystemClock};
 use super::orphans::{fail_orphaned_rows, Orphans};
-use super::slots::{Backoff, Fire, Slot};
+use super::slots::{Backoff, Fire, Outcome, Slot};
 use super::{run_task, Error};
 use crate::config::SenderSettings;
-use crate::schedule::Schedule;
+use crate::schedule::{system_zone, Schedule};
 use crate::store::{NewSend, Store};
 
 /// How often the database is checked for tasks the CLI added, edited or removed.
@@ -135,34 +135,44 @@ impl Daemon {
         let mut watch_tick = tokio::time::interval(WATCH_EVERY);
         watch_tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
 
+        info!(zone = %system_zone(), "cron schedules without --timezone follow this zone");
         loop {
-            let now = clock.now();
+            let now = clock.read();
+            let mut due = Vec::new();
             for slot in slots.values_mut() {
                 match slot.fire(now) {
                     None => {}
                     Some(Fire::Skip) => {
                         self.logged("recording a skipped run", self.skip(&store, slot))
                     }
-                    Some(Fire::Run | Fire::Retry) => {
-                        slot.running = true;
-                        let _ = self.events.send(Event::Queued {
-                            task: slot.task.name.clone(),
-                        });
-                        let handle = runs.spawn(run_one(
-                            state_dir.clone(),
-                            slot.task.id,
-                            slot.task.name.clone(),
-                            sends.clone(),
-                            runs_cancel.clone(),
-                            done_tx.clone(),
-                            self.events.clone(),
-                        ));
-                        running.insert(handle.id(), (slot.task.id, slot.task.name.clone()));
-                    }
+                    Some(Fire::Run | Fire::Retry) => due.push(slot.task.id),
                 }
             }
-            let _ = self.events.send(Event::Checked { at: now });
-            let wake = slots.values().filter_map(Slot::wake_at).min();
+            // Runs wait for a send slot in this order (the semaphore is first
+            // come, first served): the task whose last success is oldest first,
+            // so no task starves while others keep succeeding.
+            due.sort_by_key(|id| slots.get(id).map(|s| (s.succeeded, s.task.id)));
+            for id in due {
+                let Some(slot) = slots.get_mut(&id) else {
+                    continue;
+                };
+                slot.running = true;
+                let _ = self.events.send(Event::Queued {
+                    task: slot.task.name.clone(),
+                });
+                let handle = runs.spawn(run_one(
+                    state_dir.clone(),
+                    slot.task.id,
+                    slot.task.name.clone(),
+                    sends.clone(),
+                    runs_cancel.clone(),
+                    done_tx.clone(),
+                    self.events.clone(),
+                ));
+                running.insert(handle.id(), (slot.task.id, slot.task.name.clone()));
+            }
+            let _ = self.events.send(Event::Checked { at: now.wall });
+            let wake = slots.values().filter_map(|s| s.wake_at(now)).min();
             let sleep = wake.map(|at| clock.sleep_until(at));
             tokio::select! {
                 () = shutdown.cancelled() => break,
@@ -234,11 +244,11 @@ impl Daemon {
 
     /// Reads the tasks table into `slots`, keeping the state of tasks that stay.
     fn load(&self, store: &Store, slots: &mut HashMap<i64, Slot>) -> Result<(), Error> {
-        let now = self.config.clock.now();
+        let now = self.config.clock.read();
         let tasks = store.tasks()?;
         slots.retain(|id, _| tasks.iter().any(|t| t.id == *id));
         for task in tasks {
-            let schedule = match Schedule::parse(&task.frequency) {
+            let schedule = match Schedule::parse_in(&task.frequency, task.timezone.as_deref()) {
                 Ok(s) => s,
                 Err(e) => {
                     warn!(task = %task.name, error = %e, "task has an invalid schedule; not scheduling it");
@@ -246,10 +256,16 @@ impl Daemon {
                     continue;
                 }
             };
-            let last = store.last_send_started(&task.name)?;
+            // One unreadable history row must not stop every task: this one
+            // counts as never run, which at worst runs it once more.
+            let last = store.last_send_started(&task.name).unwrap_or_else(|e| {
+                warn!(task = %task.name, error = %e, "cannot read the task's last run; counting it as never run");
+                None
+            });
             match slots.get_mut(&task.id) {
                 Some(slot)
                     if slot.task.frequency == task.frequency
+                        && slot.task.timezone == task.timezone
                         && slot.task.enabled == task.enabled =>
                 {
                     slot.task = task;
@@ -299,15 +315,18 @@ impl Daemon {
             first: settings.retry_first,
             max: settings.retry_max,
         };
-        let now = self.config.clock.now();
+        let now = self.config.clock.read();
         let mut retry_at = None;
         if let Some(slot) = slots.get_mut(&id) {
-            slot.finished(
-                now,
-                result.as_ref().map(|_| ()).map_err(Error::is_temporary),
-                backoff,
-            );
-            retry_at = slot.retry_at;
+            let outcome = match &result {
+                Ok(()) => Outcome::Succeeded,
+                Err(e) if e.is_temporary() => Outcome::Temporary {
+                    retry_after: e.retry_after(),
+                },
+                Err(_) => Outcome::Permanent,
+            };
+            slot.finished(now, outcome, backoff, fastrand::f64());
+            retry_at = slot.retry_at.map(|at| now.wall_at(at));
         }
         if let (Err(e), Some(at)) = (&result, retry_at) {
             info!(task = %name, error = %e, retry_at = %at, "run failed; retrying");

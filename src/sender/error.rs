@@ -108,6 +108,14 @@ pub enum Error {
 }
 
 impl Error {
+    /// The target's hint for when to try again (a busy refusal's `retry_after`).
+    pub fn retry_after(&self) -> Option<std::time::Duration> {
+        match self {
+            Error::Wire { source, .. } | Error::Stopped { source, .. } => source.retry_after(),
+            _ => None,
+        }
+    }
+
     /// Whether the scheduler should retry soon: the network, busy peers and a
     /// busy database recover by themselves; a wrong configuration, a refusal
     /// that would repeat, or a lying peer does not.

@@ -21,6 +21,8 @@ pub struct Task {
     pub pool: String,
     /// The schedule in its canonical form (see `schedule::Schedule::canonical`).
     pub frequency: String,
+    /// The IANA zone a cron frequency is evaluated in; `None`: the system's.
+    pub timezone: Option<String>,
     /// Port overrides; `None` means the appliance's ports.
     pub meta_port: Option<u16>,
     pub data_port: Option<u16>,
@@ -55,6 +57,7 @@ pub struct NewTask<'a> {
     pub target_id: i64,
     pub pool: &'a str,
     pub frequency: &'a str,
+    pub timezone: Option<&'a str>,
     pub meta_port: Option<u16>,
     pub data_port: Option<u16>,
     pub keep_source: u32,
@@ -66,7 +69,7 @@ pub struct NewTask<'a> {
 
 const SELECT: &str = "SELECT t.id, t.name, t.share, t.target_id, a.name, t.pool, t.frequency,
         t.meta_port, t.data_port, t.keep_source, t.keep_target, t.snapshot_dir, t.compress,
-        t.enabled, t.created_at, t.updated_at, t.compress_auto
+        t.enabled, t.created_at, t.updated_at, t.compress_auto, t.timezone
     FROM tasks t JOIN appliances a ON a.id = t.target_id";
 
 fn from_row(r: &Row<'_>) -> rusqlite::Result<Task> {
@@ -88,6 +91,7 @@ fn from_row(r: &Row<'_>) -> rusqlite::Result<Task> {
         created_at: r.get::<_, Ts>(14)?.0,
         updated_at: r.get::<_, Ts>(15)?.0,
         compress_auto: r.get(16)?,
+        timezone: r.get(17)?,
     })
 }
 
@@ -105,8 +109,8 @@ impl Store {
         self.conn().execute(
             "INSERT INTO tasks (name, share, target_id, pool, frequency, meta_port, data_port,
                 keep_source, keep_target, snapshot_dir, compress, enabled, created_at, updated_at,
-                compress_auto)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, 1, ?12, ?12, ?13)",
+                compress_auto, timezone)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, 1, ?12, ?12, ?13, ?14)",
             rusqlite::params![
                 t.name,
                 t.share,
@@ -121,6 +125,7 @@ impl Store {
                 t.compress,
                 now,
                 t.compress_auto,
+                t.timezone,
             ],
         )?;
         Ok(self.conn().last_insert_rowid())
@@ -224,6 +229,7 @@ mod tests {
             target_id,
             pool: "backup",
             frequency: "300",
+            timezone: None,
             meta_port: None,
             data_port: Some(20002),
             keep_source: 3,

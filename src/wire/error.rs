@@ -32,7 +32,12 @@ pub enum Error {
     #[error("peer reported: {reason}")]
     Peer { reason: String },
     #[error("peer refused: {reason}")]
-    Refused { reason: String, busy: bool },
+    Refused {
+        reason: String,
+        busy: bool,
+        /// The receiver's hint: ask again no sooner than this.
+        retry_after: Option<std::time::Duration>,
+    },
     /// The receiver's verdict on a transfer: it failed, and left nothing.
     #[error("the receive failed: {reason}")]
     Failed { reason: String, permanent: bool },
@@ -104,6 +109,14 @@ impl Error {
             | Error::Zstd(_)
             | Error::Source(_)
             | Error::Internal(_) => false,
+        }
+    }
+
+    /// The peer's hint for when to ask again, if it gave one.
+    pub fn retry_after(&self) -> Option<std::time::Duration> {
+        match self {
+            Error::Refused { retry_after, .. } => *retry_after,
+            _ => None,
         }
     }
 

@@ -52,6 +52,7 @@ fn every_variant() -> Vec<Meta> {
         Meta::Refused(Refused {
             reason: "busy".into(),
             busy: true,
+            retry_after: None,
         }),
         Meta::Commit(Commit {
             stream_bytes: u64::MAX,
@@ -122,6 +123,22 @@ fn fields_that_say_nothing_new_are_left_out() {
         serde_json::to_string(&failed).unwrap(),
         r#"{"type":"failed","reason":"x"}"#
     );
+    let busy = |retry_after| {
+        serde_json::to_string(&Meta::Refused(Refused {
+            reason: "x".into(),
+            busy: true,
+            retry_after,
+        }))
+        .unwrap()
+    };
+    assert_eq!(busy(None), r#"{"type":"refused","reason":"x","busy":true}"#);
+    assert_eq!(
+        busy(Some(45)),
+        r#"{"type":"refused","reason":"x","busy":true,"retry_after":45}"#
+    );
+    // The predecessor's refusal, without the hint, still reads.
+    let old: Meta = serde_json::from_str(r#"{"type":"refused","reason":"x","busy":true}"#).unwrap();
+    assert_eq!(old.into_error("ready").retry_after(), None);
     let plain = serde_json::to_value(Meta::Hello(hello("nas1", &[]))).unwrap();
     assert!(plain.get("features").is_none(), "{plain}");
     let offered =
@@ -270,6 +287,7 @@ fn replies_that_are_not_the_awaited_one_keep_the_peers_words_and_class() {
         Meta::Refused(Refused {
             reason: "r".into(),
             busy,
+            retry_after: None,
         })
         .into_error("ready")
     };

@@ -3,8 +3,10 @@
 
 use std::collections::BTreeSet;
 use std::fmt;
+use std::time::Duration;
 
 use chrono::{DateTime, Utc};
+
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
@@ -184,10 +186,15 @@ pub struct Ready {
 /// A request the receiver will not serve. `busy`: a temporary reason (another
 /// receive of the share, no free slot, the pool or database unavailable); try
 /// again later. Otherwise asking again the same way gets the same answer.
+/// `retry_after`: with `busy`, the seconds the receiver asks the sender to
+/// wait at least before trying again; absent (as from the predecessor
+/// release, which also ignores it) means no hint.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Refused {
     pub reason: String,
     pub busy: bool,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub retry_after: Option<u64>,
 }
 
 /// The sender's claims about the stream it sent: `stream_bytes` (bytes of the
@@ -288,6 +295,7 @@ impl Meta {
             Meta::Refused(r) => Error::Refused {
                 reason: r.reason,
                 busy: r.busy,
+                retry_after: r.retry_after.map(Duration::from_secs),
             },
             Meta::Abort(r) => Error::Aborted { reason: r.reason },
             other => Error::Unexpected {

@@ -160,6 +160,7 @@ async fn unregistered_pools_and_bad_names_are_refused_before_touching_a_path() {
         Err(wire::Error::Refused {
             reason,
             busy: false,
+            ..
         }) => assert_eq!(reason, expected),
         other => panic!("expected a refusal, got {other:?}"),
     }
@@ -216,7 +217,7 @@ async fn unregistered_pools_and_bad_names_are_refused_before_touching_a_path() {
     for (msg, rule) in cases {
         conn.send(&msg).await.expect("send");
         match conn.recv().await.expect("reply") {
-            Meta::Refused(wire::Refused { reason, busy }) => {
+            Meta::Refused(wire::Refused { reason, busy, .. }) => {
                 assert!(!busy);
                 assert!(reason.contains(rule), "{msg:?}: {reason}");
             }
@@ -306,7 +307,12 @@ async fn a_commit_that_lies_fails_and_leaves_nothing_visible() {
 #[tokio::test]
 async fn one_receive_per_share_and_a_dead_session_releases_its_lock() {
     let pair = Pair::new();
-    let d = pair.start(|c| c.max_receives = 1).await;
+    let d = pair
+        .start(|c| {
+            c.max_receives = 1;
+            c.slot_wait = Duration::from_millis(300);
+        })
+        .await;
     let s1 = pair.snapshot("s1").await;
     let mut a = pair.client(&d).await;
     a.begin("photos", "backup", &s1, None, 1)
@@ -315,7 +321,9 @@ async fn one_receive_per_share_and_a_dead_session_releases_its_lock() {
 
     let mut b = pair.client(&d).await;
     match b.begin("photos", "backup", &s1, None, 1).await {
-        Err(wire::Error::Refused { reason, busy: true }) => {
+        Err(wire::Error::Refused {
+            reason, busy: true, ..
+        }) => {
             assert_eq!(
                 reason,
                 "a receive of share photos from nas1 is already running"
@@ -328,8 +336,17 @@ async fn one_receive_per_share_and_a_dead_session_releases_its_lock() {
         .await
         .expect("snap");
     match b.begin("docs", "backup", &d1, None, 1).await {
-        Err(wire::Error::Refused { reason, busy: true }) => {
-            assert!(reason.contains("already running 1 receives"), "{reason}")
+        Err(wire::Error::Refused {
+            reason,
+            busy: true,
+            retry_after,
+        }) => {
+            assert!(
+                reason
+                    .contains("already running 1 receives, its limit, and none ended within 300ms"),
+                "{reason}"
+            );
+            assert_eq!(retry_after, Some(Duration::from_secs(1)), "the hint");
         }
         other => panic!("expected busy, got {other:?}"),
     }

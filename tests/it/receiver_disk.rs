@@ -107,7 +107,7 @@ async fn inventory_of_an_unmounted_pool_is_refused_as_busy() {
 
     let mount = pair.dst.mount.display().to_string();
     match c.inventory("photos", "backup").await {
-        Err(wire::Error::Refused { reason, busy }) => {
+        Err(wire::Error::Refused { reason, busy, .. }) => {
             assert!(busy, "{reason}");
             assert!(
                 reason.contains("pool backup") && reason.contains(&mount),
@@ -157,13 +157,17 @@ async fn a_pool_replaced_by_a_plain_directory_or_another_filesystem_is_refused()
             path.display()
         ));
         match c.inventory("photos", "backup").await {
-            Err(wire::Error::Refused { reason, busy: true }) => {
+            Err(wire::Error::Refused {
+                reason, busy: true, ..
+            }) => {
                 assert!(reason.contains(why), "{reason}")
             }
             other => panic!("expected a busy refusal, got {other:?}"),
         }
         match c.begin("photos", "backup", &s2, Some(&s1), 5).await {
-            Err(wire::Error::Refused { reason, busy: true }) => {
+            Err(wire::Error::Refused {
+                reason, busy: true, ..
+            }) => {
                 assert!(reason.contains(why), "{reason}")
             }
             other => panic!("expected a busy refusal, got {other:?}"),

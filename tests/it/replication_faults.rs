@@ -299,7 +299,11 @@ async fn scripted_receiver(
             };
             if let Script::RefuseBegin = script {
                 let reason = "busy with another share".to_string();
-                let refused = wire::Refused { reason, busy: true };
+                let refused = wire::Refused {
+                    reason,
+                    busy: true,
+                    retry_after: None,
+                };
                 meta.send(&Meta::Refused(refused)).await?;
                 continue;
             }
