@@ -242,6 +242,7 @@ mod tests {
                 wire(wire::Error::Refused {
                     reason: "r".into(),
                     busy: true,
+                    retry_after: None,
                 }),
                 true,
             ),
@@ -249,6 +250,7 @@ mod tests {
                 wire(wire::Error::Refused {
                     reason: "r".into(),
                     busy: false,
+                    retry_after: None,
                 }),
                 false,
             ),

@@ -243,3 +243,36 @@ fn a_cron_schedule_follows_wall_steps_without_replaying_a_slot() {
     assert_eq!(slot.fire(fwd.0), Some(Fire::Run));
     assert_eq!(slot.fire(fwd.pass(TimeDelta::minutes(1)).0), None);
 }
+
+/// Minute by minute through both DST nights of 2026 in Berlin, as the
+/// scheduler's loop sees them: a daily 02:30 job runs once each night, and
+/// a half-hourly job every 30 minutes of real time.
+#[test]
+fn dst_transitions_neither_skip_nor_double_a_run_on_the_clock() {
+    for night in ["2026-03-28T22:00:00Z", "2026-10-24T22:00:00Z"] {
+        let start = At::wall(DateTime::parse_from_rfc3339(night).expect("valid").to_utc());
+        let berlin = |spec| {
+            let schedule = Schedule::parse_in(spec, Some("Europe/Berlin")).expect("valid");
+            Slot::new(task(true), schedule, start.0, None)
+        };
+        let (mut daily, mut half) = (berlin("30 2 * * *"), berlin("*/30 * * * *"));
+        let (mut daily_runs, mut half_runs) = (Vec::new(), Vec::new());
+        for minute in 0..(6 * 60) {
+            let now = start.pass(TimeDelta::minutes(minute));
+            if daily.fire(now.0) == Some(Fire::Run) {
+                daily_runs.push(now.0.wall);
+            }
+            if half.fire(now.0) == Some(Fire::Run) {
+                half_runs.push(now.0.wall);
+            }
+        }
+        assert_eq!(daily_runs.len(), 1, "{night}: {daily_runs:?}");
+        let gaps: Vec<i64> = half_runs
+            .windows(2)
+            .map(|w| (w[1] - w[0]).num_minutes())
+            .collect();
+        // 22:30 to 03:30 UTC: the start itself is not a slot yet.
+        assert_eq!(half_runs.len(), 11, "{night}: {half_runs:?}");
+        assert!(gaps.iter().all(|g| *g == 30), "{night}: {half_runs:?}");
+    }
+}
