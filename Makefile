@@ -7,10 +7,11 @@ PREFIX ?= /usr/local
 # What the tests need on a fresh Debian machine: btrfs-progs for real pools,
 # systemd-analyze to verify the units, and what the benchmark's quick mode
 # (tests/bench_quick.rs) runs: sshd and ssh, btrbk with mbuffer and zstd for its
-# tuned variant, ip and tc for the shaped link, GNU time for max RSS.
+# tuned variant, ip and tc for the shaped link, GNU time for max RSS; libfaketime
+# for the sender under a stepped clock (tests/it/clock_steps.rs).
 BENCH_NEEDS = /usr/sbin/sshd:openssh-server ssh:openssh-client btrbk:btrbk mbuffer:mbuffer \
 	zstd:zstd ip:iproute2 tc:iproute2 /usr/bin/time:time python3:python3
-DEB_NEEDS = mkfs.btrfs:btrfs-progs systemd-analyze:systemd $(BENCH_NEEDS)
+DEB_NEEDS = mkfs.btrfs:btrfs-progs systemd-analyze:systemd faketime:faketime $(BENCH_NEEDS)
 
 deps:
 	@$(MAKE) --no-print-directory apt-needs NEEDS="$(DEB_NEEDS)"

@@ -105,9 +105,10 @@ pub fn elapsed(d: Duration) -> String {
     }
 }
 
-/// A point in time as the tables show it (UTC, to the second).
+/// A point in time as the tables show it: local time (the system's zone, or
+/// `TZ`), to the second, with the zone's abbreviation. JSON keeps RFC 3339 UTC.
 pub fn time(t: DateTime<Utc>) -> String {
-    t.format("%Y-%m-%d %H:%M:%SZ").to_string()
+    crate::schedule::local_time(t)
 }
 
 /// The time between two points, or from `start` to now for a running row.
