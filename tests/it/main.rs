@@ -20,4 +20,5 @@ mod replication;
 mod replication_faults;
 mod schedule_edges;
 mod scheduler;
+mod starvation;
 mod systemd_units;
