@@ -2,9 +2,11 @@
 //! Errors are `anyhow` here; `BadInput` marks the user's mistakes (exit 2).
 
 mod appliance;
+mod completions;
 mod ctx;
 mod history;
 mod init;
+mod manual;
 mod output;
 mod pool;
 mod receiver;
@@ -14,11 +16,12 @@ mod status;
 mod task;
 mod task_add;
 mod task_run;
+mod version;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use clap::{Parser, Subcommand};
+use clap::{CommandFactory, FromArgMatches, Parser, Subcommand};
 
 use crate::config;
 
@@ -27,7 +30,6 @@ pub use ctx::{BadInput, Ctx};
 #[derive(Debug, Parser)]
 #[command(
     name = "ferry",
-    version,
     about = "Scheduled, verified, encrypted btrfs replication between appliances"
 )]
 pub struct Cli {
@@ -68,12 +70,31 @@ enum Command {
     Sender,
     /// Run the receiver daemon: accept replicas from known appliances into pools.
     Receiver(receiver::ReceiverArgs),
+    /// Print a shell completion script (bash, zsh or fish) to stdout.
+    Completions(completions::CompletionsArgs),
+    /// Write the man pages into a directory (`make man`).
+    #[command(hide = true)]
+    Man(manual::ManArgs),
+}
+
+/// The clap definition of the whole command line, with the version filled in:
+/// what parsing, completions and man pages all start from.
+pub fn command() -> clap::Command {
+    Cli::command().version(version::short())
 }
 
 /// Runs the CLI and maps the outcome to ferry's exit codes:
 /// 0 ok, 1 the operation failed, 2 bad usage or bad input.
 pub fn main() -> ExitCode {
-    let cli = match Cli::try_parse() {
+    let args: Vec<std::ffi::OsString> = std::env::args_os().collect();
+    let mut command = command();
+    if version::asked(&args) {
+        command = command.long_version(version::long());
+    }
+    let cli = match command
+        .try_get_matches_from(args)
+        .and_then(|m| Cli::from_arg_matches(&m))
+    {
         Ok(cli) => cli,
         Err(e) => return usage_error(e),
     };
@@ -106,6 +127,8 @@ pub fn main() -> ExitCode {
         Command::Status(args) => status::run(&ctx, args),
         Command::Sender => sender::run(&ctx),
         Command::Receiver(args) => receiver::run(&ctx, args),
+        Command::Completions(args) => completions::run(args),
+        Command::Man(args) => manual::run(args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

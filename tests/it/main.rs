@@ -7,6 +7,7 @@ mod bench_quick;
 mod btrfs_layer;
 mod cli_setup;
 mod cli_tasks;
+mod install;
 mod invariants;
 mod migrations;
 mod module_graph;
