@@ -8,6 +8,7 @@ pub mod btrfs;
 pub mod capabilities;
 pub mod cli;
 pub mod config;
+pub mod health;
 pub mod identity;
 pub mod names;
 pub mod receiver;

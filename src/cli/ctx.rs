@@ -13,6 +13,12 @@ use crate::store::{self, Store};
 #[error("{0}")]
 pub struct BadInput(pub String);
 
+/// A command that chose its own exit code and printed all it had to say
+/// (`status --check`): no `ferry: ` line is added.
+#[derive(Debug, Error)]
+#[error("exit status {0}")]
+pub struct Exit(pub u8);
+
 /// Returns early with a `BadInput` built like `format!`.
 macro_rules! bad_input {
     ($($arg:tt)*) => {

@@ -2,6 +2,7 @@
 //! Errors are `anyhow` here; `BadInput` marks the user's mistakes (exit 2).
 
 mod appliance;
+mod check;
 mod completions;
 mod ctx;
 mod history;
@@ -25,7 +26,7 @@ use clap::{CommandFactory, FromArgMatches, Parser, Subcommand};
 
 use crate::config;
 
-pub use ctx::{BadInput, Ctx};
+pub use ctx::{BadInput, Ctx, Exit};
 
 #[derive(Debug, Parser)]
 #[command(
@@ -91,15 +92,21 @@ pub fn main() -> ExitCode {
     if version::asked(&args) {
         command = command.long_version(version::long());
     }
+    // A monitoring plugin answers UNKNOWN to whatever keeps it from looking.
+    let checking = check::requested(&args);
     let cli = match command
         .try_get_matches_from(args)
         .and_then(|m| Cli::from_arg_matches(&m))
     {
         Ok(cli) => cli,
+        Err(e) if checking && e.use_stderr() => {
+            return check_unknown("bad usage", &e.render().to_string())
+        }
         Err(e) => return usage_error(e),
     };
     let config = match config::load_or_default(cli.config.as_deref()) {
         Ok(config) => config,
+        Err(e) if checking => return check_unknown("bad configuration", &e.to_string()),
         Err(e) => {
             eprintln!("ferry: {e}");
             return ExitCode::from(2);
@@ -132,6 +139,9 @@ pub fn main() -> ExitCode {
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
+        Err(e) if e.downcast_ref::<Exit>().is_some() => {
+            ExitCode::from(e.downcast_ref::<Exit>().map_or(1, |x| x.0))
+        }
         Err(e) => {
             eprintln!("ferry: {}", one_line(&e));
             if e.downcast_ref::<BadInput>().is_some() {
@@ -164,6 +174,19 @@ fn one_line(e: &anyhow::Error) -> String {
         line.push_str(&text);
     }
     line
+}
+
+/// `status --check` could not even start: UNKNOWN, with the reason on one line.
+fn check_unknown(what: &str, detail: &str) -> ExitCode {
+    let detail = detail
+        .lines()
+        .map(str::trim)
+        .take_while(|l| !l.is_empty())
+        .collect::<Vec<_>>()
+        .join(" ");
+    let detail = detail.strip_prefix("error: ").unwrap_or(&detail);
+    print!("{}", check::unknown(&format!("{what}: {detail}")).text);
+    ExitCode::from(check::State::Unknown.code())
 }
 
 /// clap's own errors are several lines; users get the first, plus where to look.

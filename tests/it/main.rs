@@ -5,6 +5,7 @@ mod common;
 
 mod bench_quick;
 mod btrfs_layer;
+mod check;
 mod cli_setup;
 mod cli_tasks;
 mod install;
