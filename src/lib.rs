@@ -11,6 +11,7 @@ pub mod config;
 pub mod health;
 pub mod identity;
 pub mod names;
+pub mod notify;
 pub mod receiver;
 pub mod schedule;
 pub mod sender;

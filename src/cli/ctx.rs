@@ -33,6 +33,8 @@ pub struct Ctx {
     pub config: Config,
     /// The file `config` came from, when one was named; SIGHUP re-reads it.
     pub config_path: Option<PathBuf>,
+    /// The daemons change the log level on SIGHUP through this.
+    pub logging: super::logging::Logging,
 }
 
 impl Ctx {

@@ -7,6 +7,7 @@ mod completions;
 mod ctx;
 mod history;
 mod init;
+mod logging;
 mod manual;
 mod output;
 mod pool;
@@ -68,7 +69,7 @@ enum Command {
     /// Replication lag, next runs, failures and transfers in flight.
     Status(status::StatusArgs),
     /// Run the scheduler daemon: every enabled task on its schedule.
-    Sender,
+    Sender(sender::SenderArgs),
     /// Run the receiver daemon: accept replicas from known appliances into pools.
     Receiver(receiver::ReceiverArgs),
     /// Print a shell completion script (bash, zsh or fish) to stdout.
@@ -113,8 +114,8 @@ pub fn main() -> ExitCode {
         }
     };
     // Daemons log what they do at the configured level; commands only warnings.
-    let daemon = matches!(cli.command, Command::Sender | Command::Receiver(_));
-    init_logging(if daemon {
+    let daemon = matches!(cli.command, Command::Sender(_) | Command::Receiver(_));
+    let logging = logging::init(if daemon {
         config.log_level.as_str()
     } else {
         "warn"
@@ -123,6 +124,7 @@ pub fn main() -> ExitCode {
         state_dir: cli.state_dir.unwrap_or_else(|| config.state_dir.clone()),
         config,
         config_path: cli.config,
+        logging,
     };
     let result = match cli.command {
         Command::Init(args) => init::init(&ctx, args),
@@ -132,7 +134,7 @@ pub fn main() -> ExitCode {
         Command::Task(cmd) => task::run(&ctx, cmd),
         Command::History(cmd) => history::run(&ctx, cmd),
         Command::Status(args) => status::run(&ctx, args),
-        Command::Sender => sender::run(&ctx),
+        Command::Sender(args) => sender::run(&ctx, args),
         Command::Receiver(args) => receiver::run(&ctx, args),
         Command::Completions(args) => completions::run(args),
         Command::Man(args) => manual::run(args),
@@ -220,19 +222,6 @@ fn usage_error(e: clap::Error) -> ExitCode {
         .unwrap_or_else(|| "ferry".to_string());
     eprintln!("ferry: {message} (see '{command} --help')");
     ExitCode::from(2)
-}
-
-/// Logs go to stderr, one line per event, without colors unless stderr is a
-/// terminal (journald stores what it is given). FERRY_LOG overrides the level.
-fn init_logging(default_level: &str) {
-    use tracing_subscriber::EnvFilter;
-    let filter =
-        EnvFilter::try_from_env("FERRY_LOG").unwrap_or_else(|_| EnvFilter::new(default_level));
-    let _ = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
-        .try_init();
 }
 
 #[cfg(test)]

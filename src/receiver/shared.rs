@@ -105,6 +105,13 @@ impl Shared {
         self.slots.clone().try_acquire_owned().ok()
     }
 
+    /// Receives running now: the receive slots taken.
+    pub fn receives_running(&self) -> usize {
+        self.config
+            .max_receives
+            .saturating_sub(self.slots.available_permits())
+    }
+
     pub(super) fn expect_data(&self, session: Uuid, pending: Pending) {
         lock(&self.pending).insert(session, pending);
     }

@@ -12,6 +12,7 @@ mod install;
 mod invariants;
 mod migrations;
 mod module_graph;
+mod notify;
 mod old_peers;
 mod receiver;
 mod receiver_disk;
