@@ -3,7 +3,7 @@
 
 use std::fmt;
 use std::io;
-use std::net::{IpAddr, Ipv4Addr};
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -127,6 +127,9 @@ pub struct ReceiverSettings {
     pub handshake_timeout: Duration,
     #[serde(with = "human_duration")]
     pub data_timeout: Duration,
+    /// Where `GET /metrics` is served (`--metrics`); `None`: not at all.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub metrics_listen: Option<SocketAddr>,
 }
 
 impl Default for ReceiverSettings {
@@ -138,6 +141,7 @@ impl Default for ReceiverSettings {
             max_receives: 4,
             handshake_timeout: Duration::from_secs(10),
             data_timeout: Duration::from_secs(30),
+            metrics_listen: None,
         }
     }
 }
@@ -154,6 +158,9 @@ pub struct SenderSettings {
     pub retry_first: Duration,
     #[serde(with = "human_duration")]
     pub retry_max: Duration,
+    /// Where `GET /metrics` is served (`--metrics`); `None`: not at all.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub metrics_listen: Option<SocketAddr>,
 }
 
 impl Default for SenderSettings {
@@ -162,6 +169,7 @@ impl Default for SenderSettings {
             max_sends: 2,
             retry_first: Duration::from_secs(60),
             retry_max: Duration::from_secs(3600),
+            metrics_listen: None,
         }
     }
 }

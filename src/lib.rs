@@ -10,6 +10,7 @@ pub mod cli;
 pub mod config;
 pub mod health;
 pub mod identity;
+pub mod metrics;
 pub mod names;
 pub mod notify;
 pub mod receiver;

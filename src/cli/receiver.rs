@@ -2,7 +2,7 @@
 //! Prints one readiness line on stdout, and tells systemd READY=1, once both ports are bound.
 
 use std::io::Write;
-use std::net::IpAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -14,6 +14,7 @@ use super::logging::Logging;
 use super::ctx::Ctx;
 use super::signals::{Asked, Signals};
 use crate::config;
+use crate::metrics::{Endpoint, ReceiverMetrics};
 use crate::notify::{self, Notifier};
 use crate::receiver::{Config, Receiver, Shared};
 
@@ -35,6 +36,10 @@ pub struct ReceiverArgs {
     /// Receives running at once, over all peers; more are refused as busy [default: 4].
     #[arg(long, value_parser = clap::value_parser!(u64).range(1..=1024))]
     max_receives: Option<u64>,
+    /// Serve Prometheus metrics at http://ADDR:PORT/metrics [default: the config
+    /// file's receiver.metrics_listen, else off]. Port 0 picks a free port.
+    #[arg(long, value_name = "ADDR:PORT")]
+    metrics: Option<SocketAddr>,
 }
 
 pub fn run(ctx: &Ctx, args: ReceiverArgs) -> anyhow::Result<()> {
@@ -53,6 +58,15 @@ pub fn run(ctx: &Ctx, args: ReceiverArgs) -> anyhow::Result<()> {
     runtime.block_on(async {
         let notifier = Notifier::from_env();
         let receiver = Receiver::bind(config).await?;
+        if let Some(addr) = args.metrics.or(file.metrics_listen) {
+            let endpoint = Endpoint::bind(addr).await?;
+            println!(
+                "ferry metrics: http://{}/metrics",
+                endpoint.addr().unwrap_or(addr)
+            );
+            let scrape = ReceiverMetrics::new(ctx.state_dir.clone(), receiver.shared());
+            endpoint.serve(Arc::new(scrape));
+        }
         let listening = format!(
             "listening: meta {}, data {}",
             receiver.meta_addr(),

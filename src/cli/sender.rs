@@ -1,6 +1,8 @@
 //! `ferry sender`: the scheduler daemon, with the signals systemd sends it and
 //! what it tells systemd (readiness, status, watchdog, reloads).
 
+use std::net::SocketAddr;
+use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context;
@@ -12,6 +14,7 @@ use tracing::warn;
 use super::ctx::Ctx;
 use super::signals::{Asked, Signals};
 use crate::config;
+use crate::metrics::{Endpoint, SenderMetrics};
 use crate::notify::{self, Heartbeat, Notifier};
 use crate::sender::{Daemon, DaemonConfig, Event};
 
@@ -19,9 +22,14 @@ use crate::sender::{Daemon, DaemonConfig, Event};
 const STUCK_AFTER: Duration = Duration::from_secs(5);
 
 #[derive(Debug, Args)]
-pub struct SenderArgs {}
+pub struct SenderArgs {
+    /// Serve Prometheus metrics at http://ADDR:PORT/metrics [default: the config
+    /// file's sender.metrics_listen, else off]. Port 0 picks a free port.
+    #[arg(long, value_name = "ADDR:PORT")]
+    metrics: Option<SocketAddr>,
+}
 
-pub fn run(ctx: &Ctx, _args: SenderArgs) -> anyhow::Result<()> {
+pub fn run(ctx: &Ctx, args: SenderArgs) -> anyhow::Result<()> {
     ctx.store()?;
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
@@ -29,6 +37,14 @@ pub fn run(ctx: &Ctx, _args: SenderArgs) -> anyhow::Result<()> {
         .context("cannot start the async runtime")?;
     runtime.block_on(async {
         let notifier = Notifier::from_env();
+        if let Some(addr) = args.metrics.or(ctx.config.sender.metrics_listen) {
+            let endpoint = Endpoint::bind(addr).await?;
+            println!(
+                "ferry metrics: http://{}/metrics",
+                endpoint.addr().unwrap_or(addr)
+            );
+            endpoint.serve(Arc::new(SenderMetrics::new(ctx.state_dir.clone())));
+        }
         let daemon = Daemon::new(DaemonConfig::new(
             ctx.state_dir.clone(),
             ctx.config.sender.clone(),

@@ -11,6 +11,7 @@ use uuid::Uuid;
 
 use super::config::Config;
 use super::error::{Error, RouteError};
+use super::stats::Stats;
 use crate::capabilities;
 use crate::identity::{self, Fingerprint, Identity, TrustedPeers};
 use crate::store::{self, LocalIdentity, Store};
@@ -46,6 +47,7 @@ pub struct Shared {
     slots: Arc<Semaphore>,
     pending: Mutex<HashMap<Uuid, Pending>>,
     shutdown: watch::Sender<bool>,
+    stats: Stats,
 }
 
 impl std::fmt::Debug for Shared {
@@ -82,6 +84,7 @@ impl Shared {
             slots,
             pending: Mutex::default(),
             shutdown: watch::Sender::new(false),
+            stats: Stats::default(),
         })
     }
 
@@ -103,6 +106,11 @@ impl Shared {
     /// One of the `max_receives` slots, or `None` when all are taken.
     pub(super) fn receive_slot(&self) -> Option<OwnedSemaphorePermit> {
         self.slots.clone().try_acquire_owned().ok()
+    }
+
+    /// What this receiver counted since it started (refusals, peers seen).
+    pub fn stats(&self) -> &Stats {
+        &self.stats
     }
 
     /// Receives running now: the receive slots taken.

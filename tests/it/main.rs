@@ -10,6 +10,7 @@ mod cli_setup;
 mod cli_tasks;
 mod install;
 mod invariants;
+mod metrics;
 mod migrations;
 mod module_graph;
 mod notify;
