@@ -2,16 +2,37 @@
 CARGO  ?= cargo
 PREFIX ?= /usr/local
 
-.PHONY: build test lint install deps demo bench bench-deps apt-needs
+# Where `make install` puts things: where systemd, man-db and the shells look for
+# locally installed files. DESTDIR stages an install (packaging, tests).
+BINDIR     ?= $(PREFIX)/bin
+UNITDIR    ?= $(PREFIX)/lib/systemd/system
+MANDIR     ?= $(PREFIX)/share/man
+BASHCOMPDIR ?= $(PREFIX)/share/bash-completion/completions
+ZSHCOMPDIR  ?= $(PREFIX)/share/zsh/site-functions
+FISHCOMPDIR ?= $(PREFIX)/share/fish/vendor_completions.d
+CONFDIR    ?= /etc/ferry
+# The binary to install; empty means `cargo build --release` and its binary.
+FERRY_BIN  ?=
+BIN         = $(if $(FERRY_BIN),$(FERRY_BIN),target/release/ferry)
+# Where `make man` writes the pages.
+MAN_OUT    ?= target/man
+# Generating pages and completions reads no configuration.
+RUN_BIN     = FERRY_CONFIG=/dev/null $(BIN)
+
+.PHONY: build test lint install uninstall man ferry-bin deps demo bench bench-deps apt-needs
 
 # What the tests need on a fresh Debian machine: btrfs-progs for real pools,
-# systemd-analyze to verify the units, and what the benchmark's quick mode
+# systemd-analyze to verify the units, man-db and groff to render the man pages,
+# Prometheus's Python client for its text-format parser (a file, not a command:
+# apt-needs accepts paths too), and what the benchmark's quick mode
 # (tests/bench_quick.rs) runs: sshd and ssh, btrbk with mbuffer and zstd for its
 # tuned variant, ip and tc for the shaped link, GNU time for max RSS; libfaketime
 # for the sender under a stepped clock (tests/it/clock_steps.rs).
 BENCH_NEEDS = /usr/sbin/sshd:openssh-server ssh:openssh-client btrbk:btrbk mbuffer:mbuffer \
 	zstd:zstd ip:iproute2 tc:iproute2 /usr/bin/time:time python3:python3
-DEB_NEEDS = mkfs.btrfs:btrfs-progs systemd-analyze:systemd faketime:faketime $(BENCH_NEEDS)
+DEB_NEEDS = mkfs.btrfs:btrfs-progs systemd-analyze:systemd faketime:faketime man:man-db groff:groff-base \
+	/usr/lib/python3/dist-packages/prometheus_client/parser.py:python3-prometheus-client \
+	$(BENCH_NEEDS)
 
 deps:
 	@$(MAKE) --no-print-directory apt-needs NEEDS="$(DEB_NEEDS)"
@@ -20,10 +41,12 @@ deps:
 bench-deps:
 	@$(MAKE) --no-print-directory apt-needs NEEDS="mkfs.btrfs:btrfs-progs $(BENCH_NEEDS)"
 
-# Installs the Debian package of every command:package pair whose command is missing.
+# Installs the Debian package of every command:package pair whose command is
+# missing (or path:package pair whose file is missing).
 apt-needs:
 	@missing=""; for need in $(NEEDS); do \
-		command -v $${need%%:*} >/dev/null 2>&1 || missing="$$missing $${need##*:}"; \
+		what=$${need%%:*}; \
+		{ command -v $$what || test -e $$what; } >/dev/null 2>&1 || missing="$$missing $${need##*:}"; \
 	done; \
 	if [ -n "$$missing" ]; then \
 		echo "installing$$missing"; \
@@ -53,11 +76,45 @@ bench: bench-deps build
 demo: deps build
 	bash scripts/demo.sh
 
-# The binary, the systemd units (where systemd looks for local units) and the
-# sample config; an existing /etc/ferry/ferry.toml is never overwritten.
-install: build
-	install -D -m 0755 target/release/ferry $(DESTDIR)$(PREFIX)/bin/ferry
-	install -D -m 0644 systemd/ferry-sender.service $(DESTDIR)$(PREFIX)/lib/systemd/system/ferry-sender.service
-	install -D -m 0644 systemd/ferry-receiver.service $(DESTDIR)$(PREFIX)/lib/systemd/system/ferry-receiver.service
-	install -D -m 0644 ferry.toml.sample $(DESTDIR)/etc/ferry/ferry.toml.sample
-	[ -e $(DESTDIR)/etc/ferry/ferry.toml ] || install -m 0644 ferry.toml.sample $(DESTDIR)/etc/ferry/ferry.toml
+# The binary only when none was named (FERRY_BIN=path installs that one).
+ferry-bin:
+	$(if $(FERRY_BIN),@test -x $(FERRY_BIN),$(CARGO) build --release --locked)
+
+# Man pages from the clap definitions: ferry.1, one per command group, one per command.
+man: ferry-bin
+	rm -rf $(MAN_OUT)
+	$(RUN_BIN) man $(MAN_OUT)
+
+# The binary, the systemd units (where systemd looks for local units), man pages,
+# shell completions (where bash-completion, zsh and fish look for local ones) and
+# the sample config; an existing /etc/ferry/ferry.toml is never overwritten.
+# Run `systemctl daemon-reload` afterwards.
+install: man
+	install -D -m 0755 $(BIN) $(DESTDIR)$(BINDIR)/ferry
+	install -D -m 0644 systemd/ferry-sender.service $(DESTDIR)$(UNITDIR)/ferry-sender.service
+	install -D -m 0644 systemd/ferry-receiver.service $(DESTDIR)$(UNITDIR)/ferry-receiver.service
+	install -d $(DESTDIR)$(MANDIR)/man1
+	install -m 0644 $(MAN_OUT)/*.1 $(DESTDIR)$(MANDIR)/man1/
+	install -d $(DESTDIR)$(BASHCOMPDIR) $(DESTDIR)$(ZSHCOMPDIR) $(DESTDIR)$(FISHCOMPDIR)
+	$(RUN_BIN) completions bash > $(DESTDIR)$(BASHCOMPDIR)/ferry
+	$(RUN_BIN) completions zsh > $(DESTDIR)$(ZSHCOMPDIR)/_ferry
+	$(RUN_BIN) completions fish > $(DESTDIR)$(FISHCOMPDIR)/ferry.fish
+	install -D -m 0644 ferry.toml.sample $(DESTDIR)$(CONFDIR)/ferry.toml.sample
+	[ -e $(DESTDIR)$(CONFDIR)/ferry.toml ] || install -m 0644 ferry.toml.sample $(DESTDIR)$(CONFDIR)/ferry.toml
+
+# Removes what `install` put in place, by name: the binary, the units, the man
+# pages (the installed binary lists them: the pages it installed), the
+# completions and the sample config. Never /etc/ferry/ferry.toml (the admin's
+# settings), the state dir (/var/lib/ferry) or any snapshot or replica. Stop and
+# disable the services first.
+uninstall:
+	@installed=$(DESTDIR)$(BINDIR)/ferry; \
+	if [ -x $$installed ]; then lister=$$installed; else lister=$(BIN); fi; \
+	if [ ! -x $$lister ]; then echo "no ferry binary to list the man pages: build one or set FERRY_BIN"; exit 1; fi; \
+	pages=$$(mktemp -d) && FERRY_CONFIG=/dev/null $$lister man $$pages >/dev/null && \
+	for page in $$pages/*.1; do rm -f $(DESTDIR)$(MANDIR)/man1/$${page##*/}; done; \
+	rm -rf $$pages
+	rm -f $(DESTDIR)$(BINDIR)/ferry
+	rm -f $(DESTDIR)$(UNITDIR)/ferry-sender.service $(DESTDIR)$(UNITDIR)/ferry-receiver.service
+	rm -f $(DESTDIR)$(BASHCOMPDIR)/ferry $(DESTDIR)$(ZSHCOMPDIR)/_ferry $(DESTDIR)$(FISHCOMPDIR)/ferry.fish
+	rm -f $(DESTDIR)$(CONFDIR)/ferry.toml.sample

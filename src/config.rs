@@ -3,7 +3,7 @@
 
 use std::fmt;
 use std::io;
-use std::net::{IpAddr, Ipv4Addr};
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -131,6 +131,9 @@ pub struct ReceiverSettings {
     pub handshake_timeout: Duration,
     #[serde(with = "human_duration")]
     pub data_timeout: Duration,
+    /// Where `GET /metrics` is served (`--metrics`); `None`: not at all.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub metrics_listen: Option<SocketAddr>,
 }
 
 impl Default for ReceiverSettings {
@@ -143,6 +146,7 @@ impl Default for ReceiverSettings {
             slot_wait: Duration::from_secs(60),
             handshake_timeout: Duration::from_secs(10),
             data_timeout: Duration::from_secs(30),
+            metrics_listen: None,
         }
     }
 }
@@ -159,6 +163,9 @@ pub struct SenderSettings {
     pub retry_first: Duration,
     #[serde(with = "human_duration")]
     pub retry_max: Duration,
+    /// Where `GET /metrics` is served (`--metrics`); `None`: not at all.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub metrics_listen: Option<SocketAddr>,
 }
 
 impl Default for SenderSettings {
@@ -167,6 +174,7 @@ impl Default for SenderSettings {
             max_sends: 2,
             retry_first: Duration::from_secs(60),
             retry_max: Duration::from_secs(3600),
+            metrics_listen: None,
         }
     }
 }

@@ -13,6 +13,12 @@ use crate::store::{self, Store};
 #[error("{0}")]
 pub struct BadInput(pub String);
 
+/// A command that chose its own exit code and printed all it had to say
+/// (`status --check`): no `ferry: ` line is added.
+#[derive(Debug, Error)]
+#[error("exit status {0}")]
+pub struct Exit(pub u8);
+
 /// Returns early with a `BadInput` built like `format!`.
 macro_rules! bad_input {
     ($($arg:tt)*) => {
@@ -27,6 +33,8 @@ pub struct Ctx {
     pub config: Config,
     /// The file `config` came from, when one was named; SIGHUP re-reads it.
     pub config_path: Option<PathBuf>,
+    /// The daemons change the log level on SIGHUP through this.
+    pub logging: super::logging::Logging,
 }
 
 impl Ctx {

@@ -2,9 +2,13 @@
 //! Errors are `anyhow` here; `BadInput` marks the user's mistakes (exit 2).
 
 mod appliance;
+mod check;
+mod completions;
 mod ctx;
 mod history;
 mod init;
+mod logging;
+mod manual;
 mod output;
 mod pool;
 mod receiver;
@@ -14,20 +18,21 @@ mod status;
 mod task;
 mod task_add;
 mod task_run;
+mod version;
 
+use output::one_line;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use clap::{Parser, Subcommand};
+use clap::{CommandFactory, FromArgMatches, Parser, Subcommand};
 
 use crate::config;
 
-pub use ctx::{BadInput, Ctx};
+pub use ctx::{BadInput, Ctx, Exit};
 
 #[derive(Debug, Parser)]
 #[command(
     name = "ferry",
-    version,
     about = "Scheduled, verified, encrypted btrfs replication between appliances"
 )]
 pub struct Cli {
@@ -65,28 +70,53 @@ enum Command {
     /// Replication lag, next runs, failures and transfers in flight.
     Status(status::StatusArgs),
     /// Run the scheduler daemon: every enabled task on its schedule.
-    Sender,
+    Sender(sender::SenderArgs),
     /// Run the receiver daemon: accept replicas from known appliances into pools.
     Receiver(receiver::ReceiverArgs),
+    /// Print a shell completion script (bash, zsh or fish) to stdout.
+    Completions(completions::CompletionsArgs),
+    /// Write the man pages into a directory (`make man`).
+    #[command(hide = true)]
+    Man(manual::ManArgs),
+}
+
+/// The clap definition of the whole command line, with the version filled in:
+/// what parsing, completions and man pages all start from.
+pub fn command() -> clap::Command {
+    Cli::command().version(version::short())
 }
 
 /// Runs the CLI and maps the outcome to ferry's exit codes:
 /// 0 ok, 1 the operation failed, 2 bad usage or bad input.
 pub fn main() -> ExitCode {
-    let cli = match Cli::try_parse() {
+    let args: Vec<std::ffi::OsString> = std::env::args_os().collect();
+    let mut command = command();
+    if version::asked(&args) {
+        command = command.long_version(version::long());
+    }
+    // A monitoring plugin answers UNKNOWN to whatever keeps it from looking.
+    let checking = check::requested(&args);
+    let cli = match command
+        .try_get_matches_from(args)
+        .and_then(|m| Cli::from_arg_matches(&m))
+    {
         Ok(cli) => cli,
+        Err(e) if checking && e.use_stderr() => {
+            return check_unknown("bad usage", &e.render().to_string())
+        }
         Err(e) => return usage_error(e),
     };
     let config = match config::load_or_default(cli.config.as_deref()) {
         Ok(config) => config,
+        Err(e) if checking => return check_unknown("bad configuration", &e.to_string()),
         Err(e) => {
             eprintln!("ferry: {e}");
             return ExitCode::from(2);
         }
     };
     // Daemons log what they do at the configured level; commands only warnings.
-    let daemon = matches!(cli.command, Command::Sender | Command::Receiver(_));
-    init_logging(if daemon {
+    let daemon = matches!(cli.command, Command::Sender(_) | Command::Receiver(_));
+    let logging = logging::init(if daemon {
         config.log_level.as_str()
     } else {
         "warn"
@@ -95,6 +125,7 @@ pub fn main() -> ExitCode {
         state_dir: cli.state_dir.unwrap_or_else(|| config.state_dir.clone()),
         config,
         config_path: cli.config,
+        logging,
     };
     let result = match cli.command {
         Command::Init(args) => init::init(&ctx, args),
@@ -104,11 +135,16 @@ pub fn main() -> ExitCode {
         Command::Task(cmd) => task::run(&ctx, cmd),
         Command::History(cmd) => history::run(&ctx, cmd),
         Command::Status(args) => status::run(&ctx, args),
-        Command::Sender => sender::run(&ctx),
+        Command::Sender(args) => sender::run(&ctx, args),
         Command::Receiver(args) => receiver::run(&ctx, args),
+        Command::Completions(args) => completions::run(args, self::command()),
+        Command::Man(args) => manual::run(args, self::command()),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
+        Err(e) if e.downcast_ref::<Exit>().is_some() => {
+            ExitCode::from(e.downcast_ref::<Exit>().map_or(1, |x| x.0))
+        }
         Err(e) => {
             eprintln!("ferry: {}", one_line(&e));
             if e.downcast_ref::<BadInput>().is_some() {
@@ -120,27 +156,17 @@ pub fn main() -> ExitCode {
     }
 }
 
-/// The error and its causes as one line, "what failed: why". Our errors already
-/// spell out their cause (history rows store that one string), so a cause whose
-/// text is already in the line is not repeated.
-fn one_line(e: &anyhow::Error) -> String {
-    let mut line = String::new();
-    for cause in e.chain() {
-        // Whatever a library put in its message, the line stays one line.
-        let text = cause
-            .to_string()
-            .split_whitespace()
-            .collect::<Vec<_>>()
-            .join(" ");
-        if line.contains(&text) {
-            continue;
-        }
-        if !line.is_empty() {
-            line.push_str(": ");
-        }
-        line.push_str(&text);
-    }
-    line
+/// `status --check` could not even start: UNKNOWN, with the reason on one line.
+fn check_unknown(what: &str, detail: &str) -> ExitCode {
+    let detail = detail
+        .lines()
+        .map(str::trim)
+        .take_while(|l| !l.is_empty())
+        .collect::<Vec<_>>()
+        .join(" ");
+    let detail = detail.strip_prefix("error: ").unwrap_or(&detail);
+    print!("{}", check::unknown(&format!("{what}: {detail}")).text);
+    ExitCode::from(check::State::Unknown.code())
 }
 
 /// clap's own errors are several lines; users get the first, plus where to look.
@@ -174,19 +200,6 @@ fn usage_error(e: clap::Error) -> ExitCode {
         .unwrap_or_else(|| "ferry".to_string());
     eprintln!("ferry: {message} (see '{command} --help')");
     ExitCode::from(2)
-}
-
-/// Logs go to stderr, one line per event, without colors unless stderr is a
-/// terminal (journald stores what it is given). FERRY_LOG overrides the level.
-fn init_logging(default_level: &str) {
-    use tracing_subscriber::EnvFilter;
-    let filter =
-        EnvFilter::try_from_env("FERRY_LOG").unwrap_or_else(|_| EnvFilter::new(default_level));
-    let _ = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
-        .try_init();
 }
 
 #[cfg(test)]

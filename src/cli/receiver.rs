@@ -1,15 +1,25 @@
 //! `ferry receiver`: the receiver daemon in the foreground, until SIGINT or SIGTERM.
-//! Prints one readiness line on stdout once both ports are bound.
+//! Prints one readiness line on stdout, and tells systemd READY=1, once both ports are bound.
 
 use std::io::Write;
-use std::net::IpAddr;
+use std::net::{IpAddr, SocketAddr};
+use std::sync::Arc;
+use std::time::Duration;
 
 use anyhow::Context;
 use clap::Args;
+use tokio::sync::oneshot;
 
 use super::ctx::Ctx;
-use super::signals::Signals;
-use crate::receiver::{Config, Receiver};
+use super::logging::Logging;
+use super::signals::{Asked, Signals};
+use crate::config;
+use crate::metrics::{Endpoint, ReceiverMetrics};
+use crate::notify::{self, Notifier};
+use crate::receiver::{Config, Receiver, Shared};
+
+/// How often the STATUS= line is brought up to date.
+const STATUS_EVERY: Duration = Duration::from_secs(2);
 
 /// Flags override the config file's `[receiver]` settings, which override the defaults.
 #[derive(Debug, Args)]
@@ -26,6 +36,10 @@ pub struct ReceiverArgs {
     /// Receives running at once, over all peers; more are refused as busy [default: 4].
     #[arg(long, value_parser = clap::value_parser!(u64).range(1..=1024))]
     max_receives: Option<u64>,
+    /// Serve Prometheus metrics at http://ADDR:PORT/metrics [default: the config
+    /// file's receiver.metrics_listen, else off]. Port 0 picks a free port.
+    #[arg(long, value_name = "ADDR:PORT")]
+    metrics: Option<SocketAddr>,
 }
 
 pub fn run(ctx: &Ctx, args: ReceiverArgs) -> anyhow::Result<()> {
@@ -43,18 +57,94 @@ pub fn run(ctx: &Ctx, args: ReceiverArgs) -> anyhow::Result<()> {
     config.slot_wait = file.slot_wait;
     let runtime = tokio::runtime::Runtime::new().context("cannot start the async runtime")?;
     runtime.block_on(async {
+        let notifier = Notifier::from_env();
         let receiver = Receiver::bind(config).await?;
-        let mut out = std::io::stdout().lock();
-        writeln!(
-            out,
-            "ferry receiver listening: meta {}, data {}",
+        if let Some(addr) = args.metrics.or(file.metrics_listen) {
+            let endpoint = Endpoint::bind(addr).await?;
+            println!(
+                "ferry metrics: http://{}/metrics",
+                endpoint.addr().unwrap_or(addr)
+            );
+            let scrape = ReceiverMetrics::new(ctx.state_dir.clone(), receiver.shared());
+            endpoint.serve(Arc::new(scrape));
+        }
+        let listening = format!(
+            "listening: meta {}, data {}",
             receiver.meta_addr(),
             receiver.data_addr()
-        )?;
+        );
+        let mut out = std::io::stdout().lock();
+        writeln!(out, "ferry receiver {listening}")?;
         out.flush()?;
         drop(out);
-        let shutdown = Signals::stop()?.stopped();
-        receiver.serve(shutdown).await?;
+        let shutdown = signals(ctx, notifier.clone(), listening.clone())?;
+        notifier.ready(&format!("{listening}; 0 receive(s) in flight"));
+        if let Some(period) = notify::watchdog_period() {
+            notify::spawn_watchdog(notifier.clone(), period, None);
+        }
+        tokio::spawn(report(receiver.shared(), notifier, listening));
+        receiver
+            .serve(async {
+                let _ = shutdown.await;
+            })
+            .await?;
         anyhow::Ok(())
     })
+}
+
+/// Keeps the STATUS= line on the receives in flight.
+async fn report(shared: Arc<Shared>, notifier: Notifier, listening: String) {
+    let mut shown = 0;
+    let mut tick = tokio::time::interval(STATUS_EVERY);
+    loop {
+        tick.tick().await;
+        let now = shared.receives_running();
+        if now != shown {
+            shown = now;
+            notifier.status(&format!("{listening}; {now} receive(s) in flight"));
+        }
+    }
+}
+
+/// Handles the signals systemd sends: SIGHUP reloads what can change while
+/// running (the log level) and names what needs a restart; the first SIGINT or
+/// SIGTERM resolves the returned receiver.
+fn signals(
+    ctx: &Ctx,
+    notifier: Notifier,
+    listening: String,
+) -> anyhow::Result<oneshot::Receiver<()>> {
+    let mut signals = Signals::stop_and_reload()?;
+    let (stop, stopped) = oneshot::channel();
+    let path = ctx.config_path.clone();
+    let running = ctx.config.receiver.clone();
+    let logging = ctx.logging.clone();
+    tokio::spawn(async move {
+        while signals.next().await == Asked::Reload {
+            notifier.reloading();
+            reload(path.as_deref(), &running, &logging);
+            notifier.ready(&format!("{listening}; configuration reloaded"));
+        }
+        notifier.stopping("stopping: aborting running receives");
+        let _ = stop.send(());
+    });
+    Ok(stopped)
+}
+
+/// Re-reads the configuration: the log level applies at once; a changed
+/// `[receiver]` setting is named, since listeners and limits are set at start.
+fn reload(path: Option<&std::path::Path>, running: &config::ReceiverSettings, logging: &Logging) {
+    match config::load_or_default(path) {
+        Ok(c) => {
+            logging.set_level(c.log_level);
+            if c.receiver != *running {
+                tracing::warn!(
+                    "SIGHUP: [receiver] settings changed; they apply at the next restart"
+                );
+            } else {
+                tracing::info!("SIGHUP: configuration reloaded");
+            }
+        }
+        Err(e) => tracing::warn!(error = %e, "SIGHUP: configuration not reloaded"),
+    }
 }

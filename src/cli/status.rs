@@ -6,19 +6,38 @@ use clap::Args;
 use serde::Serialize;
 
 use super::ctx::Ctx;
-use super::output::{bytes, elapsed, or_dash, print_json, rate, span, time, Table};
-use crate::names;
-use crate::schedule::Schedule;
-use crate::store::{SendFilter, SendRow, Status, Store, Task};
-
-/// History rows read per task to find its last success and failure streak.
-const RECENT: u32 = 200;
+use super::output::{bytes, elapsed, one_line, or_dash, print_json, rate, span, time, Table};
+use super::{check, Exit};
+use crate::health;
 
 #[derive(Debug, Args)]
 pub struct StatusArgs {
     /// Print JSON (see the README for the fields).
-    #[arg(long)]
+    #[arg(long, conflicts_with = "check")]
     json: bool,
+    /// Act as a monitoring plugin (Nagios, Icinga): exit 0 OK, 1 WARNING,
+    /// 2 CRITICAL, 3 UNKNOWN, with a summary line, a line per problem and perfdata.
+    /// These exit codes hold only under --check.
+    #[arg(long)]
+    check: bool,
+    /// With --check: the longest tolerable lag of every task and age of every
+    /// replica line [default: twice the task's interval plus 10 minutes; for a
+    /// replica line, twice the time between its two newest replicas plus 10 minutes].
+    #[arg(long, requires = "check", value_name = "DURATION", value_parser = positive_duration)]
+    max_lag: Option<std::time::Duration>,
+    /// With --check: a task failing this many times in a row is a WARNING.
+    #[arg(long, requires = "check", value_name = "N", default_value_t = 1,
+          value_parser = clap::value_parser!(u32).range(1..))]
+    warn_failures: u32,
+}
+
+/// A duration as `--frequency` takes it ("90s", "2h", "1h30m"), longer than zero.
+fn positive_duration(text: &str) -> Result<std::time::Duration, String> {
+    match humantime::parse_duration(text) {
+        Ok(d) if !d.is_zero() => Ok(d),
+        Ok(_) => Err("must be longer than 0s".to_string()),
+        Err(e) => Err(format!("{e}; write e.g. 90m, 2h or 1d")),
+    }
 }
 
 #[derive(Serialize)]
@@ -66,24 +85,34 @@ struct StatusView {
 }
 
 pub fn run(ctx: &Ctx, args: StatusArgs) -> anyhow::Result<()> {
+    if args.check {
+        let limits = check::Limits {
+            max_lag: args.max_lag,
+            warn_failures: args.warn_failures,
+        };
+        let report = match run_check(ctx, limits) {
+            Ok(report) => report,
+            Err(e) => check::unknown(&one_line(&e)),
+        };
+        print!("{}", report.text);
+        return Err(Exit(report.state.code()).into());
+    }
     let store = ctx.store()?;
     let now = Utc::now();
-    let tasks = store
-        .tasks()?
-        .iter()
-        .map(|t| task_status(&store, t, now))
-        .collect::<anyhow::Result<Vec<_>>>()?;
-    let replicas = store
-        .newest_replicas()?
+    let tasks = health::tasks(&store, now)?
         .into_iter()
-        .map(|(r, count)| ReplicaStatus {
-            age_seconds: (now - r.received_at).num_seconds(),
-            source: r.source,
-            share: r.share,
-            pool: r.pool,
-            newest: r.snapshot,
-            received_at: r.received_at,
-            replicas: count,
+        .map(task_status)
+        .collect();
+    let replicas = health::replica_lines(&store, now)?
+        .into_iter()
+        .map(|l| ReplicaStatus {
+            age_seconds: l.age_seconds,
+            source: l.newest.source,
+            share: l.newest.share,
+            pool: l.newest.pool,
+            newest: l.newest.snapshot,
+            received_at: l.newest.received_at,
+            replicas: l.count,
         })
         .collect();
     let status = StatusView { tasks, replicas };
@@ -110,6 +139,14 @@ pub fn run(ctx: &Ctx, args: StatusArgs) -> anyhow::Result<()> {
         table.print();
     }
     Ok(())
+}
+
+fn run_check(ctx: &Ctx, limits: check::Limits) -> anyhow::Result<check::Report> {
+    let store = ctx.store()?;
+    let now = Utc::now();
+    let tasks = health::tasks(&store, now)?;
+    let lines = health::replica_lines(&store, now)?;
+    Ok(check::evaluate(&tasks, &lines, limits, now))
 }
 
 fn age(seconds: i64) -> String {
@@ -159,57 +196,31 @@ fn print_tasks(tasks: &[TaskStatus]) {
     }
 }
 
-fn task_status(store: &Store, task: &Task, now: DateTime<Utc>) -> anyhow::Result<TaskStatus> {
-    let rows = store.send_history(&SendFilter {
-        task: Some(&task.name),
-        limit: Some(RECENT),
-    })?;
-    let share = task.share_name();
-    let last_success = rows
-        .iter()
-        .find(|r| r.attempt.status == Status::Succeeded)
-        .and_then(|r| r.attempt.snapshot.as_deref())
-        .and_then(|s| names::snapshot_time(&share, &task.name, s));
-    let attempts = rows.iter().filter(|r| r.attempt.status != Status::Skipped);
-    let failures: Vec<&SendRow> = attempts
-        .clone()
-        .filter(|r| r.attempt.status != Status::Running)
-        .take_while(|r| r.attempt.status == Status::Failed)
-        .collect();
-    let schedule = Schedule::parse_in(&task.frequency, task.timezone.as_deref()).ok();
-    let last_started = attempts.clone().next().map(|r| r.attempt.started_at);
-    let next_run = task
-        .enabled
-        .then(|| {
-            schedule
-                .as_ref()
-                .and_then(|s| s.next_due(now, last_started))
-        })
-        .flatten();
-    let in_flight = rows
-        .iter()
-        .find(|r| r.attempt.status == Status::Running)
-        .map(|r| {
-            let took = span(r.attempt.started_at, None);
-            InFlight {
-                snapshot: r.attempt.snapshot.clone(),
-                started_at: r.attempt.started_at,
-                stream_bytes: r.attempt.stream_bytes,
-                wire_bytes: r.attempt.wire_bytes,
-                bytes_per_second: (r.attempt.stream_bytes as f64 / took.as_secs_f64().max(0.001))
-                    as u64,
-            }
-        });
-    Ok(TaskStatus {
-        task: task.name.clone(),
-        target: task.target.clone(),
-        enabled: task.enabled,
-        schedule: schedule.map_or_else(|| task.frequency.clone(), |s| s.to_string()),
-        last_success,
-        lag_seconds: last_success.map(|t| (now - t).num_seconds()),
-        next_run,
-        failures_in_a_row: u32::try_from(failures.len()).unwrap_or(u32::MAX),
-        last_error: failures.first().and_then(|r| r.attempt.error.clone()),
+fn task_status(h: health::TaskHealth) -> TaskStatus {
+    let in_flight = h.in_flight.as_ref().map(|r| {
+        let a = &r.attempt;
+        let took = span(a.started_at, None);
+        InFlight {
+            snapshot: a.snapshot.clone(),
+            started_at: a.started_at,
+            stream_bytes: a.stream_bytes,
+            wire_bytes: a.wire_bytes,
+            bytes_per_second: (a.stream_bytes as f64 / took.as_secs_f64().max(0.001)) as u64,
+        }
+    });
+    TaskStatus {
+        schedule: h
+            .schedule
+            .as_ref()
+            .map_or_else(|| h.task.frequency.clone(), |s| s.to_string()),
+        task: h.task.name,
+        target: h.task.target,
+        enabled: h.task.enabled,
+        last_success: h.last_success,
+        lag_seconds: h.lag_seconds,
+        next_run: h.next_run,
+        failures_in_a_row: h.failures_in_a_row,
+        last_error: h.last_error,
         in_flight,
-    })
+    }
 }

@@ -17,6 +17,7 @@ use tokio_rustls::TlsAcceptor;
 use super::error::RouteError;
 use super::session::serve_meta;
 use super::shared::{DataConn, DataStream, Shared, StorePeers};
+use super::stats::Refusal;
 use crate::identity::{self, Fingerprint, TrustedPeers};
 use crate::wire::ChunkReader;
 
@@ -182,10 +183,17 @@ where
         Ok(Ok(tls)) => tls,
         Ok(Err(e)) => {
             tracing::warn!(peer = %addr, port, fingerprint, error = %e, "refused connection: TLS handshake failed");
+            let unknown = seen.is_some_and(|fp| !shared.peers.is_trusted(&fp));
+            shared.stats().refused(if unknown {
+                Refusal::UnknownPeer
+            } else {
+                Refusal::Handshake
+            });
             return None;
         }
         Err(_) => {
             tracing::warn!(peer = %addr, port, fingerprint, "refused connection: no TLS handshake within {after:?}");
+            shared.stats().refused(Refusal::Handshake);
             return None;
         }
     };
@@ -214,6 +222,7 @@ async fn meta_connection(
     // Removed from the table between the handshake and now: refuse as unknown.
     let Some(peer) = shared.peers.appliance(&fp) else {
         tracing::warn!(peer = %addr, fingerprint = %fp, "refused connection: appliance no longer known");
+        shared.stats().refused(Refusal::UnknownPeer);
         return;
     };
     // The uuid is taken from the pinned certificate, never from the hello alone:

@@ -23,6 +23,7 @@ mod retention;
 mod row;
 mod session;
 mod shared;
+mod stats;
 mod stream;
 mod transfer;
 
@@ -38,6 +39,7 @@ pub use layout::{replica_dir, FERRY_DIR, LATEST};
 pub use listen::serve_data;
 pub use session::serve_meta;
 pub use shared::Shared;
+pub use stats::{Refusal, Stats};
 
 /// A bound receiver, ready to [`serve`](Receiver::serve).
 pub struct Receiver {

@@ -13,6 +13,7 @@ use super::link::{Link, Peer};
 use super::outcome::Next;
 use super::reply::tell;
 use super::shared::Shared;
+use super::stats::Refusal;
 use super::transfer;
 use crate::store::Appliance;
 use crate::wire::{self, handshake, Hello, Meta, MetaConn, Reason};
@@ -38,21 +39,25 @@ pub async fn serve_meta<S>(
         Ok(Ok(agreed)) => agreed,
         Ok(Err(e)) => {
             tracing::warn!(peer = %addr, appliance = %name, error = %e, "meta handshake failed");
+            shared.stats().refused(Refusal::Handshake);
             return;
         }
         Err(_) => {
             tracing::warn!(peer = %addr, appliance = %name, "meta handshake failed: no hello within {after:?}");
+            shared.stats().refused(Refusal::Handshake);
             return;
         }
     };
     if let Err(e) = bind_uuid(shared, &appliance, cert_uuid, &agreed.peer) {
         tracing::warn!(peer = %addr, appliance = %name, "refused session: {e}");
+        shared.stats().refused(Refusal::Refused);
         tell(&mut conn, Meta::Error(Reason::new(e.to_string()))).await;
         return;
     }
     tracing::info!(peer = %addr, appliance = %name, uuid = %cert_uuid,
         version = agreed.peer.version.as_deref().unwrap_or("before 0.2"),
         features = %agreed.features, "session opened");
+    shared.stats().seen(&name);
     let mut link = Link {
         shared,
         conn,
@@ -150,6 +155,9 @@ where
             }
         };
         stray_commit = false;
+        if let Meta::Refused(r) = &reply {
+            shared.stats().refused(Refusal::of(r));
+        }
         if let Err(e) = link.conn.send(&reply).await {
             tracing::warn!(peer = %link.peer.addr, appliance = %link.peer.name(), error = %e, "session lost");
             return;

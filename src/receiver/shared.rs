@@ -12,6 +12,7 @@ use uuid::Uuid;
 
 use super::config::Config;
 use super::error::{Error, RouteError};
+use super::stats::Stats;
 use crate::capabilities;
 use crate::identity::{self, Fingerprint, Identity, TrustedPeers};
 use crate::store::{self, LocalIdentity, Store};
@@ -47,6 +48,7 @@ pub struct Shared {
     slots: Arc<Semaphore>,
     pending: Mutex<HashMap<Uuid, Pending>>,
     shutdown: watch::Sender<bool>,
+    stats: Stats,
 }
 
 impl std::fmt::Debug for Shared {
@@ -83,6 +85,7 @@ impl Shared {
             slots,
             pending: Mutex::default(),
             shutdown: watch::Sender::new(false),
+            stats: Stats::default(),
         })
     }
 
@@ -111,6 +114,18 @@ impl Shared {
             .await
             .ok()?
             .ok()
+    }
+
+    /// What this receiver counted since it started (refusals, peers seen).
+    pub fn stats(&self) -> &Stats {
+        &self.stats
+    }
+
+    /// Receives running now: the receive slots taken.
+    pub fn receives_running(&self) -> usize {
+        self.config
+            .max_receives
+            .saturating_sub(self.slots.available_permits())
     }
 
     pub(super) fn expect_data(&self, session: Uuid, pending: Pending) {

@@ -18,6 +18,7 @@ use super::reply::{database, refused, tell};
 use super::retention::prune;
 use super::row::Row;
 use super::shared::{Pending, Shared};
+use super::stats::Refusal;
 use super::stream::stream;
 use crate::btrfs::Receive;
 use crate::store::{Kind, NewReceive, NewReplica, Pool};
@@ -136,6 +137,9 @@ async fn reply_or_close<S>(s: &mut Link<'_, S>, reply: Meta) -> Next
 where
     S: AsyncRead + AsyncWrite + Unpin + Send,
 {
+    if let Meta::Refused(r) = &reply {
+        s.shared.stats().refused(Refusal::of(r));
+    }
     match s.conn.send(&reply).await {
         Ok(()) => Next::CONTINUE,
         Err(_) => Next::Close,

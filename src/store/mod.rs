@@ -10,6 +10,7 @@ mod pools;
 mod receives;
 mod replicas;
 mod sends;
+mod tally;
 mod tasks;
 
 pub use appliances::{Appliance, NewAppliance};
@@ -19,4 +20,5 @@ pub use history::{NewReceive, NewSend, ReceiveFilter, ReceiveRow, SendFilter, Se
 pub use local::LocalIdentity;
 pub use pools::Pool;
 pub use replicas::{NewReplica, Replica};
+pub use tally::{History, TallyRow};
 pub use tasks::{NewTask, Task};

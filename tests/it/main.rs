@@ -5,12 +5,16 @@ mod common;
 
 mod bench_quick;
 mod btrfs_layer;
+mod check;
 mod cli_setup;
 mod cli_tasks;
 mod clock_steps;
+mod install;
 mod invariants;
+mod metrics;
 mod migrations;
 mod module_graph;
+mod notify;
 mod old_peers;
 mod receiver;
 mod receiver_disk;

@@ -144,7 +144,10 @@ fn units_keep_the_agreed_settings() {
             format!("ExecStart=/usr/local/bin/ferry {daemon} --config /etc/ferry/ferry.toml");
         for line in [
             exec.as_str(),
-            "Type=exec",
+            "Type=notify",
+            "NotifyAccess=main",
+            "ExecReload=/bin/kill -HUP $MAINPID",
+            "WatchdogSec=60s",
             "Restart=on-failure",
             "StateDirectory=ferry",
             "StateDirectoryMode=0700",
@@ -157,6 +160,52 @@ fn units_keep_the_agreed_settings() {
         assert!(
             !unit.lines().any(|l| l == "PrivateDevices=yes"),
             "{name}: btrfs needs /dev"
+        );
+    }
+}
+
+/// `systemd-analyze security` exposure scores (0 = locked down, 10 = exposed)
+/// of the units as shipped. A change that loosens the hardening raises a score
+/// and fails here; one that tightens it should lower the pin.
+const EXPOSURE: [(&str, f64); 2] = [
+    ("ferry-sender.service", 4.4),
+    ("ferry-receiver.service", 4.9),
+];
+
+/// The "Overall exposure level for NAME: 4.4 OK" figure of a unit file.
+fn exposure(name: &str, unit: &str) -> f64 {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let path = dir.path().join(name);
+    std::fs::write(&path, unit).expect("write unit copy");
+    let out = Command::new("systemd-analyze")
+        .args(["security", "--offline=true", "--no-pager"])
+        .arg(&path)
+        .output()
+        .expect("run systemd-analyze security");
+    let all = text(&out);
+    all.lines()
+        .find_map(|l| l.split_once(&format!("exposure level for {name}: ")))
+        .and_then(|(_, rest)| rest.split_whitespace().next())
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("no exposure level for {name}:\n{all}"))
+}
+
+#[test]
+fn hardening_scores_do_not_regress() {
+    require_systemd_analyze();
+    for (name, pinned) in EXPOSURE {
+        let unit = with_built_binary(&unit_text(name));
+        let score = exposure(name, &unit);
+        assert!(
+            score <= pinned,
+            "{name}: systemd-analyze security scores {score}, pinned at {pinned}: \
+             a hardening setting was loosened"
+        );
+        // The measurement notices loosening: without ProtectSystem= the score rises.
+        let loose = unit.replace("ProtectSystem=full\n", "");
+        assert!(
+            exposure(name, &loose) > score,
+            "{name}: ProtectSystem= not counted"
         );
     }
 }
