@@ -309,6 +309,9 @@ async fn both_endpoints_parse_and_agree_with_the_databases_across_a_restart() {
         2.0
     );
 
+    let mut exposed: std::collections::BTreeSet<String> =
+        rx.keys().map(|(name, _)| name.clone()).collect();
+
     // A failed run, then the sender's own endpoint.
     receiver.stop().await;
     let out = nas1.run_async(&["task", "run", "photos"]).await;
@@ -317,6 +320,7 @@ async fn both_endpoints_parse_and_agree_with_the_databases_across_a_restart() {
     let mut sender = Running::start(&nas1, &sender_args, "ferry sender running").await;
     for round in 0..2 {
         let tx = scrape(&sender.url(), "text").await;
+        exposed.extend(tx.keys().map(|(name, _)| name.clone()));
         let store = nas1.store();
         let rows = store
             .send_history(&SendFilter {
@@ -362,4 +366,20 @@ async fn both_endpoints_parse_and_agree_with_the_databases_across_a_restart() {
         sender = Running::start(&nas1, &sender_args, "ferry sender running").await;
     }
     sender.stop().await;
+    // The shipped dashboard and alerts name only metrics the daemons expose.
+    for doc in ["docs/grafana-dashboard.json", "docs/prometheus-alerts.yml"] {
+        let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join(doc);
+        let text = std::fs::read_to_string(&path).expect("read doc");
+        let named: std::collections::BTreeSet<&str> = text
+            .split(|c: char| !(c.is_ascii_alphanumeric() || c == '_'))
+            .filter(|w| w.starts_with("ferry_"))
+            .collect();
+        assert!(!named.is_empty(), "{doc} names no metric");
+        for name in named {
+            assert!(
+                exposed.contains(name),
+                "{doc} names {name}, which no daemon exposes"
+            );
+        }
+    }
 }
