@@ -1,10 +1,10 @@
 //! What this appliance can do, as protocol features to offer in hellos: probed
 //! once per process from the kernel and btrfs-progs, never assumed.
 
-use crate::wire::Features;
+use crate::wire::{Feature, Features};
 
 /// The features this appliance offers its peers. A feature is listed only when
-/// every local part it needs is there.
+/// every local part it needs is there. `resume` needs nothing beyond ferry.
 pub fn offered() -> Features {
-    Features::default()
+    Features::new([Feature::Resume])
 }

@@ -134,6 +134,9 @@ pub struct ReceiverSettings {
     /// Where `GET /metrics` is served (`--metrics`); `None`: not at all.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub metrics_listen: Option<SocketAddr>,
+    /// How long a receive whose connection broke is kept for a resume; 0 keeps none.
+    #[serde(with = "human_duration")]
+    pub resume_window: Duration,
 }
 
 impl Default for ReceiverSettings {
@@ -147,6 +150,7 @@ impl Default for ReceiverSettings {
             handshake_timeout: Duration::from_secs(10),
             data_timeout: Duration::from_secs(30),
             metrics_listen: None,
+            resume_window: Duration::from_secs(15 * 60),
         }
     }
 }
@@ -166,6 +170,10 @@ pub struct SenderSettings {
     /// Where `GET /metrics` is served (`--metrics`); `None`: not at all.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub metrics_listen: Option<SocketAddr>,
+    /// How long a run whose connection broke keeps reconnecting to resume its
+    /// transfer before it fails; 0 fails at once.
+    #[serde(with = "human_duration")]
+    pub resume_for: Duration,
 }
 
 impl Default for SenderSettings {
@@ -175,6 +183,7 @@ impl Default for SenderSettings {
             retry_first: Duration::from_secs(60),
             retry_max: Duration::from_secs(3600),
             metrics_listen: None,
+            resume_for: Duration::from_secs(10 * 60),
         }
     }
 }

@@ -55,6 +55,7 @@ pub fn run(ctx: &Ctx, args: ReceiverArgs) -> anyhow::Result<()> {
     config.handshake_timeout = file.handshake_timeout;
     config.data_timeout = file.data_timeout;
     config.slot_wait = file.slot_wait;
+    config.resume_window = file.resume_window;
     let runtime = tokio::runtime::Runtime::new().context("cannot start the async runtime")?;
     runtime.block_on(async {
         let notifier = Notifier::from_env();

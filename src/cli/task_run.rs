@@ -33,7 +33,11 @@ pub fn run(ctx: &Ctx, name: &str, progress: bool) -> anyhow::Result<()> {
         let (tx, rx) = watch::channel(Progress::default());
         let bar = progress.then(|| tokio::spawn(show_progress(rx)));
         let started = Instant::now();
-        let result = sender::run_task(&ctx.state_dir, name, Some(tx), cancel).await;
+        let options = sender::RunOptions {
+            resume_for: ctx.config.sender.resume_for,
+            ..sender::RunOptions::default()
+        };
+        let result = sender::run_task(&ctx.state_dir, name, Some(tx), cancel, options).await;
         if let Some(bar) = bar {
             let _ = bar.await;
         }

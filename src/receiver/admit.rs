@@ -5,19 +5,22 @@ use tokio::sync::OwnedSemaphorePermit;
 
 use super::layout::{self, replica_dir, LATEST};
 use super::link::Peer;
+use super::park;
 use super::pool;
 use super::reply::{busy, busy_for, database, not_exposed, refused};
-use super::shared::{ShareLock, Shared};
+use super::shared::{Parked, ShareLock, Shared};
 use crate::btrfs;
 use crate::names::{self, NameError};
 use crate::store::Pool;
 use crate::wire::{Begin, Meta};
 
-/// A receive that may start: it holds its share's lock and a receive slot.
+/// A receive that may start: it holds its share's lock and a receive slot,
+/// and, when it continues a parked receive, that receive.
 pub(super) struct Admitted<'a> {
     pub pool: Pool,
-    pub _lock: ShareLock<'a>,
+    pub lock: ShareLock<'a>,
     pub _slot: OwnedSemaphorePermit,
+    pub resumed: Option<Parked>,
 }
 
 /// A name from the wire that must not touch a path.
@@ -74,13 +77,19 @@ pub(super) async fn admit<'a>(
     // An unmounted pool's mount point is a plain directory on another
     // filesystem: receiving there would fill that filesystem.
     pool::check(shared, &pool).map_err(busy)?;
-    let lock = shared.lock_share(peer.uuid, &b.share).ok_or_else(|| {
-        busy(format!(
-            "a receive of share {} from {} is already running",
-            b.share,
-            peer.name()
-        ))
-    })?;
+    let (lock, resumed) = match park::take(shared, peer, b).await {
+        Some((parked, lock)) => (lock, Some(parked)),
+        None => {
+            let lock = shared.lock_share(peer.uuid, &b.share).ok_or_else(|| {
+                busy(format!(
+                    "a receive of share {} from {} is already running",
+                    b.share,
+                    peer.name()
+                ))
+            })?;
+            (lock, None)
+        }
+    };
     let wait = shared.config.slot_wait;
     let slot = shared.receive_slot(wait).await.ok_or_else(|| {
         busy_for(
@@ -135,7 +144,8 @@ pub(super) async fn admit<'a>(
     }
     Ok(Admitted {
         pool,
-        _lock: lock,
+        lock,
         _slot: slot,
+        resumed,
     })
 }

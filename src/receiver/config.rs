@@ -41,6 +41,8 @@ pub struct Config {
     pub btrfs_timeout: Duration,
     /// Keepalive timings of meta sessions.
     pub keepalive: Keepalive,
+    /// How long a receive whose connection broke is kept for a resume.
+    pub resume_window: Duration,
     /// The btrfs executable that runs `btrfs receive` (default: `btrfs` in `PATH`).
     pub btrfs: PathBuf,
 }
@@ -60,6 +62,7 @@ impl Config {
             finish_timeout: Duration::from_secs(10 * 60),
             btrfs_timeout: Duration::from_secs(2 * 60),
             keepalive: Keepalive::DEFAULT,
+            resume_window: Duration::from_secs(15 * 60),
             btrfs: PathBuf::from(btrfs::BTRFS),
         }
     }

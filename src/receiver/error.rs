@@ -111,8 +111,10 @@ pub enum RouteError {
     #[error("session {session} belongs to another appliance, not {fingerprint}")]
     OtherPeer { session: Uuid, fingerprint: String },
     #[error(
-        "the data connection asked to resume at offset {offset}; this receiver only accepts \
-         streams from offset 0"
+        "the data connection starts at offset {offset}, but the receive holds {expected} bytes \
+         of the stream"
     )]
-    Offset { offset: u64 },
+    Offset { offset: u64, expected: u64 },
+    #[error("cannot read the data connection: {0}")]
+    Reader(String),
 }

@@ -8,7 +8,7 @@ use super::pool;
 use super::reply::{busy, database, not_exposed, refused};
 use super::shared::Shared;
 use crate::names;
-use crate::wire::{Inventory, InventoryReply, Meta, Replica};
+use crate::wire::{Feature, Inventory, InventoryReply, Meta, Replica};
 
 /// The reply to `req` from `peer`: `inventory_reply`, or a refusal.
 ///
@@ -50,5 +50,11 @@ pub(super) async fn inventory(shared: &Shared, peer: &Peer, req: &Inventory) -> 
     }
     tracing::info!(peer = %peer.addr, appliance = %peer.name(), share, pool,
         replicas = replicas.len(), "inventory");
-    Meta::InventoryReply(InventoryReply { replicas })
+    // Only a peer that can resume is told of a parked receive.
+    let parked = peer
+        .features
+        .has(Feature::Resume)
+        .then(|| shared.parked_info(peer.uuid, share))
+        .flatten();
+    Meta::InventoryReply(InventoryReply { replicas, parked })
 }

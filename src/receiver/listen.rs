@@ -15,15 +15,19 @@ use tokio_rustls::server::TlsStream;
 use tokio_rustls::TlsAcceptor;
 
 use super::error::RouteError;
+use super::park;
 use super::session::serve_meta;
 use super::shared::{DataConn, DataStream, Shared, StorePeers};
 use super::stats::Refusal;
 use crate::identity::{self, Fingerprint, TrustedPeers};
-use crate::wire::ChunkReader;
+use crate::wire::{read_data_hello, ChunkReader};
 
 /// How long sessions get to clean up (kill btrfs receive, delete the partial,
 /// finish their rows) once shutdown starts.
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(4);
+
+/// How often parked receives are checked for an ended resume window.
+const REAP_EVERY: Duration = Duration::from_secs(5);
 
 /// At most one warning this often about connections dropped over the handshake
 /// cap: a flood must not flood the journal too.
@@ -78,9 +82,15 @@ pub(super) async fn serve(
     let cap = shared.config.max_handshakes;
     let handshakes = Arc::new(Semaphore::new(cap));
     let mut overflow = Overflow::default();
+    let mut reap = tokio::time::interval(REAP_EVERY);
+    reap.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         tokio::select! {
             () = &mut shutdown => break,
+            _ = reap.tick() => {
+                let shared = shared.clone();
+                tasks.spawn(async move { park::reap(&shared, false).await });
+            }
             accepted = meta.accept() => match accepted {
                 Ok((tcp, addr)) => match handshakes.clone().try_acquire_owned() {
                     Ok(permit) => {
@@ -117,6 +127,14 @@ pub(super) async fn serve(
             "sessions did not finish in time; aborting them"
         );
         tasks.shutdown().await;
+    }
+    // A parked receive does not survive the receiver: deleted now, or by the
+    // startup sweep if this takes too long.
+    if timeout(SHUTDOWN_GRACE, park::reap(&shared, true))
+        .await
+        .is_err()
+    {
+        tracing::warn!("parked receives not discarded in time; the next start deletes them");
     }
     tracing::info!("receiver stopped");
 }
@@ -256,10 +274,10 @@ pub async fn serve_data<S>(shared: &Shared, stream: S, peer: Fingerprint, addr: 
 where
     S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
-    let boxed: DataStream = Box::new(stream);
+    let mut boxed: DataStream = Box::new(stream);
     let after = shared.config.handshake_timeout;
-    let (hello, reader) = match timeout(after, ChunkReader::open(boxed)).await {
-        Ok(Ok(opened)) => opened,
+    let hello = match timeout(after, read_data_hello(&mut boxed)).await {
+        Ok(Ok(hello)) => hello,
         Ok(Err(e)) => {
             tracing::warn!(peer = %addr, error = %e, "dropped data connection: bad hello");
             return;
@@ -288,14 +306,21 @@ where
             return;
         }
     };
-    let handed = if hello.offset == 0 {
-        Ok(DataConn { reader, addr })
-    } else {
-        tracing::warn!(peer = %addr, %session, offset = hello.offset,
-            "dropped data connection: resuming at an offset is not supported");
+    // The stream continues exactly where the receiver's copy ends, and is
+    // hashed on from there, so Commit's hash covers it all.
+    let expected = pending.prefix.offset();
+    let handed = if hello.offset != expected {
+        tracing::warn!(peer = %addr, %session, offset = hello.offset, expected,
+            "dropped data connection: it starts at another offset than the receive holds");
         Err(RouteError::Offset {
             offset: hello.offset,
+            expected,
         })
+    } else {
+        match ChunkReader::resume(boxed, pending.prefix) {
+            Ok(reader) => Ok(DataConn { reader, addr }),
+            Err(e) => Err(RouteError::Reader(e.to_string())),
+        }
     };
     // The session may have given up in the meantime; then nobody needs this.
     let _ = pending.tx.send(handed);

@@ -15,8 +15,10 @@ mod layout;
 mod link;
 mod listen;
 mod outcome;
+mod park;
 mod pool;
 mod prepare;
+mod pump;
 mod recovery;
 mod reply;
 mod retention;
@@ -26,6 +28,7 @@ mod shared;
 mod stats;
 mod stream;
 mod transfer;
+mod watch;
 
 use std::future::Future;
 use std::net::SocketAddr;

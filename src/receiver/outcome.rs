@@ -3,7 +3,7 @@
 
 use uuid::Uuid;
 
-use crate::wire::{self, Meta, StreamStats};
+use crate::wire::{self, Meta, Prefix, StreamStats};
 
 /// What the session does after a transfer.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -38,6 +38,9 @@ pub(super) struct Seen {
     pub commit: bool,
     /// The subvolume btrfs receive reported creating, once it exited 0.
     pub received: Option<String>,
+    /// Set when the stream broke in a way a new connection could repair, to
+    /// what btrfs receive took: the receive may be parked for a resume.
+    pub resumable: Option<Prefix>,
 }
 
 /// Why a receive failed, whom to tell, and whether sending it again could help.

@@ -53,6 +53,36 @@ impl<'a> Row<'a> {
         Ok(committed)
     }
 
+    /// The row's id.
+    pub fn id(&self) -> i64 {
+        self.id
+    }
+
+    /// Records that this receive continues a parked one from `offset` bytes.
+    pub fn resumed_from(&self, offset: u64) {
+        let id = self.id;
+        if let Err(e) = self.shared.db(|s| s.set_receive_resumed_from(id, offset)) {
+            tracing::warn!(row = id, error = %e, "cannot record where a receive resumed");
+        }
+    }
+
+    /// Leaves the row `running`, parked at `offset` bytes until `window` has
+    /// passed, with `reason`; whoever resumes or discards the parked receive
+    /// finishes it.
+    pub fn park(&mut self, offset: u64, window: std::time::Duration, reason: &str) {
+        self.open = false;
+        let id = self.id;
+        let until = chrono::TimeDelta::from_std(window)
+            .ok()
+            .and_then(|w| chrono::Utc::now().checked_add_signed(w));
+        if let Err(e) = self
+            .shared
+            .db(|s| s.park_receive(id, offset, until, reason))
+        {
+            tracing::error!(row = id, error = %e, "cannot record a parked receive");
+        }
+    }
+
     /// Writes the byte counts so far (uncompressed stream and wire bytes).
     pub fn progress(&self, stats: &StreamStats) {
         let (id, raw, wire) = (self.id, stats.raw_bytes(), stats.wire_bytes);

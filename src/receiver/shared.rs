@@ -3,6 +3,7 @@
 
 use std::collections::{HashMap, HashSet};
 use std::net::SocketAddr;
+use std::path::PathBuf;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
@@ -13,10 +14,11 @@ use uuid::Uuid;
 use super::config::Config;
 use super::error::{Error, RouteError};
 use super::stats::Stats;
+use crate::btrfs::Receive;
 use crate::capabilities;
 use crate::identity::{self, Fingerprint, Identity, TrustedPeers};
 use crate::store::{self, LocalIdentity, Store};
-use crate::wire::{ChunkReader, Features};
+use crate::wire::{Begin, ChunkReader, Feature, Features, Prefix};
 
 /// A data connection's byte source, boxed so sessions need not know TLS.
 pub type DataStream = Box<dyn AsyncRead + Unpin + Send>;
@@ -32,7 +34,27 @@ pub struct DataConn {
 pub(super) struct Pending {
     /// The fingerprint of the session's peer, as the appliances table spells it.
     pub peer: String,
+    /// What the receiver already holds of the stream (empty for a fresh one):
+    /// the data connection must start at its offset, and is hashed on from it.
+    pub prefix: Prefix,
     pub tx: oneshot::Sender<Result<DataConn, RouteError>>,
+}
+
+/// A receive whose connection broke mid-stream, kept for a resume: its btrfs
+/// receive still runs with its input open, its partial subvolume stays (as
+/// invisible as every partial), and it still holds its share's lock.
+pub(super) struct Parked {
+    /// The sending appliance's uuid.
+    pub source: Uuid,
+    pub begin: Begin,
+    pub dir: PathBuf,
+    pub receive: Receive,
+    /// The bytes btrfs receive has taken: where a resume continues.
+    pub prefix: Prefix,
+    /// Its history row, `running` with `parked_until` set.
+    pub row: i64,
+    /// When it is discarded unless resumed.
+    pub until: tokio::time::Instant,
 }
 
 /// State shared by all sessions of one receiver.
@@ -47,6 +69,8 @@ pub struct Shared {
     locks: Mutex<HashSet<(Uuid, String)>>,
     slots: Arc<Semaphore>,
     pending: Mutex<HashMap<Uuid, Pending>>,
+    /// Parked receives by (source, share); each key is also in `locks`.
+    parked: Mutex<HashMap<(Uuid, String), Parked>>,
     shutdown: watch::Sender<bool>,
     stats: Stats,
 }
@@ -56,6 +80,17 @@ impl std::fmt::Debug for Shared {
         f.debug_struct("Shared")
             .field("me", &self.me.name)
             .finish_non_exhaustive()
+    }
+}
+
+/// What this receiver offers: the appliance's features, less `resume` when
+/// its window is zero (nothing would be kept to resume).
+fn offered(config: &Config) -> Features {
+    let all = capabilities::offered();
+    if config.resume_window.is_zero() {
+        Features::new(all.iter().filter(|f| *f != Feature::Resume))
+    } else {
+        all
     }
 }
 
@@ -72,6 +107,7 @@ impl Shared {
         let identity = identity::load(&config.state_dir)?;
         let store = Arc::new(Mutex::new(store));
         let slots = Arc::new(Semaphore::new(config.max_receives));
+        let features = offered(&config);
         Ok(Shared {
             peers: Arc::new(StorePeers {
                 store: store.clone(),
@@ -79,11 +115,12 @@ impl Shared {
             config,
             store,
             me,
-            features: capabilities::offered(),
+            features,
             identity,
             locks: Mutex::default(),
             slots,
             pending: Mutex::default(),
+            parked: Mutex::default(),
             shutdown: watch::Sender::new(false),
             stats: Stats::default(),
         })
@@ -101,7 +138,10 @@ impl Shared {
         // A separate statement: the guard must be gone before a ShareLock can
         // exist, since dropping one takes the same mutex.
         let inserted = lock(&self.locks).insert(key.clone());
-        inserted.then(|| ShareLock { shared: self, key })
+        inserted.then(|| ShareLock {
+            shared: self,
+            key: Some(key),
+        })
     }
 
     /// One of the `max_receives` slots, waiting up to `within` for one to free
@@ -155,6 +195,48 @@ impl Shared {
         }
     }
 
+    /// Keeps `parked` for a resume. Its share stays locked: `lock` is kept
+    /// held, not released, until the parked receive is taken or discarded.
+    pub(super) fn park(&self, held: ShareLock<'_>, parked: Parked) {
+        if let Some(key) = held.keep() {
+            lock(&self.parked).insert(key, parked);
+        }
+    }
+
+    /// Takes the parked receive of (source, share), if any, with its share's
+    /// lock: the caller now holds both.
+    pub(super) fn unpark(&self, source: Uuid, share: &str) -> Option<(Parked, ShareLock<'_>)> {
+        let key = (source, share.to_owned());
+        let parked = lock(&self.parked).remove(&key)?;
+        Some((
+            parked,
+            ShareLock {
+                shared: self,
+                key: Some(key),
+            },
+        ))
+    }
+
+    /// The parked receive of (source, share), as Inventory reports it.
+    pub(super) fn parked_info(&self, source: Uuid, share: &str) -> Option<crate::wire::Parked> {
+        let key = (source, share.to_owned());
+        lock(&self.parked).get(&key).map(|p| crate::wire::Parked {
+            snapshot: p.begin.snapshot.clone(),
+            snapshot_uuid: p.begin.snapshot_uuid,
+            parent: p.begin.parent.clone(),
+            offset: p.prefix.offset(),
+        })
+    }
+
+    /// The keys of parked receives whose window ended by `now` (all, with `None`).
+    pub(super) fn parked_keys(&self, now: Option<tokio::time::Instant>) -> Vec<(Uuid, String)> {
+        lock(&self.parked)
+            .iter()
+            .filter(|(_, p)| now.is_none_or(|now| p.until <= now))
+            .map(|(k, _)| k.clone())
+            .collect()
+    }
+
     pub(super) fn begin_shutdown(&self) {
         self.shutdown.send_replace(true);
     }
@@ -173,12 +255,23 @@ impl Shared {
 /// that is how a stale lock expires, with no timer.
 pub(super) struct ShareLock<'a> {
     shared: &'a Shared,
-    key: (Uuid, String),
+    /// `None` once kept for a parked receive.
+    key: Option<(Uuid, String)>,
+}
+
+impl ShareLock<'_> {
+    /// Leaves the share locked after this guard is gone: a parked receive
+    /// holds it until it is taken or discarded. Returns the locked key.
+    fn keep(mut self) -> Option<(Uuid, String)> {
+        self.key.take()
+    }
 }
 
 impl Drop for ShareLock<'_> {
     fn drop(&mut self) {
-        lock(&self.shared.locks).remove(&self.key);
+        if let Some(key) = self.key.take() {
+            lock(&self.shared.locks).remove(&key);
+        }
     }
 }
 

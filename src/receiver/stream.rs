@@ -1,40 +1,32 @@
 //! The middle of a receive: wait for the data connection, feed btrfs receive while
 //! watching the meta connection, then check everything the Commit claims.
 
-use std::future::Future;
 use std::path::Path;
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt};
+use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::sync::oneshot;
 use tokio::time::timeout;
 
 use super::error::RouteError;
 use super::link::Link;
-use super::outcome::{Failure, Seen, Verified};
+use super::outcome::{Failure, Seen, Tell, Verified};
+use super::pump::{pump, PumpError};
 use super::row::Row;
-use super::shared::{DataConn, DataStream};
+use super::shared::DataConn;
+use super::watch::watching;
 use crate::btrfs::{self, Receive};
-use crate::wire::{self, Begin, ChunkReader, Commit, Meta, StreamStats};
-
-/// History rows get the byte count at most this often.
-const PROGRESS_EVERY: Duration = Duration::from_secs(1);
-
-/// How the data connection's copy into btrfs receive ended badly.
-enum PumpError {
-    Data(wire::Error),
-    Stalled,
-    /// btrfs receive stopped reading its input.
-    Write(std::io::Error),
-}
+use crate::wire::{self, Begin, Commit, Meta, Prefix, StreamStats};
 
 /// Runs the transfer from `Ready` to a verified subvolume. `receive` is taken
-/// when btrfs receive is finished; on error the caller abandons what is left.
+/// when btrfs receive is finished; on error the caller abandons what is left,
+/// or parks it when `seen.resumable` says where a resume would continue.
 ///
 /// The meta connection is read for the whole transfer, through btrfs receive's
 /// exit and the checks after it: a receiver that stops reading stops answering
 /// pings, and the sender declares it dead after its keepalive's `dead_after`.
+/// `start` is what this receive already holds of the stream (a resumed one).
+#[allow(clippy::too_many_arguments)]
 pub(super) async fn stream<S>(
     s: &mut Link<'_, S>,
     b: &Begin,
@@ -43,6 +35,7 @@ pub(super) async fn stream<S>(
     data: oneshot::Receiver<Result<DataConn, RouteError>>,
     row: &Row<'_>,
     seen: &mut Seen,
+    start: &Prefix,
 ) -> Result<Verified, Failure>
 where
     S: AsyncRead + AsyncWrite + Unpin + Send,
@@ -51,51 +44,70 @@ where
     // The sender may commit before its data connection is even handed over
     // (a small stream fits in the socket buffers), or before we have read it all.
     let mut commit = None;
-    let bytes = AtomicU64::new(0);
-    let conn = match watching(s, timeout(wait, data), &mut commit, seen, &bytes).await? {
-        Ok(Ok(Ok(conn))) => conn,
-        Ok(Ok(Err(reason))) => return Err(Failure::failed(reason.to_string())),
-        Ok(Err(_)) => {
+    let at = start.offset();
+    let arrived = watching(s, timeout(wait, data), &mut commit, seen, at).await;
+    // A resumed receive still holds what it held: it may be parked again.
+    let hold = |seen: &mut Seen| {
+        if at > 0 {
+            seen.resumable = Some(start.clone());
+        }
+    };
+    let conn = match arrived {
+        Ok(Ok(Ok(Ok(conn)))) => conn,
+        Ok(Ok(Ok(Err(reason)))) => return Err(Failure::failed(reason.to_string())),
+        Ok(Ok(Err(_))) => {
             return Err(Failure::failed(
                 "the data connection was lost before it was handed over",
             ))
         }
-        Err(_) => {
+        Ok(Err(_)) => {
+            hold(seen);
             return Err(Failure::failed(format!(
                 "the data connection did not arrive within {wait:?} after Ready"
-            )))
+            )));
+        }
+        Err(f) => {
+            if f.tell == Tell::Lost {
+                hold(seen);
+            }
+            return Err(f);
         }
     };
-    tracing::debug!(data_peer = %conn.addr, "data connection attached");
+    tracing::debug!(data_peer = %conn.addr, offset = at, "data connection attached");
     let Some(proc) = receive.as_mut() else {
         return Err(Failure::failed("btrfs receive is not running"));
     };
     let mut reader = conn.reader;
-    let pump = pump(&mut reader, proc, row, wait, &bytes);
-    let pumped = watching(s, pump, &mut commit, seen, &bytes).await?;
-    let n = bytes.load(Ordering::Relaxed);
+    let pumped = pump(s, &mut reader, proc, row, wait, &mut commit, seen).await;
+    let n = reader.prefix().offset();
     let stats = match pumped {
         Ok(stats) => stats,
-        Err(PumpError::Data(e)) => {
+        Err(e) => {
             row.progress(&reader.stats());
-            return Err(Failure::failed(data_failure(&e, n)));
-        }
-        Err(PumpError::Stalled) => {
-            row.progress(&reader.stats());
-            return Err(Failure::failed(format!(
-                "the data stream stalled: nothing moved for {wait:?} after {n} bytes"
-            )));
-        }
-        Err(PumpError::Write(e)) => {
-            // btrfs receive quit reading; its own exit says why.
-            let why = match receive.take() {
-                Some(rx) => match timeout(wait, rx.finish()).await {
-                    Ok(Err(be)) => receive_failure(&be),
-                    _ => format!("btrfs receive stopped reading after {n} bytes: {e}"),
-                },
-                None => e.to_string(),
-            };
-            return Err(Failure::failed(why));
+            if e.resumable() {
+                seen.resumable = Some(reader.prefix());
+            }
+            return Err(match e {
+                PumpError::Meta(f) => f,
+                PumpError::Data(e) => Failure::failed(data_failure(&e, n)),
+                PumpError::ReadStalled => Failure::failed(format!(
+                    "the data stream stalled: nothing arrived for {wait:?} after {n} bytes"
+                )),
+                PumpError::WriteStalled => Failure::failed(format!(
+                    "btrfs receive took nothing for {wait:?} after {n} bytes"
+                )),
+                PumpError::Write(e) => {
+                    // btrfs receive quit reading; its own exit says why.
+                    let why = match receive.take() {
+                        Some(rx) => match timeout(wait, rx.finish()).await {
+                            Ok(Err(be)) => receive_failure(&be),
+                            _ => format!("btrfs receive stopped reading after {n} bytes: {e}"),
+                        },
+                        None => e.to_string(),
+                    };
+                    Failure::failed(why)
+                }
+            });
         }
     };
     row.progress(&stats);
@@ -106,7 +118,7 @@ where
     let (finish_after, show_after) = (config.finish_timeout, config.btrfs_timeout);
     // A timeout drops `finish`, and with it the child: kill_on_drop kills it.
     let finish = timeout(finish_after, rx.finish());
-    let finished = watching(s, finish, &mut commit, seen, &bytes).await?;
+    let finished = watching(s, finish, &mut commit, seen, n).await?;
     let received = finished
         .map_err(|_| {
             Failure::failed(format!(
@@ -131,7 +143,7 @@ where
     let mut done = Some(claims);
     let path = dir.join(&b.snapshot);
     let show = timeout(show_after, btrfs::show(&path));
-    let shown = watching(s, show, &mut done, seen, &bytes).await?;
+    let shown = watching(s, show, &mut done, seen, n).await?;
     let sub = shown
         .map_err(|_| {
             Failure::failed(format!(
@@ -155,37 +167,6 @@ where
             "the received subvolume has no received_uuid, expected {}",
             b.snapshot_uuid
         ))),
-    }
-}
-
-/// Runs `work` while reading the meta connection: keepalives are answered
-/// (inside `recv_alive`), the first Commit is kept in `commit`, anything else
-/// (a second Commit included) ends the transfer, as does shutdown.
-async fn watching<S, F>(
-    s: &mut Link<'_, S>,
-    work: F,
-    commit: &mut Option<Commit>,
-    seen: &mut Seen,
-    bytes: &AtomicU64,
-) -> Result<F::Output, Failure>
-where
-    S: AsyncRead + AsyncWrite + Unpin + Send,
-    F: Future,
-{
-    let shared = s.shared;
-    tokio::pin!(work);
-    loop {
-        tokio::select! {
-            out = &mut work => return Ok(out),
-            m = s.conn.recv_alive() => match m {
-                Ok(Meta::Commit(c)) if commit.is_none() && !seen.commit => {
-                    seen.commit = true;
-                    *commit = Some(c);
-                }
-                other => return Err(Failure::from_meta(other, bytes.load(Ordering::Relaxed))),
-            },
-            () = shared.shutting_down() => return Err(Failure::shutdown()),
-        }
     }
 }
 
@@ -216,42 +197,6 @@ where
     }
 }
 
-/// Copies chunks into btrfs receive until a verified End; every step is bounded
-/// by `stall`, so a peer that stops sending cannot hold the share's lock.
-async fn pump(
-    reader: &mut ChunkReader<DataStream>,
-    proc: &mut Receive,
-    row: &Row<'_>,
-    stall: Duration,
-    bytes: &AtomicU64,
-) -> Result<StreamStats, PumpError> {
-    let mut reported = Instant::now();
-    loop {
-        let chunk = match timeout(stall, reader.next_chunk()).await {
-            Err(_) => return Err(PumpError::Stalled),
-            Ok(Err(e)) => return Err(PumpError::Data(e)),
-            Ok(Ok(None)) => break,
-            Ok(Ok(Some(chunk))) => chunk,
-        };
-        let len = chunk.len() as u64;
-        match timeout(stall, proc.write_all(chunk)).await {
-            Err(_) => return Err(PumpError::Stalled),
-            Ok(Err(e)) => return Err(PumpError::Write(e)),
-            Ok(Ok(())) => {}
-        }
-        bytes.fetch_add(len, Ordering::Relaxed);
-        if reported.elapsed() >= PROGRESS_EVERY {
-            row.progress(&reader.stats());
-            reported = Instant::now();
-        }
-    }
-    match timeout(stall, proc.flush()).await {
-        Err(_) => Err(PumpError::Stalled),
-        Ok(Err(e)) => Err(PumpError::Write(e)),
-        Ok(Ok(())) => Ok(reader.stats()),
-    }
-}
-
 /// The data connection broke: lost, or sent something that is not a stream.
 fn data_failure(e: &wire::Error, bytes: u64) -> String {
     match e {
@@ -276,10 +221,11 @@ pub(super) fn receive_failure(e: &btrfs::Error) -> String {
     }
 }
 
-/// The Commit's claims against what arrived.
+/// The Commit's claims against what arrived: the whole stream, from its first
+/// byte (a resumed receive's hash covers the prefix it continued).
 pub(super) fn check_stream(stats: &StreamStats, commit: &Commit) -> Result<(), String> {
     let (claimed, blake3) = (commit.stream_bytes, commit.blake3.as_str());
-    let got = stats.raw_bytes();
+    let got = stats.hashed_bytes();
     if got < claimed {
         return Err(format!("stream ended after {got} of {claimed} bytes"));
     }
@@ -308,6 +254,7 @@ mod tests {
             wire_bytes: bytes,
             chunks: 1,
             zstd_chunks: 0,
+            hashed_from: 0,
             blake3: blake3.to_owned(),
         }
     }

@@ -1,15 +1,15 @@
 //! The Begin request, from admission to `received` or `failed`: history row,
 //! btrfs receive fed from the data connection, verification, retention.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::sync::oneshot;
-use tokio::time::timeout;
+use tokio::time::{timeout, Instant};
 use uuid::Uuid;
 
-use super::admit::admit;
+use super::admit::{admit, Admitted};
 use super::layout::{delete_own, delete_partials, point_latest};
 use super::link::Link;
 use super::outcome::{Failure, Next, Seen, Tell, Verified};
@@ -17,12 +17,12 @@ use super::prepare::prepare;
 use super::reply::{database, refused, tell};
 use super::retention::prune;
 use super::row::Row;
-use super::shared::{Pending, Shared};
+use super::shared::{Parked, Pending, Shared};
 use super::stats::Refusal;
 use super::stream::stream;
 use crate::btrfs::Receive;
-use crate::store::{Kind, NewReceive, NewReplica, Pool};
-use crate::wire::{Begin, Failed, Meta, Ready, Reason, Received};
+use crate::store::{Kind, NewReceive, NewReplica, Pool, Status};
+use crate::wire::{Begin, Failed, Feature, Meta, Prefix, Ready, Reason, Received, ResumeAt};
 
 /// How long a btrfs receive whose input was cut gets to exit before it is killed.
 const ABANDON_GRACE: Duration = Duration::from_secs(3);
@@ -54,17 +54,15 @@ where
             return Next::Close;
         }
     };
-    let admitted = match admission {
+    let mut admitted = match admission {
         Ok(a) => a,
         Err(reply) => {
-            if let Meta::Refused(r) = &reply {
-                tracing::info!(peer = %s.peer.addr, appliance = %s.peer.name(), share = %b.share,
-                    snapshot = %b.snapshot, "refused receive: {}", r.reason);
-            }
+            tracing::info!(peer = %s.peer.addr, appliance = %s.peer.name(), share = %b.share,
+                snapshot = %b.snapshot, "refused receive: {}", refusal(&reply));
             return reply_or_close(s, reply).await;
         }
     };
-    let pool = &admitted.pool;
+    let pool = admitted.pool.clone();
     let new = NewReceive {
         source: s.peer.name(),
         source_uuid: Some(s.peer.uuid),
@@ -82,23 +80,29 @@ where
         Ok(row) => row,
         Err(e) => return reply_or_close(s, database(&e)).await,
     };
-    let dir = match prepare(shared, pool, s.peer.uuid, &b).await {
-        Ok(dir) => dir,
-        Err(e) => {
-            let reason = e.to_string();
-            row.fail(&reason);
-            tracing::warn!(peer = %s.peer.addr, appliance = %s.peer.name(), share = %b.share,
-                snapshot = %b.snapshot, "receive failed: {reason}");
-            return reply_or_close(s, refused(reason)).await;
+    let (dir, mut receive, start) = match admitted.resumed.take() {
+        Some(parked) => {
+            let at = parked.prefix.offset();
+            row.resumed_from(at);
+            let why = format!(
+                "connection lost after {at} bytes; resumed by receive {}",
+                row.id()
+            );
+            if let Err(e) =
+                shared.db(|st| st.finish_receive(parked.row, Status::Failed, Some(&why), None))
+            {
+                tracing::warn!(row = parked.row, error = %e, "cannot close a resumed receive's row");
+            }
+            (parked.dir, Some(parked.receive), parked.prefix)
         }
-    };
-    let mut receive = match Receive::start_with(&shared.config.btrfs, &dir) {
-        Ok(r) => Some(r),
-        Err(e) => {
-            let reason = format!("cannot start btrfs receive: {e}");
-            row.fail(&reason);
-            return reply_or_close(s, refused(reason)).await;
-        }
+        None => match start_fresh(shared, &pool, s.peer.uuid, &b, &mut row).await {
+            Ok((dir, receive)) => (dir, Some(receive), Prefix::new()),
+            Err(reply) => {
+                tracing::warn!(peer = %s.peer.addr, appliance = %s.peer.name(), share = %b.share,
+                    snapshot = %b.snapshot, "receive failed: {}", refusal(&reply));
+                return reply_or_close(s, reply).await;
+            }
+        },
     };
     let session = Uuid::new_v4();
     let (tx, data) = oneshot::channel();
@@ -106,30 +110,127 @@ where
         session,
         Pending {
             peer: s.peer.appliance.fingerprint.clone(),
+            prefix: start.clone(),
             tx,
         },
     );
     let expecting = Expecting(shared, session);
     tracing::info!(peer = %s.peer.addr, appliance = %s.peer.name(), share = %b.share, pool = %pool.name,
         snapshot = %b.snapshot, parent = ?b.parent.as_ref().map(|p| &p.name), %session,
-        features = %s.peer.features, "receive started");
+        offset = start.offset(), features = %s.peer.features, "receive started");
 
     let mut seen = Seen::default();
-    let outcome = match s.conn.send(&Meta::Ready(Ready { session })).await {
-        Ok(()) => stream(s, &b, &dir, &mut receive, data, &row, &mut seen).await,
-        Err(e) => Err(Failure::from_meta(Err(e), 0)),
+    let resume = (start.offset() > 0).then(|| ResumeAt {
+        offset: start.offset(),
+        blake3: start.digest(),
+    });
+    let outcome = match s.conn.send(&Meta::Ready(Ready { session, resume })).await {
+        Ok(()) => stream(s, &b, &dir, &mut receive, data, &row, &mut seen, &start).await,
+        Err(e) => {
+            seen.resumable = (start.offset() > 0).then(|| start.clone());
+            Err(Failure::from_meta(Err(e), start.offset()))
+        }
     };
     drop(expecting);
-    if let Some(rx) = receive.take() {
-        abandon(rx).await;
-    }
     match outcome {
         Ok(verified) => {
-            let next = succeed(s, &b, pool, &dir, verified, &mut row).await;
+            if let Some(rx) = receive.take() {
+                abandon(rx).await;
+            }
+            let next = succeed(s, &b, &pool, &dir, verified, &mut row).await;
             drop(admitted);
             next
         }
-        Err(f) => fail(s, &b, &pool.name, &dir, f, &mut row, &seen).await,
+        Err(f) => {
+            let prefix = seen.resumable.take();
+            match (prefix, receive.take()) {
+                (Some(prefix), Some(rx)) if s.peer.features.has(Feature::Resume) => {
+                    let parked = Parked {
+                        source: s.peer.uuid,
+                        begin: b.clone(),
+                        dir,
+                        receive: rx,
+                        prefix,
+                        row: row.id(),
+                        until: Instant::now() + shared.config.resume_window,
+                    };
+                    park(s, admitted, parked, f, &mut row).await
+                }
+                (_, rx) => {
+                    if let Some(rx) = rx {
+                        abandon(rx).await;
+                    }
+                    fail(s, &b, &pool.name, &dir, f, &mut row, &seen).await
+                }
+            }
+        }
+    }
+}
+
+/// The refusal's reason, for the log.
+fn refusal(reply: &Meta) -> &str {
+    match reply {
+        Meta::Refused(r) => &r.reason,
+        _ => "",
+    }
+}
+
+/// A new receive: its directory ready, btrfs receive started. On failure the
+/// row is failed and the refusal to send is returned.
+async fn start_fresh(
+    shared: &Shared,
+    pool: &Pool,
+    source: Uuid,
+    b: &Begin,
+    row: &mut Row<'_>,
+) -> Result<(PathBuf, Receive), Meta> {
+    let dir = prepare(shared, pool, source, b).await.map_err(|e| {
+        let reason = e.to_string();
+        row.fail(&reason);
+        refused(reason)
+    })?;
+    let receive = Receive::start_with(&shared.config.btrfs, &dir).map_err(|e| {
+        let reason = format!("cannot start btrfs receive: {e}");
+        row.fail(&reason);
+        refused(reason)
+    })?;
+    Ok((dir, receive))
+}
+
+/// Keeps a receive whose connection broke for a resume (see `park`), tells
+/// the peer if it is still there, and records the row as parked.
+async fn park<S>(
+    s: &mut Link<'_, S>,
+    admitted: Admitted<'_>,
+    parked: Parked,
+    f: Failure,
+    row: &mut Row<'_>,
+) -> Next
+where
+    S: AsyncRead + AsyncWrite + Unpin + Send,
+{
+    let shared = s.shared;
+    let window = shared.config.resume_window;
+    let at = parked.prefix.offset();
+    let reason = format!(
+        "{}; parked at {at} bytes for a resume within {}",
+        f.reason,
+        humantime::format_duration(window)
+    );
+    row.park(at, window, &reason);
+    tracing::warn!(peer = %s.peer.addr, appliance = %s.peer.name(), share = %parked.begin.share,
+        snapshot = %parked.begin.snapshot, offset = at, "receive parked: {reason}");
+    let Admitted { lock, .. } = admitted;
+    shared.park(lock, parked);
+    match f.tell {
+        Tell::Failed => {
+            let verdict = Meta::Failed(Failed {
+                reason,
+                permanent: false,
+            });
+            reply_or_close(s, verdict).await
+        }
+        _ => Next::Close,
     }
 }
 
@@ -181,6 +282,7 @@ where
             let seen = Seen {
                 commit: true,
                 received: Some(b.snapshot.clone()),
+                resumable: None,
             };
             return fail(s, b, &pool.name, dir, f, row, &seen).await;
         }

@@ -15,7 +15,7 @@ use tracing::{info, warn};
 use super::clock::{Clock, SystemClock};
 use super::orphans::{fail_orphaned_rows, Orphans};
 use super::slots::{Backoff, Fire, Outcome, Slot};
-use super::{run_task, Error};
+use super::{run_task, Error, RunOptions};
 use crate::config::SenderSettings;
 use crate::schedule::{system_zone, Schedule};
 use crate::store::{NewSend, Store};
@@ -164,6 +164,7 @@ impl Daemon {
                     state_dir.clone(),
                     slot.task.id,
                     slot.task.name.clone(),
+                    run_options(&current),
                     sends.clone(),
                     runs_cancel.clone(),
                     done_tx.clone(),
@@ -355,15 +356,25 @@ fn resize(sends: &Arc<Semaphore>, old: usize, new: usize) {
     }
 }
 
+/// What each run takes from the settings.
+fn run_options(settings: &SenderSettings) -> RunOptions {
+    RunOptions {
+        resume_for: settings.resume_for,
+        ..RunOptions::default()
+    }
+}
+
 fn permits(settings: &SenderSettings) -> usize {
     usize::try_from(settings.max_sends).unwrap_or(1).max(1)
 }
 
 /// Waits for a send slot, runs the task, reports back.
+#[allow(clippy::too_many_arguments)]
 async fn run_one(
     state_dir: PathBuf,
     id: i64,
     name: String,
+    options: RunOptions,
     sends: Arc<Semaphore>,
     cancel: CancellationToken,
     done: mpsc::UnboundedSender<Done>,
@@ -375,6 +386,8 @@ async fn run_one(
     };
     let Ok(permit) = permit else { return };
     let _ = events.send(Event::Started { task: name.clone() });
-    let result = run_task(&state_dir, &name, None, cancel).await.map(|_| ());
+    let result = run_task(&state_dir, &name, None, cancel, options)
+        .await
+        .map(|_| ());
     let _ = done.send((id, name, result, permit));
 }

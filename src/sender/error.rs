@@ -98,6 +98,13 @@ pub enum Error {
     NotReadOnly { path: PathBuf },
     #[error("reading btrfs send: {0}")]
     ReadSend(std::io::Error),
+    /// The regenerated stream does not begin with what the receiver holds.
+    #[error("cannot resume on {appliance}: the regenerated send stream's first {offset} bytes differ from the receiver's copy (read {got}); starting over")]
+    ResumeMismatch {
+        appliance: String,
+        offset: u64,
+        got: u64,
+    },
     /// The stream could not be encoded here (zstd, a chunk over the limit).
     #[error("encoding the stream: {0}")]
     Encode(wire::Error),
@@ -125,6 +132,7 @@ impl Error {
             | Error::Connect { .. }
             | Error::Stream { .. }
             | Error::Silent { .. }
+            | Error::ResumeMismatch { .. }
             | Error::Interrupted => true,
             Error::Tls { temporary, .. } => *temporary,
             Error::Wire { source, .. } | Error::Stopped { source, .. } => source.is_temporary(),

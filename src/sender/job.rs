@@ -2,6 +2,7 @@
 //! confirm, record, prune. `ferry task run` and the scheduler both call `run_task`.
 
 use std::path::{Path, PathBuf};
+use std::time::Duration;
 
 use chrono::{DurationRound, TimeDelta, Utc};
 use tokio::sync::watch;
@@ -13,11 +14,12 @@ use super::connect::{self, Target};
 use super::lock::TaskLock;
 use super::orphans::{fail_orphaned_rows, Orphans};
 use super::plan::{self, LocalSnapshot};
-use super::stream::{self, Compression, Progress, Report};
+use super::stream::{Compression, Progress, Report};
+use super::transfer::Transfer;
 use super::Error;
 use crate::identity::{self, Fingerprint};
 use crate::store::{Finish, Kind, NewSend, Status, Store, Task};
-use crate::wire::{self, Begin, Commit, Hello, Inventory, Keepalive, Parent};
+use crate::wire::{Begin, Feature, Hello, Inventory, Keepalive, Parent};
 use crate::{btrfs, capabilities, names};
 
 /// A confirmed send.
@@ -30,6 +32,27 @@ pub struct Outcome {
     pub stream_bytes: u64,
     pub wire_bytes: u64,
     pub received_uuid: Uuid,
+    /// Where this run's stream started: 0, or the offset of a parked receive
+    /// it continued (bytes of the send stream).
+    pub resumed_from: u64,
+}
+
+/// How a run behaves beyond what its task says.
+#[derive(Debug, Clone, Copy)]
+pub struct RunOptions {
+    /// How long a broken transfer keeps reconnecting to resume before it fails
+    /// (`sender.resume_for`).
+    pub resume_for: Duration,
+    pub keepalive: Keepalive,
+}
+
+impl Default for RunOptions {
+    fn default() -> Self {
+        RunOptions {
+            resume_for: Duration::from_secs(10 * 60),
+            keepalive: Keepalive::DEFAULT,
+        }
+    }
 }
 
 /// Runs `task` once. Every attempt leaves a history row: `skipped` when another
@@ -45,6 +68,7 @@ pub async fn run_task(
     task: &str,
     progress: Option<watch::Sender<Progress>>,
     cancel: CancellationToken,
+    options: RunOptions,
 ) -> Result<Outcome, Error> {
     let store = Store::open(state_dir)?;
     let task = store
@@ -75,6 +99,7 @@ pub async fn run_task(
         row,
         progress,
         sent: Progress::default(),
+        options,
     };
     let result = tokio::select! {
         r = run.execute() => r,
@@ -119,6 +144,7 @@ struct Run {
     progress: Option<watch::Sender<Progress>>,
     /// Bytes moved so far, recorded on the row however the run ends.
     sent: Progress,
+    options: RunOptions,
 }
 
 impl Run {
@@ -128,39 +154,49 @@ impl Run {
         let target = self.target()?;
         let tls = identity::client_config(&identity, target.fingerprint)?;
         let hello = Hello::new(me.uuid, me.name, &capabilities::offered());
+        let keepalive = self.options.keepalive;
         let mut client = connect::meta(
             &target,
             tls.clone(),
-            hello,
+            hello.clone(),
             identity.fingerprint,
-            Keepalive::DEFAULT,
+            keepalive,
         )
         .await?;
-        let wire_err = |source| Error::Wire {
-            appliance: target.name.clone(),
-            source,
-        };
 
         // Plan from what the target says it holds, never from local memory.
-        let held = client
+        let inventory = client
             .inventory(Inventory {
                 share: self.share.clone(),
                 pool: self.task.pool.clone(),
             })
             .await
-            .map_err(wire_err)?
-            .replicas
-            .iter()
-            .map(|r| r.received_uuid)
-            .collect();
+            .map_err(|source| Error::Wire {
+                appliance: target.name.clone(),
+                source,
+            })?;
+        let held = inventory.replicas.iter().map(|r| r.received_uuid).collect();
         let confirmed = self.store.confirmed_uuids(&self.task.name)?;
-        let plan = plan::plan(&self.local_snapshots().await?, &held, &confirmed);
+        let local = self.local_snapshots().await?;
+        let plan = plan::plan(&local, &held, &confirmed);
+        // A receive of ours the target parked when its connection broke:
+        // continue it rather than take a new snapshot and start over.
+        let parked = inventory
+            .parked
+            .as_ref()
+            .and_then(|p| plan::parked(&plan, p))
+            .filter(|_| client.features().has(Feature::Resume));
         for stale in &plan.unconfirmed {
+            if parked.as_ref().is_some_and(|p| p.uuid == stale.uuid) {
+                continue;
+            }
             info!(task = %self.task.name, snapshot = %stale.name, "deleting a snapshot the target never confirmed");
             btrfs::delete(&stale.path).await?;
         }
-
-        let snapshot = self.snapshot().await?;
+        let snapshot = match &parked {
+            Some(p) => sendable(btrfs::show(&p.path).await?)?,
+            None => self.snapshot().await?,
+        };
         let kind = if plan.parent.is_some() {
             Kind::Incremental
         } else {
@@ -169,18 +205,15 @@ impl Run {
         let parent_name = plan.parent.as_ref().map(|p| p.name.clone());
         self.store
             .set_send_plan(self.row, &snapshot.name, parent_name.as_deref(), kind)?;
-
-        // btrfs send starts while the receiver answers Begin (its pipe holds
-        // the first MiB); it is killed if the answer is not Ready. The data
-        // connection waits for Ready: the receiver expects its hello within
-        // the handshake timeout, and Begin may take longer (cleaning up
-        // partial receives).
-        let send = btrfs::send(
-            &snapshot.path,
-            plan.parent.as_ref().map(|p| p.path.as_path()),
-        )?;
-        let ready = client
-            .begin(Begin {
+        info!(task = %self.task.name, snapshot = %snapshot.name, %kind,
+            parent = parent_name.as_deref().unwrap_or("-"), target = %target.name, "streaming");
+        let transfer = Transfer {
+            target: &target,
+            tls,
+            hello,
+            my_fingerprint: identity.fingerprint,
+            keepalive,
+            begin: Begin {
                 share: self.share.clone(),
                 snapshot: snapshot.name.clone(),
                 snapshot_uuid: snapshot.uuid,
@@ -190,45 +223,33 @@ impl Run {
                 }),
                 pool: self.task.pool.clone(),
                 keep: self.task.keep_target,
-            })
-            .await
-            .map_err(wire_err)?;
-        let mut data = connect::tls(&target, target.data_port, tls).await?;
-        // rustls otherwise takes 64 KiB of plaintext per write: one syscall per
-        // 64 KiB. A whole chunk at once goes out as one writev of its records.
-        data.get_mut().1.set_buffer_limit(Some(2 * wire::MAX_CHUNK));
-        info!(task = %self.task.name, snapshot = %snapshot.name, %kind,
-            parent = parent_name.as_deref().unwrap_or("-"), target = %target.name, "streaming");
+                resume: false,
+            },
+            snapshot: snapshot.path.clone(),
+            parent: plan.parent.as_ref().map(|p| p.path.clone()),
+            compression: Compression {
+                level: self.task.compress,
+                adaptive: self.task.compress_auto,
+            },
+            resume_for: self.options.resume_for,
+        };
         let mut report = Report {
             store: &self.store,
             row: self.row,
             live: self.progress.as_ref(),
             sent: Progress::default(),
+            wire_before: 0,
         };
-        let streamed = stream::stream(
-            &target,
-            &mut client,
-            data,
-            ready.session,
-            Compression {
-                level: self.task.compress,
-                adaptive: self.task.compress_auto,
-            },
-            send,
-            &mut report,
-        )
-        .await;
+        let confirmed = transfer
+            .run(&mut client, &mut report, parked.is_some())
+            .await;
         self.sent = report.sent;
-        let sent = streamed?;
-
-        let received_uuid = client
-            .commit(Commit {
-                stream_bytes: sent.stream_bytes,
-                blake3: sent.blake3.clone(),
-            })
-            .await
-            .map_err(wire_err)?
-            .received_uuid;
+        let confirmed = confirmed?;
+        if confirmed.resumed_from > 0 {
+            self.store
+                .set_send_resumed_from(self.row, confirmed.resumed_from)?;
+        }
+        let (sent, received_uuid) = (confirmed.sent, confirmed.received_uuid);
         if received_uuid != snapshot.uuid {
             return Err(Error::WrongUuid {
                 appliance: target.name.clone(),
@@ -254,6 +275,7 @@ impl Run {
             stream_bytes: sent.stream_bytes,
             wire_bytes: sent.wire_bytes,
             received_uuid,
+            resumed_from: confirmed.resumed_from,
         })
     }
 

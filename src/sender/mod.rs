@@ -11,11 +11,12 @@ mod orphans;
 pub mod plan;
 mod slots;
 mod stream;
+mod transfer;
 
 pub use clock::{Clock, ManualClock, SystemClock};
 pub use connect::Target;
 pub use daemon::{Daemon, DaemonConfig, Event};
 pub use error::Error;
-pub use job::{run_task, Outcome};
+pub use job::{run_task, Outcome, RunOptions};
 pub use lock::TaskLock;
 pub use stream::Progress;

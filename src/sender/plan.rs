@@ -8,7 +8,7 @@ use chrono::{DateTime, Utc};
 use uuid::Uuid;
 
 use crate::btrfs::Subvolume;
-use crate::names;
+use crate::{names, wire};
 
 /// One of this task's snapshots on the source.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -66,6 +66,22 @@ pub fn plan(local: &[LocalSnapshot], held: &HashSet<Uuid>, confirmed: &HashSet<U
             .cloned()
             .collect(),
     }
+}
+
+/// The local snapshot a parked receive on the target continues, if this run
+/// may resume it: one of this plan's unconfirmed snapshots, begun from the
+/// parent this plan chose (so the regenerated stream is the same stream).
+pub fn parked(plan: &Plan, parked: &wire::Parked) -> Option<LocalSnapshot> {
+    let same_parent = match (&plan.parent, &parked.parent) {
+        (None, None) => true,
+        (Some(ours), Some(theirs)) => ours.uuid == theirs.uuid && ours.name == theirs.name,
+        _ => false,
+    };
+    plan.unconfirmed
+        .iter()
+        .find(|s| s.uuid == parked.snapshot_uuid && s.name == parked.snapshot)
+        .filter(|_| same_parent)
+        .cloned()
 }
 
 /// Which snapshots retention deletes: all but the newest `keep`, and never

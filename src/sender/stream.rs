@@ -1,18 +1,19 @@
 //! The data path of a run: `btrfs send` into the data connection in chunks,
 //! while the meta connection is watched for the receiver's verdict.
 
+use std::fs::File;
+use std::io::Read;
 use std::sync::Arc;
 use std::time::Duration;
 
 use tokio::sync::watch;
 use tracing::debug;
-use uuid::Uuid;
 
 use super::connect::{Conn, Target};
 use super::Error;
 use crate::btrfs;
 use crate::store::Store;
-use crate::wire::{self, ChunkWriter, Client, Position};
+use crate::wire::{self, ChunkWriter, Client, Position, Prefix, Ready, CHUNK_SIZE};
 
 /// How often a running send writes its byte counts to the history row.
 const PROGRESS_EVERY: Duration = Duration::from_secs(1);
@@ -56,6 +57,8 @@ pub(super) struct Report<'a> {
     pub row: i64,
     pub live: Option<&'a watch::Sender<Progress>>,
     pub sent: Progress,
+    /// Wire bytes of this run's earlier connections (before a resume).
+    pub wire_before: u64,
 }
 
 impl Report<'_> {
@@ -129,11 +132,13 @@ async fn record(store: Arc<Store>, row: i64, mut rx: watch::Receiver<Progress>) 
 
 /// Streams `send` to the data connection while listening on the meta
 /// connection, where a receiver that fails says why (and keeps us alive).
+/// When `ready` continues a parked receive, the stream's first bytes are read
+/// and hashed here, not sent, and must be the receiver's prefix exactly.
 pub(super) async fn stream(
     target: &Target,
     meta: &mut Client<Conn>,
     data: Conn,
-    session: Uuid,
+    ready: &Ready,
     compression: Compression,
     send: btrfs::SendStream,
     report: &mut Report<'_>,
@@ -143,22 +148,46 @@ pub(super) async fn stream(
         bytes,
         source,
     };
-    let mut writer = ChunkWriter::open(data, session, 0, compression.level)
-        .await
-        .map_err(|source| lost(0, source))?;
+    let (pipe, exit) = send.into_blocking()?;
+    let (pipe, mut writer) = match &ready.resume {
+        None => {
+            let writer = ChunkWriter::open(data, ready.session, 0, compression.level)
+                .await
+                .map_err(|source| lost(0, source))?;
+            (pipe, writer)
+        }
+        Some(at) => {
+            let (pipe, prefix) = read_prefix(pipe, at.offset).await?;
+            if prefix.offset() != at.offset || prefix.digest() != at.blake3 {
+                return Err(Error::ResumeMismatch {
+                    appliance: target.name.clone(),
+                    offset: at.offset,
+                    got: prefix.offset(),
+                });
+            }
+            debug!(
+                offset = at.offset,
+                "the regenerated stream matches the receiver's prefix"
+            );
+            let writer = ChunkWriter::resume(data, ready.session, prefix, compression.level)
+                .await
+                .map_err(|source| lost(at.offset, source))?;
+            (pipe, writer)
+        }
+    };
     if compression.adaptive {
         let (min, max) = ADAPTIVE_LEVELS;
         writer = writer
             .adaptive(compression.level, min, max)
             .map_err(Error::Encode)?;
     }
-    let (pipe, exit) = send.into_blocking()?;
     let row = RowProgress::start(report.store, report.row);
+    let wire_before = report.wire_before;
     let copied = {
         let copy = writer.copy_from(pipe, |p: Position| {
             let now = Progress {
                 stream_bytes: p.offset,
-                wire_bytes: p.wire_bytes,
+                wire_bytes: wire_before.saturating_add(p.wire_bytes),
             };
             report.note(now, &row);
         });
@@ -206,14 +235,39 @@ pub(super) async fn stream(
         .await
         .map_err(|source| lost(bytes, source))?;
     report.sent = Progress {
-        stream_bytes: stats.raw_bytes(),
-        wire_bytes: stats.wire_bytes,
+        stream_bytes: stats.end,
+        wire_bytes: report.wire_before.saturating_add(stats.wire_bytes),
     };
+    // The hash covers the whole stream, a resumed prefix included.
     Ok(Sent {
-        stream_bytes: stats.raw_bytes(),
-        wire_bytes: stats.wire_bytes,
+        stream_bytes: stats.hashed_bytes(),
+        wire_bytes: report.sent.wire_bytes,
         blake3: stats.blake3,
     })
+}
+
+/// Reads the first `offset` bytes of the stream from `pipe` and hashes them,
+/// off the async workers (a pipe read blocks). Fewer when the stream is shorter.
+async fn read_prefix(mut pipe: File, offset: u64) -> Result<(File, Prefix), Error> {
+    let hashed = tokio::task::spawn_blocking(move || {
+        let mut prefix = Prefix::new();
+        let mut buf = vec![0u8; CHUNK_SIZE];
+        while prefix.offset() < offset {
+            let left = usize::try_from(offset - prefix.offset()).unwrap_or(usize::MAX);
+            let want = left.min(buf.len());
+            let n = pipe.read(&mut buf[..want])?;
+            if n == 0 {
+                break;
+            }
+            prefix
+                .update(&buf[..n])
+                .map_err(|e| std::io::Error::other(e.to_string()))?;
+        }
+        Ok::<_, std::io::Error>((pipe, prefix))
+    })
+    .await
+    .map_err(|e| Error::Crashed(e.to_string()))?;
+    hashed.map_err(Error::ReadSend)
 }
 
 /// What the receiver said (or failed to say) in the middle of a stream: its

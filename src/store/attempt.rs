@@ -175,8 +175,14 @@ impl Store {
             &format!(
                 "UPDATE {} SET status = ?2, error = ?3, received_uuid = ?4, ended_at = ?5,
                      stream_bytes = coalesce(?6, stream_bytes), wire_bytes = coalesce(?7, wire_bytes)
+                     {}
                  WHERE id = ?1 AND status = 'running'",
-                t.name()
+                t.name(),
+                // A parked receive that ends is no longer waiting.
+                match t {
+                    Table::Receive => ", parked_until = NULL",
+                    Table::Send => "",
+                }
             ),
             rusqlite::params![
                 id,

@@ -82,6 +82,33 @@ impl Store {
         )
     }
 
+    /// Records that receive `id` continues a parked one from `offset` bytes.
+    pub fn set_receive_resumed_from(&self, id: i64, offset: u64) -> Result<()> {
+        self.conn().execute(
+            "UPDATE receive_history SET resumed_from = ?2 WHERE id = ?1",
+            (id, offset),
+        )?;
+        Ok(())
+    }
+
+    /// Marks running receive `id` parked: its connection broke after `offset`
+    /// bytes of the stream, and it waits for a resume until `until`. The row
+    /// stays `running`; finishing it clears `parked_until`.
+    pub fn park_receive(
+        &self,
+        id: i64,
+        offset: u64,
+        until: Option<chrono::DateTime<chrono::Utc>>,
+        reason: &str,
+    ) -> Result<()> {
+        self.conn().execute(
+            "UPDATE receive_history SET stream_bytes = ?2, parked_until = ?3, error = ?4
+             WHERE id = ?1 AND status = 'running'",
+            (id, offset, until.map(Ts), reason),
+        )?;
+        Ok(())
+    }
+
     /// Marks rows a crashed receiver left `running` as failed; returns how many.
     /// Only the receiver calls this, at start, when no receive of its can be alive.
     ///

@@ -37,6 +37,15 @@ impl Store {
         )?)
     }
 
+    /// Records that send `id` continued a parked receive from `offset` bytes.
+    pub fn set_send_resumed_from(&self, id: i64, offset: u64) -> Result<()> {
+        self.conn().execute(
+            "UPDATE send_history SET resumed_from = ?2 WHERE id = ?1",
+            (id, offset),
+        )?;
+        Ok(())
+    }
+
     /// Records a tick that did not run (say, the previous run was still going).
     ///
     /// # Errors

@@ -63,7 +63,49 @@ pub(super) fn end_marker(total: u64) -> [u8; END_LEN] {
     end
 }
 
-/// Counters for one data connection; `blake3` and `raw_bytes` feed `Commit`.
+/// The first [`offset`](Prefix::offset) bytes of a stream as a running BLAKE3:
+/// what a resumed connection continues from. Both ends keep one; equal
+/// [`digest`](Prefix::digest)s prove they hold the same prefix.
+#[derive(Debug, Clone, Default)]
+pub struct Prefix {
+    offset: u64,
+    hasher: blake3::Hasher,
+}
+
+impl Prefix {
+    /// The empty prefix: a stream's start.
+    pub fn new() -> Prefix {
+        Prefix::default()
+    }
+
+    /// Its length in bytes of the uncompressed send stream.
+    pub fn offset(&self) -> u64 {
+        self.offset
+    }
+
+    /// Hex BLAKE3 of the prefix's bytes.
+    pub fn digest(&self) -> String {
+        self.hasher.finalize().to_hex().to_string()
+    }
+
+    /// Appends `bytes` to the prefix.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Malformed`] if the offset would overflow a u64.
+    pub fn update(&mut self, bytes: &[u8]) -> Result<(), Error> {
+        self.offset =
+            self.offset
+                .checked_add(bytes.len() as u64)
+                .ok_or_else(|| Error::Malformed {
+                    what: "offset overflows u64".to_owned(),
+                })?;
+        self.hasher.update(bytes);
+        Ok(())
+    }
+}
+
+/// Counters for one data connection; `blake3` and `end` feed `Commit`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct StreamStats {
     /// Offset of the first byte this connection carried.
@@ -74,47 +116,78 @@ pub struct StreamStats {
     pub wire_bytes: u64,
     pub chunks: u64,
     pub zstd_chunks: u64,
-    /// Hex blake3 of the uncompressed bytes from `start` to `end`.
+    /// Where hashing began: 0 for a connection that resumed a [`Prefix`] (or
+    /// started the stream), `start` for one opened mid-stream without one.
+    pub hashed_from: u64,
+    /// Hex blake3 of the uncompressed bytes from `hashed_from` to `end`.
     pub blake3: String,
 }
 
 impl StreamStats {
+    /// Bytes this connection carried, uncompressed.
     pub fn raw_bytes(&self) -> u64 {
         self.end - self.start
+    }
+
+    /// Bytes `blake3` covers: the whole stream so far, for a connection that
+    /// started it or resumed it from a prefix.
+    pub fn hashed_bytes(&self) -> u64 {
+        self.end - self.hashed_from
     }
 }
 
 #[derive(Debug)]
 pub(super) struct Counters {
     start: u64,
-    pub(super) offset: u64,
+    hashed_from: u64,
+    /// The stream so far: its offset and running hash.
+    prefix: Prefix,
     pub(super) wire_bytes: u64,
     chunks: u64,
     zstd_chunks: u64,
-    hasher: blake3::Hasher,
 }
 
 impl Counters {
+    /// Counters for a connection whose first byte is at `start`, hashing from there.
     pub(super) fn new(start: u64) -> Self {
         Counters {
             start,
-            offset: start,
+            hashed_from: start,
+            prefix: Prefix {
+                offset: start,
+                hasher: blake3::Hasher::new(),
+            },
             wire_bytes: 0,
             chunks: 0,
             zstd_chunks: 0,
-            hasher: blake3::Hasher::new(),
         }
     }
 
+    /// Counters for a connection continuing `prefix`: the hash covers it too.
+    pub(super) fn resume(prefix: Prefix) -> Self {
+        Counters {
+            start: prefix.offset,
+            hashed_from: 0,
+            prefix,
+            wire_bytes: 0,
+            chunks: 0,
+            zstd_chunks: 0,
+        }
+    }
+
+    /// Offset after the last byte recorded.
+    pub(super) fn offset(&self) -> u64 {
+        self.prefix.offset
+    }
+
+    /// The stream up to here, for a later connection to resume from.
+    pub(super) fn prefix(&self) -> Prefix {
+        self.prefix.clone()
+    }
+
     pub(super) fn record(&mut self, raw: &[u8], codec: Codec, wire: usize) -> Result<(), Error> {
-        self.offset =
-            self.offset
-                .checked_add(raw.len() as u64)
-                .ok_or_else(|| Error::Malformed {
-                    what: "offset overflows u64".to_owned(),
-                })?;
-        self.hasher.update(raw);
-        self.wire_bytes += wire as u64;
+        self.prefix.update(raw)?;
+        self.wire_bytes = self.wire_bytes.saturating_add(wire as u64);
         self.chunks += 1;
         self.zstd_chunks += u64::from(codec != Codec::Raw);
         Ok(())
@@ -123,11 +196,12 @@ impl Counters {
     pub(super) fn stats(&self) -> StreamStats {
         StreamStats {
             start: self.start,
-            end: self.offset,
+            end: self.prefix.offset,
             wire_bytes: self.wire_bytes,
             chunks: self.chunks,
             zstd_chunks: self.zstd_chunks,
-            blake3: self.hasher.finalize().to_hex().to_string(),
+            hashed_from: self.hashed_from,
+            blake3: self.prefix.digest(),
         }
     }
 }

@@ -9,8 +9,8 @@ use zstd::zstd_safe::{CCtx, CParameter, InBuffer, OutBuffer};
 
 use super::adapt::{Adapt, Timing};
 use super::chunk::{
-    end_marker, header, zstd_error, Codec, Counters, StreamStats, CHUNK_HEADER, END_LEN, MAX_CHUNK,
-    WINDOW_LOG,
+    end_marker, header, zstd_error, Codec, Counters, Prefix, StreamStats, CHUNK_HEADER, END_LEN,
+    MAX_CHUNK, WINDOW_LOG,
 };
 use super::Error;
 
@@ -58,14 +58,25 @@ impl Encoder {
     ///
     /// [`Error::Zstd`] when zstd cannot set up a context at `level`.
     pub fn new(offset: u64, level: i32) -> Result<Self, Error> {
+        Self::with_counters(Counters::new(offset), level)
+    }
+
+    /// An encoder continuing the stream after `prefix`: its hash covers the
+    /// prefix too, so the stream's digest at the end is the whole stream's.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Zstd`] when zstd cannot set up a context at `level`.
+    pub fn resume(prefix: Prefix, level: i32) -> Result<Self, Error> {
+        Self::with_counters(Counters::resume(prefix), level)
+    }
+
+    fn with_counters(counters: Counters, level: i32) -> Result<Self, Error> {
         let zstd = match level {
             0 => None,
             l => Some(Zstd::new(l)?),
         };
-        Ok(Encoder {
-            zstd,
-            counters: Counters::new(offset),
-        })
+        Ok(Encoder { zstd, counters })
     }
 
     /// Lets the level move between `min` and `max` with the bottleneck: up
@@ -101,7 +112,7 @@ impl Encoder {
             .ok()
             .filter(|_| data.len() <= MAX_CHUNK)
             .ok_or(Error::ChunkTooLarge {
-                offset: self.counters.offset,
+                offset: self.counters.offset(),
                 field: "raw_len",
                 len: data.len() as u64,
                 max: MAX_CHUNK,
@@ -125,12 +136,12 @@ impl Encoder {
             .ok()
             .filter(|_| wire_len <= MAX_CHUNK)
             .ok_or(Error::ChunkTooLarge {
-                offset: self.counters.offset,
+                offset: self.counters.offset(),
                 field: "wire_len",
                 len: wire_len as u64,
                 max: MAX_CHUNK,
             })?;
-        let header = header(self.counters.offset, raw_len, codec, wire_len);
+        let header = header(self.counters.offset(), raw_len, codec, wire_len);
         self.counters
             .record(data, codec, CHUNK_HEADER + wire_len as usize)?;
         Ok(Encoded {
@@ -163,13 +174,13 @@ impl Encoder {
     /// The End marker for everything encoded so far.
     pub fn end(&mut self) -> [u8; END_LEN] {
         self.counters.wire_bytes += END_LEN as u64;
-        end_marker(self.counters.offset)
+        end_marker(self.counters.offset())
     }
 
     /// Offset after the last chunk and bytes on the wire so far: cheap, unlike
     /// [`Encoder::stats`], which finalizes the hash.
     pub fn position(&self) -> (u64, u64) {
-        (self.counters.offset, self.counters.wire_bytes)
+        (self.counters.offset(), self.counters.wire_bytes)
     }
 
     pub fn stats(&self) -> StreamStats {

@@ -36,6 +36,7 @@ fn every_variant() -> Vec<Meta> {
                 received_uuid: u,
                 received_at: at,
             }],
+            parked: None,
         }),
         Meta::Begin(Begin {
             share: "photos".into(),
@@ -47,8 +48,12 @@ fn every_variant() -> Vec<Meta> {
             }),
             pool: "backup".into(),
             keep: 7,
+            resume: false,
         }),
-        Meta::Ready(Ready { session: u }),
+        Meta::Ready(Ready {
+            session: u,
+            resume: None,
+        }),
         Meta::Refused(Refused {
             reason: "busy".into(),
             busy: true,

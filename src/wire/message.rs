@@ -26,16 +26,21 @@ pub enum Feature {
     /// compressed extents cross as such. Listed only where btrfs-progs and the
     /// kernel can send or receive it.
     SendStreamV2,
+    /// A transfer cut by a broken connection resumes where the receiver's copy
+    /// ends: the receiver parks the session, and a later `begin` with
+    /// `resume` continues it from an offset both sides prove by hash.
+    Resume,
 }
 
 impl Feature {
     /// Every feature this build knows, in wire order.
-    pub const ALL: &'static [Feature] = &[Feature::SendStreamV2];
+    pub const ALL: &'static [Feature] = &[Feature::SendStreamV2, Feature::Resume];
 
     /// The name in hellos (`"send-stream-v2"`).
     pub fn name(self) -> &'static str {
         match self {
             Feature::SendStreamV2 => "send-stream-v2",
+            Feature::Resume => "resume",
         }
     }
 
@@ -158,13 +163,28 @@ pub struct Inventory {
 }
 
 /// The verified replicas the receiver holds for the asked share and pool.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct InventoryReply {
     pub replicas: Vec<Replica>,
+    /// A receive of this share the receiver parked when its connection broke
+    /// (feature `resume`): a `begin` of the same snapshot and parent with
+    /// `resume` continues it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub parked: Option<Parked>,
+}
+
+/// A parked receive, as Inventory reports it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Parked {
+    pub snapshot: String,
+    pub snapshot_uuid: Uuid,
+    pub parent: Option<Parent>,
+    /// Bytes of the send stream it holds.
+    pub offset: u64,
 }
 
 /// Sender asks to start a receive of `snapshot`.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Begin {
     pub share: String,
     pub snapshot: String,
@@ -175,12 +195,30 @@ pub struct Begin {
     pub pool: String,
     /// How many replicas the source wishes the target to keep.
     pub keep: u32,
+    /// Continue a parked receive of this snapshot and parent, if there is one
+    /// (feature `resume`); `ready` then says where.
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub resume: bool,
 }
 
 /// The receive may start; its data connection names `session`.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Ready {
     pub session: Uuid,
+    /// Set when this receive continues a parked one: the data connection must
+    /// start at `offset`, and the sender's first `offset` bytes must hash to
+    /// `blake3`. Absent: the stream starts at 0.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub resume: Option<ResumeAt>,
+}
+
+/// Where a parked receive's copy of the stream ends.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ResumeAt {
+    /// Bytes of the uncompressed send stream already applied.
+    pub offset: u64,
+    /// Hex BLAKE3 of those bytes.
+    pub blake3: String,
 }
 
 /// A request the receiver will not serve. `busy`: a temporary reason (another

@@ -97,7 +97,7 @@ mod message;
 mod reader;
 mod writer;
 
-pub use chunk::{Codec, StreamStats, CHUNK_SIZE, MAX_CHUNK};
+pub use chunk::{Codec, Prefix, StreamStats, CHUNK_SIZE, MAX_CHUNK};
 pub use client::Client;
 pub use conn::{Keepalive, MetaConn};
 pub use encode::{Encoded, Encoder};
@@ -106,7 +106,7 @@ pub use frame::{read_frame, write_frame, MAX_FRAME};
 pub use handshake::{handshake, read_data_hello, Agreed};
 pub use message::{
     Begin, Commit, DataHello, Failed, Feature, Features, Hello, Inventory, InventoryReply, Meta,
-    Parent, Ready, Reason, Received, Refused, Replica, PROTOCOL,
+    Parent, Parked, Ready, Reason, Received, Refused, Replica, ResumeAt, PROTOCOL,
 };
 pub use reader::ChunkReader;
 pub use writer::{ChunkWriter, Position};

@@ -6,8 +6,8 @@ use zstd::bulk::Decompressor;
 use zstd::zstd_safe::{DCtx, DParameter, InBuffer, OutBuffer};
 
 use super::chunk::{
-    scratch, zstd_error, Codec, Counters, StreamStats, CHUNK_HEADER, END_LEN, MAX_CHUNK, TAG_CHUNK,
-    TAG_END, WINDOW_LOG,
+    scratch, zstd_error, Codec, Counters, Prefix, StreamStats, CHUNK_HEADER, END_LEN, MAX_CHUNK,
+    TAG_CHUNK, TAG_END, WINDOW_LOG,
 };
 use super::handshake::read_data_hello;
 use super::message::DataHello;
@@ -39,7 +39,7 @@ pub struct ChunkReader<R> {
 }
 
 impl<R: AsyncRead + Unpin> ChunkReader<R> {
-    /// A reader expecting the first chunk at `offset`.
+    /// A reader expecting the first chunk at `offset`, hashing from there.
     ///
     /// # Errors
     ///
@@ -54,6 +54,30 @@ impl<R: AsyncRead + Unpin> ChunkReader<R> {
             out: Vec::new(),
             done: false,
         })
+    }
+
+    /// A reader continuing the stream after `prefix`: the first chunk must be
+    /// at its offset, and the hash covers the prefix too.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Zstd`] when zstd cannot set up a decompressor.
+    pub fn resume(r: R, prefix: Prefix) -> Result<Self, Error> {
+        Ok(ChunkReader {
+            r,
+            decompressor: Decompressor::new().map_err(Error::Zstd)?,
+            stream: None,
+            counters: Counters::resume(prefix),
+            wire: Vec::new(),
+            out: Vec::new(),
+            done: false,
+        })
+    }
+
+    /// The stream up to the last chunk returned: what a later connection may
+    /// resume from.
+    pub fn prefix(&self) -> Prefix {
+        self.counters.prefix()
     }
 
     /// Reads the [`DataHello`], then returns it with a reader starting at its offset.
@@ -88,10 +112,10 @@ impl<R: AsyncRead + Unpin> ChunkReader<R> {
                 let mut total = [0u8; END_LEN - 1];
                 fill(&mut self.r, &mut total, "end marker").await?;
                 let announced = u64::from_be_bytes(total);
-                if announced != self.counters.offset {
+                if announced != self.counters.offset() {
                     return Err(Error::TotalMismatch {
                         announced,
-                        received: self.counters.offset,
+                        received: self.counters.offset(),
                     });
                 }
                 self.counters.wire_bytes += END_LEN as u64;
@@ -122,9 +146,9 @@ impl<R: AsyncRead + Unpin> ChunkReader<R> {
                 });
             }
         }
-        if offset != self.counters.offset {
+        if offset != self.counters.offset() {
             return Err(Error::OffsetMismatch {
-                expected: self.counters.offset,
+                expected: self.counters.offset(),
                 got: offset,
             });
         }

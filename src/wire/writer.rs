@@ -10,7 +10,7 @@ use tokio::io::{AsyncWrite, AsyncWriteExt};
 use tokio::sync::mpsc;
 use uuid::Uuid;
 
-use super::chunk::{Codec, StreamStats, CHUNK_SIZE};
+use super::chunk::{Codec, Prefix, StreamStats, CHUNK_SIZE};
 use super::encode::{Encoded, Encoder};
 use super::frame::write_frame;
 use super::message::DataHello;
@@ -60,6 +60,24 @@ impl<W: AsyncWrite + Unpin> ChunkWriter<W> {
     /// [`Error::Io`] sending the hello, and those of [`new`](Self::new).
     pub async fn open(w: W, session: Uuid, offset: u64, level: i32) -> Result<Self, Error> {
         let mut writer = Self::new(w, offset, level)?;
+        write_frame(&mut writer.w, &DataHello::new(session, offset)).await?;
+        Ok(writer)
+    }
+
+    /// Sends the [`DataHello`] for `session` at `prefix`'s offset, then returns
+    /// a writer whose hash continues `prefix`: the stream resumes where the
+    /// receiver's copy of it ends. The connection starts a new zstd stream.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Io`] sending the hello; [`Error::Zstd`] setting up zstd.
+    pub async fn resume(w: W, session: Uuid, prefix: Prefix, level: i32) -> Result<Self, Error> {
+        let offset = prefix.offset();
+        let mut writer = ChunkWriter {
+            w,
+            encoder: Some(Encoder::resume(prefix, level)?),
+            packed: Vec::new(),
+        };
         write_frame(&mut writer.w, &DataHello::new(session, offset)).await?;
         Ok(writer)
     }

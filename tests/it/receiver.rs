@@ -145,6 +145,7 @@ fn begin(share: &str, snapshot: &str, parent: Option<&str>, pool: &str) -> Meta 
         }),
         pool: pool.into(),
         keep: 1,
+        resume: false,
     })
 }
 

@@ -162,7 +162,19 @@ async fn a_receiver_killed_mid_stream_fails_the_run_and_leaves_no_partial() {
     let (tx, mut rx) = tokio::sync::watch::channel(Progress::default());
     let state = pair.nas1.state.clone();
     let run = tokio::spawn(async move {
-        sender::run_task(&state, "photos", Some(tx), CancellationToken::new()).await
+        // No reconnecting to resume: this test is about the first failure.
+        let options = sender::RunOptions {
+            resume_for: std::time::Duration::ZERO,
+            ..sender::RunOptions::default()
+        };
+        sender::run_task(
+            &state,
+            "photos",
+            Some(tx),
+            CancellationToken::new(),
+            options,
+        )
+        .await
     });
     // Kill as soon as the stream is flowing.
     while rx.borrow().stream_bytes < 4 << 20 {
@@ -292,7 +304,7 @@ async fn scripted_receiver(
             let Meta::Inventory(_) = meta.recv().await? else {
                 anyhow::bail!("no inventory")
             };
-            let reply = wire::InventoryReply { replicas: vec![] };
+            let reply = wire::InventoryReply::default();
             meta.send(&Meta::InventoryReply(reply)).await?;
             let Meta::Begin(_) = meta.recv().await? else {
                 anyhow::bail!("no begin")
@@ -308,7 +320,11 @@ async fn scripted_receiver(
                 continue;
             }
             let session = uuid::Uuid::new_v4();
-            meta.send(&Meta::Ready(wire::Ready { session })).await?;
+            meta.send(&Meta::Ready(wire::Ready {
+                session,
+                ..Default::default()
+            }))
+            .await?;
             let (tcp, _) = data_l.accept().await?;
             let (_, mut chunks) = ChunkReader::open(tls.accept(tcp).await?).await?;
             while chunks.next_chunk().await?.is_some() {}

@@ -236,6 +236,7 @@ pub fn begin(
         }),
         pool: pool.into(),
         keep,
+        resume: false,
     }
 }
 
