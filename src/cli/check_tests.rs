@@ -53,6 +53,7 @@ fn row(task: &str, status: Status, ago: TimeDelta, error: Option<&str>) -> SendR
             stream_bytes: 0,
             wire_bytes: 0,
             received_uuid: None,
+            resumed_from: 0,
         },
     }
 }

@@ -84,6 +84,17 @@ where
         Ok(stats) => stats,
         Err(e) => {
             row.progress(&reader.stats());
+            if let PumpError::Data(_) = e {
+                // A sender that failed on its own side drops the data
+                // connection, then says why on the meta connection: prefer its
+                // reason over "connection lost", and keep nothing for a resume
+                // it gave up on.
+                if let Ok(said @ Ok(Meta::Abort(_))) =
+                    timeout(REASON_WAIT, s.conn.recv_alive()).await
+                {
+                    return Err(Failure::from_meta(said, n));
+                }
+            }
             if e.resumable() {
                 seen.resumable = Some(reader.prefix());
             }
@@ -169,6 +180,9 @@ where
         ))),
     }
 }
+
+/// How long a broken data connection waits for the sender to say why.
+const REASON_WAIT: Duration = Duration::from_secs(2);
 
 /// The Commit after the stream ended, if it did not come during it.
 async fn wait_commit<S>(

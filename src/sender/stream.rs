@@ -326,6 +326,7 @@ mod tests {
             row,
             live: None,
             sent: Progress::default(),
+            wire_before: 0,
         };
         let started = std::time::Instant::now();
         let mut last = Progress::default();

@@ -81,6 +81,13 @@ impl Transfer<'_> {
                         resume = false;
                         continue;
                     }
+                    if matches!(e, Error::Btrfs(_) | Error::ReadSend(_) | Error::Encode(_)) {
+                        // This side broke, not the network: say so, or the
+                        // receiver would see a lost connection and keep the
+                        // receive for a resume that cannot help.
+                        client.abort(e.to_string()).await;
+                        return Err(e);
+                    }
                     if !(client.features().has(Feature::Resume) && e.is_temporary()) {
                         return Err(e);
                     }

@@ -94,11 +94,14 @@ pub struct Attempt<S> {
     pub wire_bytes: u64,
     /// The uuid the receiver confirmed: on success only.
     pub received_uuid: Option<Uuid>,
+    /// Where this attempt's stream started, in bytes of the send stream: 0 for
+    /// a fresh one, the offset of the parked receive it resumed otherwise.
+    pub resumed_from: u64,
 }
 
 /// The columns [`Attempt::from_row`] reads, in its order.
 pub(super) const ATTEMPT_COLUMNS: &str = "snapshot, parent, kind, status, error, \
-    started_at, ended_at, stream_bytes, wire_bytes, received_uuid";
+    started_at, ended_at, stream_bytes, wire_bytes, received_uuid, resumed_from";
 
 impl<S: FromSql> Attempt<S> {
     /// Reads [`ATTEMPT_COLUMNS`] from `row`, starting at column `first`.
@@ -115,6 +118,7 @@ impl<S: FromSql> Attempt<S> {
             stream_bytes: row.get(at(7))?,
             wire_bytes: row.get(at(8))?,
             received_uuid: row.get::<_, Option<DbUuid>>(at(9))?.map(|u| u.0),
+            resumed_from: row.get(at(10))?,
         })
     }
 }

@@ -1,6 +1,7 @@
 //! Send and receive history: one row per attempt, opened as `running` and finished
 //! as `succeeded`, `failed` or `skipped` with the reason a person needs.
 
+use chrono::{DateTime, Utc};
 use serde::Serialize;
 use uuid::Uuid;
 
@@ -27,6 +28,9 @@ pub struct ReceiveRow {
     pub pool: String,
     #[serde(flatten)]
     pub attempt: Attempt<String>,
+    /// Set while the receive is parked for a resume (its connection broke):
+    /// when it is discarded unless resumed. The row stays `running` meanwhile.
+    pub parked_until: Option<DateTime<Utc>>,
 }
 
 #[derive(Debug, Clone)]
@@ -244,11 +248,12 @@ mod tests {
                 stream_bytes: 1000,
                 wire_bytes: 400,
                 received_uuid: Some(u),
+                resumed_from: 0,
             },
         };
         assert_eq!(
             serde_json::to_string(&send).expect("json"),
-            r#"{"id":7,"task":"photos","target":"nas2","share":"photos","snapshot":"photos_photos_20261121T053756Z","parent":null,"kind":"full","status":"succeeded","error":null,"started_at":"2026-11-21T05:37:56Z","ended_at":"2026-11-21T05:38:01.500Z","stream_bytes":1000,"wire_bytes":400,"received_uuid":"9b2a1c3e-0000-4000-8000-000000000001"}"#
+            r#"{"id":7,"task":"photos","target":"nas2","share":"photos","snapshot":"photos_photos_20261121T053756Z","parent":null,"kind":"full","status":"succeeded","error":null,"started_at":"2026-11-21T05:37:56Z","ended_at":"2026-11-21T05:38:01.500Z","stream_bytes":1000,"wire_bytes":400,"received_uuid":"9b2a1c3e-0000-4000-8000-000000000001","resumed_from":0}"#
         );
         let receive = ReceiveRow {
             id: 3,
@@ -267,11 +272,13 @@ mod tests {
                 stream_bytes: 10,
                 wire_bytes: 5,
                 received_uuid: None,
+                resumed_from: 4096,
             },
+            parked_until: Some(at("2026-11-21T05:52:56Z")),
         };
         assert_eq!(
             serde_json::to_string(&receive).expect("json"),
-            r#"{"id":3,"source":"nas1","source_uuid":"9b2a1c3e-0000-4000-8000-000000000001","share":"photos","pool":"backup","snapshot":"s2","parent":"s1","kind":"incremental","status":"failed","error":"disk full","started_at":"2026-11-21T05:37:56Z","ended_at":null,"stream_bytes":10,"wire_bytes":5,"received_uuid":null}"#
+            r#"{"id":3,"source":"nas1","source_uuid":"9b2a1c3e-0000-4000-8000-000000000001","share":"photos","pool":"backup","snapshot":"s2","parent":"s1","kind":"incremental","status":"failed","error":"disk full","started_at":"2026-11-21T05:37:56Z","ended_at":null,"stream_bytes":10,"wire_bytes":5,"received_uuid":null,"resumed_from":4096,"parked_until":"2026-11-21T05:52:56Z"}"#
         );
     }
 }

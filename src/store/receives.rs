@@ -16,6 +16,7 @@ fn from_row(r: &Row<'_>) -> rusqlite::Result<ReceiveRow> {
         share: r.get(3)?,
         pool: r.get(4)?,
         attempt: Attempt::from_row(r, 5)?,
+        parked_until: r.get::<_, Option<Ts>>(16)?.map(|t| t.0),
     })
 }
 
@@ -133,7 +134,7 @@ impl Store {
     pub fn receive_history(&self, f: &ReceiveFilter<'_>) -> Result<Vec<ReceiveRow>> {
         let conn = self.conn();
         let mut stmt = conn.prepare(&format!(
-            "SELECT id, source, source_uuid, share, pool, {ATTEMPT_COLUMNS} FROM receive_history
+            "SELECT id, source, source_uuid, share, pool, {ATTEMPT_COLUMNS}, parked_until FROM receive_history
              WHERE ?1 IS NULL OR source = ?1 ORDER BY id DESC LIMIT ?2"
         ))?;
         let rows = stmt.query_map((f.source, limit(f.limit)), from_row)?;

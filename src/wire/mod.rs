@@ -113,3 +113,5 @@ pub use writer::{ChunkWriter, Position};
 
 #[cfg(test)]
 mod chunk_tests;
+#[cfg(test)]
+mod resume_tests;

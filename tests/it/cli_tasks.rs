@@ -432,6 +432,7 @@ fn history_tables_filters_limits_and_json() {
         "stream_bytes",
         "wire_bytes",
         "received_uuid",
+        "resumed_from",
     ];
     let send_fields = [&["id", "task", "target", "share"][..], &attempt].concat();
     for row in rows {
@@ -447,6 +448,7 @@ fn history_tables_filters_limits_and_json() {
     let receive_fields = [
         &["id", "source", "source_uuid", "share", "pool"][..],
         &attempt,
+        &["parked_until"],
     ]
     .concat();
     assert_eq!(
