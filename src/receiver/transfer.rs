@@ -144,7 +144,10 @@ where
         Err(f) => {
             let prefix = seen.resumable.take();
             match (prefix, receive.take()) {
-                (Some(prefix), Some(rx)) if s.peer.features.has(Feature::Resume) => {
+                // Nothing taken yet: a resume would only start over.
+                (Some(prefix), Some(rx))
+                    if s.peer.features.has(Feature::Resume) && prefix.offset() > 0 =>
+                {
                     let parked = Parked {
                         source: s.peer.uuid,
                         begin: b.clone(),

@@ -76,9 +76,16 @@ async fn a_resumed_connection_continues_the_hash_of_the_whole_stream() {
     let received = r.stats();
     assert!(got == whole, "bytes differ");
     let digest = blake3::hash(&whole).to_hex().to_string();
-    assert_eq!((sent.blake3.as_str(), received.blake3.as_str()), (digest.as_str(), digest.as_str()));
+    assert_eq!(
+        (sent.blake3.as_str(), received.blake3.as_str()),
+        (digest.as_str(), digest.as_str())
+    );
     assert_eq!(received.hashed_bytes(), whole.len() as u64);
-    assert_eq!(received.raw_bytes(), rest.concat().len() as u64, "this connection's own bytes");
+    assert_eq!(
+        received.raw_bytes(),
+        rest.concat().len() as u64,
+        "this connection's own bytes"
+    );
     assert_eq!(received.start, first.concat().len() as u64);
 }
 
@@ -94,5 +101,14 @@ async fn a_resumed_reader_refuses_a_stream_at_another_offset() {
     drop(w);
     let mut r = ChunkReader::resume(b, prefix).unwrap();
     let err = r.next_chunk().await.unwrap_err();
-    assert!(matches!(err, Error::OffsetMismatch { expected: 10, got: 7 }), "{err}");
+    assert!(
+        matches!(
+            err,
+            Error::OffsetMismatch {
+                expected: 10,
+                got: 7
+            }
+        ),
+        "{err}"
+    );
 }

@@ -22,6 +22,7 @@ mod receiver_peers;
 mod receiver_slow_btrfs;
 mod replication;
 mod replication_faults;
+mod resume;
 mod schedule_edges;
 mod scheduler;
 mod starvation;

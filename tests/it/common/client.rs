@@ -10,7 +10,7 @@ use ferry::btrfs::{self, Subvolume};
 use ferry::identity::{self, Fingerprint, Identity};
 use ferry::wire::{
     self, Begin, ChunkWriter, Commit, Features, Hello, Inventory, Keepalive, Meta, MetaConn,
-    Parent, Replica, StreamStats,
+    Parent, Prefix, Replica, StreamStats,
 };
 use rustls::ClientConfig;
 use tokio::net::{TcpSocket, TcpStream};
@@ -160,6 +160,14 @@ impl Client {
             .begin(begin(share, pool, snap, parent, keep))
             .await?;
         Ok(ready.session)
+    }
+
+    /// A data connection continuing a parked receive after `prefix`.
+    pub async fn open_data_at(&self, session: Uuid, prefix: Prefix) -> ChunkWriter<Tls> {
+        let (tls, _) = tls(self.config.clone(), self.data).await;
+        ChunkWriter::resume(tls.expect("data TLS"), session, prefix, 3)
+            .await
+            .expect("data hello")
     }
 
     pub async fn open_data(&self, session: Uuid) -> ChunkWriter<Tls> {

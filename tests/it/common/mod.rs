@@ -8,6 +8,7 @@ pub mod daemon;
 pub mod ferry;
 pub mod nodes;
 pub mod pair;
+pub mod proxy;
 mod tree;
 
 #[allow(unused_imports)] // each test file uses its own subset
