@@ -55,6 +55,9 @@ pub fn run(ctx: &Ctx, args: ReceiverArgs) -> anyhow::Result<()> {
     config.handshake_timeout = file.handshake_timeout;
     config.data_timeout = file.data_timeout;
     config.slot_wait = file.slot_wait;
+    config.audit =
+        Some(crate::config::job_cron(&file.audit).unwrap_or_else(|_| file.audit.clone()));
+    config.history = Some(ctx.config.history.retention());
     let runtime = tokio::runtime::Runtime::new().context("cannot start the async runtime")?;
     runtime.block_on(async {
         let notifier = Notifier::from_env();

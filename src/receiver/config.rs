@@ -6,6 +6,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use crate::btrfs;
+use crate::housekeeping::Retention;
 use crate::wire::Keepalive;
 
 /// How the daemon listens and how long it waits for peers.
@@ -43,6 +44,11 @@ pub struct Config {
     pub keepalive: Keepalive,
     /// The btrfs executable that runs `btrfs receive` (default: `btrfs` in `PATH`).
     pub btrfs: PathBuf,
+    /// When the audit of replicas on disk against the table runs (cron, 6
+    /// fields, UTC); `None`: never.
+    pub audit: Option<String>,
+    /// Receive history retention; `None`: history is kept forever.
+    pub history: Option<Retention>,
 }
 
 impl Config {
@@ -61,6 +67,8 @@ impl Config {
             btrfs_timeout: Duration::from_secs(2 * 60),
             keepalive: Keepalive::DEFAULT,
             btrfs: PathBuf::from(btrfs::BTRFS),
+            audit: Some("0 0 */6 * * *".to_string()),
+            history: Some(Retention::default_daily()),
         }
     }
 }
