@@ -33,7 +33,7 @@ pub struct ReceiverArgs {
     /// Data (bulk) port; 0 picks a free one, named in the readiness line [default: 10002].
     #[arg(long)]
     data_port: Option<u16>,
-    /// Receives running at once, over all peers; more are refused as busy [default: 4].
+    /// Receives running at once, over all peers; more wait for a slot [default: 4].
     #[arg(long, value_parser = clap::value_parser!(u64).range(1..=1024))]
     max_receives: Option<u64>,
     /// Serve Prometheus metrics at http://ADDR:PORT/metrics [default: the config
