@@ -101,6 +101,7 @@ pub struct Config {
     pub log_level: LogLevel,
     pub receiver: ReceiverSettings,
     pub sender: SenderSettings,
+    pub history: HistorySettings,
 }
 
 impl Default for Config {
@@ -110,6 +111,7 @@ impl Default for Config {
             log_level: LogLevel::default(),
             receiver: ReceiverSettings::default(),
             sender: SenderSettings::default(),
+            history: HistorySettings::default(),
         }
     }
 }
@@ -127,6 +129,9 @@ pub struct ReceiverSettings {
     /// busy; 0 refuses at once.
     #[serde(with = "human_duration")]
     pub slot_wait: Duration,
+    /// When replicas on disk are audited against the table: cron, 5 or 6
+    /// fields, UTC.
+    pub audit: String,
     #[serde(with = "human_duration")]
     pub handshake_timeout: Duration,
     #[serde(with = "human_duration")]
@@ -147,6 +152,7 @@ impl Default for ReceiverSettings {
             data_port: DEFAULT_DATA_PORT,
             max_receives: 4,
             slot_wait: Duration::from_secs(60),
+            audit: "0 */6 * * *".to_string(),
             handshake_timeout: Duration::from_secs(10),
             data_timeout: Duration::from_secs(30),
             metrics_listen: None,
@@ -185,6 +191,54 @@ impl Default for SenderSettings {
             metrics_listen: None,
             resume_for: Duration::from_secs(10 * 60),
         }
+    }
+}
+
+/// `[history]`: how long both daemons keep their history rows, and when they prune.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct HistorySettings {
+    /// Rows older than this many days go, except each task's or replica
+    /// line's newest, rows still running, and rows confirming a snapshot
+    /// still on disk. At least 1.
+    pub keep_days: u32,
+    /// When: cron, 5 or 6 fields, UTC.
+    pub prune: String,
+}
+
+impl Default for HistorySettings {
+    fn default() -> Self {
+        HistorySettings {
+            keep_days: 180,
+            prune: "30 3 * * *".to_string(),
+        }
+    }
+}
+
+impl HistorySettings {
+    /// The retention job as the daemons run it.
+    pub fn retention(&self) -> crate::housekeeping::Retention {
+        crate::housekeeping::Retention {
+            cron: job_cron(&self.prune).unwrap_or_else(|_| self.prune.clone()),
+            keep_days: self.keep_days,
+        }
+    }
+}
+
+/// A housekeeping job's cron expression in the 6-field form the job
+/// scheduler takes, or why it is not one: an interval, or one firing more
+/// often than once a minute, is refused like a task's `--frequency`.
+///
+/// # Errors
+///
+/// The reason, for the config error that names the key.
+pub fn job_cron(spec: &str) -> Result<String, String> {
+    match crate::schedule::Schedule::parse(spec) {
+        Ok(s @ crate::schedule::Schedule::Cron { .. }) => Ok(s.canonical()),
+        Ok(_) => Err(format!(
+            "{spec:?} is an interval; give a cron expression, e.g. \"30 3 * * *\""
+        )),
+        Err(e) => Err(e.to_string()),
     }
 }
 
@@ -306,6 +360,15 @@ impl Config {
             if d.is_zero() {
                 return Err((key, "must be longer than 0s".into()));
             }
+        }
+        for (key, spec) in [
+            ("receiver.audit", &r.audit),
+            ("history.prune", &self.history.prune),
+        ] {
+            job_cron(spec).map_err(|reason| (key, reason))?;
+        }
+        if self.history.keep_days == 0 {
+            return Err(("history.keep_days", "must be at least 1".into()));
         }
         if s.retry_first < crate::schedule::MIN_INTERVAL {
             return Err((

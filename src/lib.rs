@@ -9,6 +9,7 @@ pub mod capabilities;
 pub mod cli;
 pub mod config;
 pub mod health;
+pub mod housekeeping;
 pub mod identity;
 pub mod metrics;
 pub mod names;

@@ -33,7 +33,7 @@ pub struct ReceiverArgs {
     /// Data (bulk) port; 0 picks a free one, named in the readiness line [default: 10002].
     #[arg(long)]
     data_port: Option<u16>,
-    /// Receives running at once, over all peers; more are refused as busy [default: 4].
+    /// Receives running at once, over all peers; more wait for a slot [default: 4].
     #[arg(long, value_parser = clap::value_parser!(u64).range(1..=1024))]
     max_receives: Option<u64>,
     /// Serve Prometheus metrics at http://ADDR:PORT/metrics [default: the config
@@ -56,6 +56,9 @@ pub fn run(ctx: &Ctx, args: ReceiverArgs) -> anyhow::Result<()> {
     config.data_timeout = file.data_timeout;
     config.slot_wait = file.slot_wait;
     config.resume_window = file.resume_window;
+    config.audit =
+        Some(crate::config::job_cron(&file.audit).unwrap_or_else(|_| file.audit.clone()));
+    config.history = Some(ctx.config.history.retention());
     let runtime = tokio::runtime::Runtime::new().context("cannot start the async runtime")?;
     runtime.block_on(async {
         let notifier = Notifier::from_env();

@@ -45,10 +45,9 @@ pub fn run(ctx: &Ctx, args: SenderArgs) -> anyhow::Result<()> {
             );
             endpoint.serve(Arc::new(SenderMetrics::new(ctx.state_dir.clone())));
         }
-        let daemon = Daemon::new(DaemonConfig::new(
-            ctx.state_dir.clone(),
-            ctx.config.sender.clone(),
-        ));
+        let mut config = DaemonConfig::new(ctx.state_dir.clone(), ctx.config.sender.clone());
+        config.history = Some(ctx.config.history.retention());
+        let daemon = Daemon::new(config);
         let events = daemon.subscribe();
         let shutdown = CancellationToken::new();
         let (settings_tx, settings_rx) = watch::channel(ctx.config.sender.clone());

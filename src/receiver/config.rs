@@ -6,6 +6,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use crate::btrfs;
+use crate::housekeeping::Retention;
 use crate::wire::Keepalive;
 
 /// How the daemon listens and how long it waits for peers.
@@ -45,6 +46,11 @@ pub struct Config {
     pub resume_window: Duration,
     /// The btrfs executable that runs `btrfs receive` (default: `btrfs` in `PATH`).
     pub btrfs: PathBuf,
+    /// When the audit of replicas on disk against the table runs (cron, 6
+    /// fields, UTC); `None`: never.
+    pub audit: Option<String>,
+    /// Receive history retention; `None`: history is kept forever.
+    pub history: Option<Retention>,
 }
 
 impl Config {
@@ -64,6 +70,8 @@ impl Config {
             keepalive: Keepalive::DEFAULT,
             resume_window: Duration::from_secs(15 * 60),
             btrfs: PathBuf::from(btrfs::BTRFS),
+            audit: Some("0 0 */6 * * *".to_string()),
+            history: Some(Retention::default_daily()),
         }
     }
 }

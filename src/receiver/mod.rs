@@ -8,6 +8,8 @@
 //! `recovery` is the startup sweep.
 
 mod admit;
+pub mod audit;
+mod chores;
 mod config;
 mod error;
 mod inventory;
@@ -95,7 +97,11 @@ impl Receiver {
     ///
     /// None today; the `Result` keeps room for a fatal listener error.
     pub async fn serve(self, shutdown: impl Future<Output = ()> + Send) -> Result<(), Error> {
+        let housekeeping = chores::start(&self.shared).await;
         listen::serve(self.shared, self.meta, self.data, shutdown).await;
+        if let Some(h) = housekeeping {
+            h.stop().await;
+        }
         Ok(())
     }
 }

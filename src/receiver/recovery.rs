@@ -3,8 +3,9 @@
 
 use std::path::Path;
 
+use super::audit::forget_gone;
 use super::error::Error;
-use super::layout::{delete_partials, is_intact, repair_latest, replica_dirs, FERRY_DIR};
+use super::layout::{delete_partials, replica_dirs, FERRY_DIR};
 use super::pool;
 use super::shared::Shared;
 use crate::store::Replica;
@@ -58,26 +59,6 @@ async fn recover_dir(
     for name in delete_partials(dir, &held).await? {
         tracing::warn!(pool, dir = %dir.display(), snapshot = name, "deleted a partial receive");
     }
-    let mut present = Vec::new();
-    for r in held {
-        if std::fs::symlink_metadata(dir.join(&r.snapshot)).is_ok() {
-            match is_intact(dir, &r.snapshot, r.received_uuid).await {
-                Ok(true) => {}
-                Ok(false) => tracing::warn!(pool, snapshot = %r.snapshot,
-                    "replica is no longer read-only with its received uuid; left on disk, not offered as a parent"),
-                Err(e) => tracing::warn!(pool, snapshot = %r.snapshot, error = %e,
-                    "cannot inspect a replica; left on disk"),
-            }
-            present.push(r);
-        } else {
-            shared.db(|s| s.remove_replica(r.id))?;
-            tracing::warn!(pool, snapshot = %r.snapshot, "replica's subvolume is gone; forgot it");
-        }
-    }
-    // The last committed, by id: received_at is a wall clock and can jump.
-    let newest = present.iter().max_by_key(|r| r.id);
-    if let Err(e) = repair_latest(dir, newest.map(|r| r.snapshot.as_str())) {
-        tracing::warn!(pool, dir = %dir.display(), error = %e, "cannot repair the latest link");
-    }
+    forget_gone(shared, pool, dir, held).await?;
     Ok(())
 }

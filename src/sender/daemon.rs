@@ -12,11 +12,13 @@ use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 use tracing::{info, warn};
 
+use super::chores;
 use super::clock::{Clock, SystemClock};
 use super::orphans::{fail_orphaned_rows, Orphans};
 use super::slots::{Backoff, Fire, Outcome, Slot};
 use super::{run_task, Error, RunOptions};
 use crate::config::SenderSettings;
+use crate::housekeeping::Retention;
 use crate::schedule::{system_zone, Schedule};
 use crate::store::{NewSend, Store};
 
@@ -59,6 +61,8 @@ pub struct DaemonConfig {
     pub state_dir: PathBuf,
     pub settings: SenderSettings,
     pub clock: Arc<dyn Clock>,
+    /// Send history retention, a housekeeping job; `None`: kept forever.
+    pub history: Option<Retention>,
 }
 
 impl DaemonConfig {
@@ -67,6 +71,7 @@ impl DaemonConfig {
             state_dir,
             settings,
             clock: Arc::new(SystemClock),
+            history: Some(Retention::default_daily()),
         }
     }
 }
@@ -111,6 +116,7 @@ impl Daemon {
         let state_dir = self.config.state_dir.clone();
         let clock = self.config.clock.clone();
         let store = Store::open(&state_dir)?;
+        let housekeeping = chores::start(&state_dir, self.config.history.as_ref()).await;
         self.logged(
             "failing rows left running",
             fail_orphaned_rows(
@@ -211,6 +217,9 @@ impl Daemon {
         });
         if stopped.await.is_err() {
             warn!("some runs did not stop in time; their rows are failed at the next start");
+        }
+        if let Some(h) = housekeeping {
+            h.stop().await;
         }
         Ok(())
     }

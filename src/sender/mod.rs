@@ -1,6 +1,7 @@
 //! The sending side: the scheduler daemon, one run of a task (plan, snapshot,
 //! stream, confirm, prune), the per-task lock, and connections to a target.
 
+mod chores;
 pub mod clock;
 mod connect;
 mod daemon;

@@ -7,6 +7,7 @@ mod db;
 mod history;
 mod local;
 mod pools;
+mod prune;
 mod receives;
 mod replicas;
 mod sends;

@@ -9,6 +9,7 @@ mod check;
 mod cli_setup;
 mod cli_tasks;
 mod clock_steps;
+mod housekeeping;
 mod install;
 mod invariants;
 mod metrics;
