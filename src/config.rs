@@ -8,6 +8,8 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
+
+use crate::bandwidth::{Rate, Window};
 use thiserror::Error;
 
 /// Where state lives (database, key, certificate) when neither the config file's
@@ -127,20 +129,20 @@ pub struct ReceiverSettings {
     pub max_receives: u32,
     /// How long a send waits for a free receive slot before it is refused as
     /// busy; 0 refuses at once.
-    #[serde(with = "human_duration")]
+    #[serde(with = "crate::config_text::duration")]
     pub slot_wait: Duration,
     /// When replicas on disk are audited against the table: cron, 5 or 6
     /// fields, UTC.
     pub audit: String,
-    #[serde(with = "human_duration")]
+    #[serde(with = "crate::config_text::duration")]
     pub handshake_timeout: Duration,
-    #[serde(with = "human_duration")]
+    #[serde(with = "crate::config_text::duration")]
     pub data_timeout: Duration,
     /// Where `GET /metrics` is served (`--metrics`); `None`: not at all.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub metrics_listen: Option<SocketAddr>,
     /// How long a receive whose connection broke is kept for a resume; 0 keeps none.
-    #[serde(with = "human_duration")]
+    #[serde(with = "crate::config_text::duration")]
     pub resume_window: Duration,
 }
 
@@ -169,17 +171,26 @@ pub struct SenderSettings {
     pub max_sends: u32,
     /// Delay before the first retry after a failed run (at least 60 s, the
     /// schedule floor); doubles up to `retry_max` and the task's own period.
-    #[serde(with = "human_duration")]
+    #[serde(with = "crate::config_text::duration")]
     pub retry_first: Duration,
-    #[serde(with = "human_duration")]
+    #[serde(with = "crate::config_text::duration")]
     pub retry_max: Duration,
     /// Where `GET /metrics` is served (`--metrics`); `None`: not at all.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub metrics_listen: Option<SocketAddr>,
     /// How long a run whose connection broke keeps reconnecting to resume its
     /// transfer before it fails; 0 fails at once.
-    #[serde(with = "human_duration")]
+    #[serde(with = "crate::config_text::duration")]
     pub resume_for: Duration,
+    /// A cap on the wire, bytes per second, that all sends share; 0: none.
+    #[serde(with = "crate::config_text::text")]
+    pub bwlimit: Rate,
+    /// The daily window (local time) the cap applies in; absent: always.
+    #[serde(
+        with = "crate::config_text::text_opt",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub bwlimit_window: Option<Window>,
 }
 
 impl Default for SenderSettings {
@@ -190,6 +201,8 @@ impl Default for SenderSettings {
             retry_max: Duration::from_secs(3600),
             metrics_listen: None,
             resume_for: Duration::from_secs(10 * 60),
+            bwlimit: Rate::NONE,
+            bwlimit_window: None,
         }
     }
 }
@@ -396,24 +409,6 @@ fn one_line(message: &str) -> String {
 }
 
 /// Durations as humantime strings ("30s", "1h 30m"), the form `ferry task add` takes.
-mod human_duration {
-    use serde::{Deserialize, Deserializer, Serializer};
-    use std::time::Duration;
-
-    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
-        let text = String::deserialize(d)?;
-        humantime::parse_duration(&text).map_err(|e| {
-            serde::de::Error::custom(format!(
-                "{text:?} is not a duration ({e}); write e.g. \"30s\", \"5m\" or \"1h\""
-            ))
-        })
-    }
-
-    pub fn serialize<S: Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
-        s.serialize_str(&humantime::format_duration(*d).to_string())
-    }
-}
-
 #[cfg(test)]
 #[path = "config_tests.rs"]
 mod tests;

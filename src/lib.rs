@@ -4,10 +4,12 @@
 //! The `ferry` binary is a thin CLI over this library; the daemons are library
 //! functions so integration tests can start them in-process.
 
+pub mod bandwidth;
 pub mod btrfs;
 pub mod capabilities;
 pub mod cli;
 pub mod config;
+pub mod config_text;
 pub mod health;
 pub mod housekeeping;
 pub mod identity;

@@ -22,6 +22,7 @@ fn task(name: &str, frequency: &str) -> Task {
         pool: "backup".into(),
         frequency: frequency.into(),
         timezone: None,
+        bwlimit: 0,
         meta_port: None,
         data_port: None,
         keep_source: 3,

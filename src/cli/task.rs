@@ -76,6 +76,8 @@ struct TaskView<'a> {
     snapshot_dir: &'a std::path::Path,
     compress: i32,
     compress_auto: bool,
+    /// Bytes per second on the wire; 0: none.
+    bwlimit: u64,
     created_at: chrono::DateTime<chrono::Utc>,
     last_status: Option<Status>,
     last_run: Option<chrono::DateTime<chrono::Utc>>,
@@ -108,6 +110,7 @@ impl<'a> TaskView<'a> {
             snapshot_dir: &t.snapshot_dir,
             compress: t.compress,
             compress_auto: t.compress_auto,
+            bwlimit: t.bwlimit,
             created_at: t.created_at,
             last_status: last.as_ref().map(|r| r.attempt.status),
             last_run: last.as_ref().map(|r| r.attempt.started_at),
@@ -190,6 +193,10 @@ fn show(ctx: &Ctx, name: &str, json: bool) -> anyhow::Result<()> {
         ),
         ("snapshot dir", v.snapshot_dir.display().to_string()),
         ("compression", compression(v.compress, v.compress_auto)),
+        (
+            "bandwidth limit",
+            crate::bandwidth::Rate(v.bwlimit).to_string(),
+        ),
         ("created", time(v.created_at)),
         ("last run", or_dash(v.last_run.map(time))),
         ("last status", or_dash(v.last_status)),

@@ -8,6 +8,7 @@ use clap::Args;
 use super::ctx::{bad_input, Ctx};
 use super::output::compression;
 use super::pool::btrfs_subvolume_path;
+use crate::bandwidth::Rate;
 use crate::schedule::Schedule;
 use crate::store::NewTask;
 use crate::{btrfs, names};
@@ -56,6 +57,10 @@ pub struct AddArgs {
     /// or 0 for none.
     #[arg(long, default_value = "auto", value_parser = parse_compress)]
     compress: Compress,
+    /// Bandwidth limit on the wire, bytes per second: 500KiB, 10MiB, 1GiB
+    /// (or kB, MB, GB); 0 for none. `sender.bwlimit` caps all tasks together.
+    #[arg(long, default_value = "0", value_name = "RATE")]
+    bwlimit: Rate,
 }
 
 pub fn add(ctx: &Ctx, args: AddArgs) -> anyhow::Result<()> {
@@ -128,13 +133,15 @@ pub fn add(ctx: &Ctx, args: AddArgs) -> anyhow::Result<()> {
         snapshot_dir,
         compress: args.compress.level,
         compress_auto: args.compress.auto,
+        bwlimit: args.bwlimit.0,
     })?;
     println!(
-        "added task {}: {share} to {} pool {}, {schedule}, {}; snapshots in {snapshot_dir}",
+        "added task {}: {share} to {} pool {}, {schedule}, {}, bandwidth limit {}; snapshots in {snapshot_dir}",
         args.name,
         target.name,
         args.pool,
-        compression(args.compress.level, args.compress.auto)
+        compression(args.compress.level, args.compress.auto),
+        args.bwlimit
     );
     Ok(())
 }

@@ -33,8 +33,10 @@ pub fn run(ctx: &Ctx, name: &str, progress: bool) -> anyhow::Result<()> {
         let (tx, rx) = watch::channel(Progress::default());
         let bar = progress.then(|| tokio::spawn(show_progress(rx)));
         let started = Instant::now();
+        let settings = &ctx.config.sender;
         let options = sender::RunOptions {
-            resume_for: ctx.config.sender.resume_for,
+            resume_for: settings.resume_for,
+            cap: crate::wire::Throttle::new(settings.bwlimit, settings.bwlimit_window),
             ..sender::RunOptions::default()
         };
         let result = sender::run_task(&ctx.state_dir, name, Some(tx), cancel, options).await;

@@ -21,6 +21,7 @@ use crate::config::SenderSettings;
 use crate::housekeeping::Retention;
 use crate::schedule::{system_zone, Schedule};
 use crate::store::{NewSend, Store};
+use crate::wire::Throttle;
 
 /// How often the database is checked for tasks the CLI added, edited or removed.
 const WATCH_EVERY: Duration = Duration::from_secs(1);
@@ -128,6 +129,8 @@ impl Daemon {
             .map(drop),
         );
         let mut current = self.config.settings.clone();
+        // The sender-wide bandwidth cap, shared by every send of this daemon.
+        let cap = Throttle::new(current.bwlimit, current.bwlimit_window);
         let mut slots: HashMap<i64, Slot> = HashMap::new();
         let mut signature = String::new();
         self.reload(&store, &mut slots, &mut signature, true);
@@ -170,7 +173,7 @@ impl Daemon {
                     state_dir.clone(),
                     slot.task.id,
                     slot.task.name.clone(),
-                    run_options(&current),
+                    run_options(&current, &cap),
                     sends.clone(),
                     runs_cancel.clone(),
                     done_tx.clone(),
@@ -204,6 +207,8 @@ impl Daemon {
                 Ok(()) = settings.changed() => {
                     let new = settings.borrow_and_update().clone();
                     resize(&sends, permits(&current), permits(&new));
+                    // Running sends follow the new cap from their next piece.
+                    cap.set(new.bwlimit, new.bwlimit_window);
                     current = new;
                     info!(max_sends = current.max_sends, "sender settings reloaded");
                 }
@@ -366,9 +371,10 @@ fn resize(sends: &Arc<Semaphore>, old: usize, new: usize) {
 }
 
 /// What each run takes from the settings.
-fn run_options(settings: &SenderSettings) -> RunOptions {
+fn run_options(settings: &SenderSettings, cap: &Throttle) -> RunOptions {
     RunOptions {
         resume_for: settings.resume_for,
+        cap: cap.clone(),
         ..RunOptions::default()
     }
 }

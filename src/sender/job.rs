@@ -17,9 +17,10 @@ use super::plan::{self, LocalSnapshot};
 use super::stream::{Compression, Progress, Report};
 use super::transfer::Transfer;
 use super::Error;
+use crate::bandwidth::Rate;
 use crate::identity::{self, Fingerprint};
 use crate::store::{Finish, Kind, NewSend, Status, Store, Task};
-use crate::wire::{Begin, Feature, Hello, Inventory, Keepalive, Parent};
+use crate::wire::{Begin, Feature, Hello, Inventory, Keepalive, Parent, Throttle};
 use crate::{btrfs, capabilities, names};
 
 /// A confirmed send.
@@ -38,12 +39,14 @@ pub struct Outcome {
 }
 
 /// How a run behaves beyond what its task says.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone)]
 pub struct RunOptions {
     /// How long a broken transfer keeps reconnecting to resume before it fails
     /// (`sender.resume_for`).
     pub resume_for: Duration,
     pub keepalive: Keepalive,
+    /// The sender-wide bandwidth cap all sends share (`sender.bwlimit`).
+    pub cap: Throttle,
 }
 
 impl Default for RunOptions {
@@ -51,6 +54,7 @@ impl Default for RunOptions {
         RunOptions {
             resume_for: Duration::from_secs(10 * 60),
             keepalive: Keepalive::DEFAULT,
+            cap: Throttle::default(),
         }
     }
 }
@@ -155,6 +159,9 @@ impl Run {
         let tls = identity::client_config(&identity, target.fingerprint)?;
         let hello = Hello::new(me.uuid, me.name, &capabilities::offered());
         let keepalive = self.options.keepalive;
+        // The task's own limit follows `task set` while the run goes on.
+        let own = Throttle::new(Rate(self.task.bwlimit), None);
+        let _follow = follow_bwlimit(self.state_dir.clone(), self.task.name.clone(), own.clone());
         let mut client = connect::meta(
             &target,
             tls.clone(),
@@ -232,6 +239,7 @@ impl Run {
                 adaptive: self.task.compress_auto,
             },
             resume_for: self.options.resume_for,
+            throttles: vec![own, self.options.cap.clone()],
         };
         let mut report = Report {
             store: &self.store,
@@ -402,5 +410,37 @@ mod tests {
             .to_string()
             .contains("photos_t_20261129T000000Z is not read-only"));
         assert_eq!(sendable(sub(true)).expect("read-only"), sub(true));
+    }
+}
+
+/// How often a running transfer rereads its task's bandwidth limit.
+const BWLIMIT_EVERY: Duration = Duration::from_secs(2);
+
+/// Keeps `throttle` at the task's `bwlimit` while the returned guard lives, so
+/// a limit changed with the CLI applies to a running transfer within seconds.
+fn follow_bwlimit(state_dir: PathBuf, task: String, throttle: Throttle) -> AbortOnDrop {
+    AbortOnDrop(tokio::spawn(async move {
+        let Ok(store) = Store::open(&state_dir) else {
+            return;
+        };
+        let mut tick = tokio::time::interval(BWLIMIT_EVERY);
+        loop {
+            tick.tick().await;
+            if let Ok(Some(t)) = store.task(&task) {
+                if throttle.rate() != Rate(t.bwlimit) {
+                    info!(task = %task, bwlimit = %Rate(t.bwlimit), "bandwidth limit changed");
+                    throttle.set(Rate(t.bwlimit), None);
+                }
+            }
+        }
+    }))
+}
+
+/// Aborts its task when dropped.
+struct AbortOnDrop(tokio::task::JoinHandle<()>);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
     }
 }

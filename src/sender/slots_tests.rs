@@ -14,6 +14,7 @@ fn task(enabled: bool) -> Task {
         pool: "backup".into(),
         frequency: "300".into(),
         timezone: None,
+        bwlimit: 0,
         meta_port: None,
         data_port: None,
         keep_source: 3,

@@ -13,7 +13,7 @@ use super::connect::{Conn, Target};
 use super::Error;
 use crate::btrfs;
 use crate::store::Store;
-use crate::wire::{self, ChunkWriter, Client, Position, Prefix, Ready, CHUNK_SIZE};
+use crate::wire::{self, ChunkWriter, Client, Position, Prefix, Ready, Throttle, CHUNK_SIZE};
 
 /// How often a running send writes its byte counts to the history row.
 const PROGRESS_EVERY: Duration = Duration::from_secs(1);
@@ -140,6 +140,7 @@ pub(super) async fn stream(
     data: Conn,
     ready: &Ready,
     compression: Compression,
+    throttles: &[Throttle],
     send: btrfs::SendStream,
     report: &mut Report<'_>,
 ) -> Result<Sent, Error> {
@@ -181,6 +182,7 @@ pub(super) async fn stream(
             .adaptive(compression.level, min, max)
             .map_err(Error::Encode)?;
     }
+    let mut writer = writer.throttled(throttles.to_vec());
     let row = RowProgress::start(report.store, report.row);
     let wire_before = report.wire_before;
     let copied = {

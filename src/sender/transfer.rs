@@ -13,7 +13,7 @@ use super::stream::{self, Compression, Report, Sent};
 use super::Error;
 use crate::btrfs;
 use crate::identity::Fingerprint;
-use crate::wire::{self, Begin, Client, Commit, Feature, Hello, Keepalive};
+use crate::wire::{self, Begin, Client, Commit, Feature, Hello, Keepalive, Throttle};
 
 /// Longest wait between two reconnects while resuming.
 const BACKOFF_MAX: Duration = Duration::from_secs(30);
@@ -31,6 +31,8 @@ pub(super) struct Transfer<'a> {
     pub compression: Compression,
     /// How long the transfer keeps reconnecting after a break before it fails.
     pub resume_for: Duration,
+    /// Bandwidth limits the data connection waits for.
+    pub throttles: Vec<Throttle>,
 }
 
 /// A transfer the target confirmed.
@@ -141,6 +143,7 @@ impl Transfer<'_> {
             data,
             &ready,
             self.compression,
+            &self.throttles,
             send,
             report,
         )

@@ -23,6 +23,8 @@ pub struct Task {
     pub frequency: String,
     /// The IANA zone a cron frequency is evaluated in; `None`: the system's.
     pub timezone: Option<String>,
+    /// The task's bandwidth limit, in bytes per second on the wire; 0: none.
+    pub bwlimit: u64,
     /// Port overrides; `None` means the appliance's ports.
     pub meta_port: Option<u16>,
     pub data_port: Option<u16>,
@@ -65,11 +67,13 @@ pub struct NewTask<'a> {
     pub snapshot_dir: &'a str,
     pub compress: i32,
     pub compress_auto: bool,
+    /// Bytes per second on the wire; 0: none.
+    pub bwlimit: u64,
 }
 
 const SELECT: &str = "SELECT t.id, t.name, t.share, t.target_id, a.name, t.pool, t.frequency,
         t.meta_port, t.data_port, t.keep_source, t.keep_target, t.snapshot_dir, t.compress,
-        t.enabled, t.created_at, t.updated_at, t.compress_auto, t.timezone
+        t.enabled, t.created_at, t.updated_at, t.compress_auto, t.timezone, t.bwlimit
     FROM tasks t JOIN appliances a ON a.id = t.target_id";
 
 fn from_row(r: &Row<'_>) -> rusqlite::Result<Task> {
@@ -92,6 +96,7 @@ fn from_row(r: &Row<'_>) -> rusqlite::Result<Task> {
         updated_at: r.get::<_, Ts>(15)?.0,
         compress_auto: r.get(16)?,
         timezone: r.get(17)?,
+        bwlimit: r.get(18)?,
     })
 }
 
@@ -109,8 +114,8 @@ impl Store {
         self.conn().execute(
             "INSERT INTO tasks (name, share, target_id, pool, frequency, meta_port, data_port,
                 keep_source, keep_target, snapshot_dir, compress, enabled, created_at, updated_at,
-                compress_auto, timezone)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, 1, ?12, ?12, ?13, ?14)",
+                compress_auto, timezone, bwlimit)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, 1, ?12, ?12, ?13, ?14, ?15)",
             rusqlite::params![
                 t.name,
                 t.share,
@@ -126,6 +131,7 @@ impl Store {
                 now,
                 t.compress_auto,
                 t.timezone,
+                t.bwlimit,
             ],
         )?;
         Ok(self.conn().last_insert_rowid())
@@ -237,6 +243,7 @@ mod tests {
             snapshot_dir: "/mnt/main/.ferry-snapshots/photos",
             compress: 3,
             compress_auto: true,
+            bwlimit: 0,
         }
     }
 

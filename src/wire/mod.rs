@@ -95,6 +95,7 @@ mod frame;
 mod handshake;
 mod message;
 mod reader;
+mod throttle;
 mod writer;
 
 pub use chunk::{Codec, Prefix, StreamStats, CHUNK_SIZE, MAX_CHUNK};
@@ -109,6 +110,7 @@ pub use message::{
     Parent, Parked, Ready, Reason, Received, Refused, Replica, ResumeAt, PROTOCOL,
 };
 pub use reader::ChunkReader;
+pub use throttle::Throttle;
 pub use writer::{ChunkWriter, Position};
 
 #[cfg(test)]

@@ -14,6 +14,7 @@ use super::chunk::{Codec, Prefix, StreamStats, CHUNK_SIZE};
 use super::encode::{Encoded, Encoder};
 use super::frame::write_frame;
 use super::message::DataHello;
+use super::throttle::{Throttle, PIECE};
 use super::Error;
 
 /// Encoded chunks waiting for the network. Enough to ride out a slow write or
@@ -36,6 +37,8 @@ pub struct ChunkWriter<W> {
     /// that copy was dropped half way, which leaves the stream unusable.
     encoder: Option<Encoder>,
     packed: Vec<u8>,
+    /// Bandwidth limits every byte waits for (a task's, the sender's).
+    throttles: Vec<Throttle>,
 }
 
 impl<W: AsyncWrite + Unpin> ChunkWriter<W> {
@@ -50,6 +53,7 @@ impl<W: AsyncWrite + Unpin> ChunkWriter<W> {
             w,
             encoder: Some(Encoder::new(offset, level)?),
             packed: Vec::new(),
+            throttles: Vec::new(),
         })
     }
 
@@ -77,6 +81,7 @@ impl<W: AsyncWrite + Unpin> ChunkWriter<W> {
             w,
             encoder: Some(Encoder::resume(prefix, level)?),
             packed: Vec::new(),
+            throttles: Vec::new(),
         };
         write_frame(&mut writer.w, &DataHello::new(session, offset)).await?;
         Ok(writer)
@@ -91,6 +96,13 @@ impl<W: AsyncWrite + Unpin> ChunkWriter<W> {
     pub fn adaptive(mut self, start: i32, min: i32, max: i32) -> Result<Self, Error> {
         self.encoder()?.adaptive(start, min, max)?;
         Ok(self)
+    }
+
+    /// Paces what this writer puts on the wire by `throttles` (all of them):
+    /// a limited link, to the adaptive level, is a slow link.
+    pub fn throttled(mut self, throttles: Vec<Throttle>) -> Self {
+        self.throttles = throttles;
+        self
     }
 
     /// The zstd level of the current frame (0: off).
@@ -116,7 +128,7 @@ impl<W: AsyncWrite + Unpin> ChunkWriter<W> {
             Codec::Raw => data,
             _ => &self.packed[..],
         };
-        write_parts(&mut self.w, &e.header, payload).await?;
+        write_paced(&mut self.w, &e.header, payload, &self.throttles).await?;
         Ok(e.codec)
     }
 
@@ -150,7 +162,8 @@ impl<W: AsyncWrite + Unpin> ChunkWriter<W> {
         let worker = tokio::task::spawn_blocking(move || encode_all(encoder, r, &tx, &recycled));
         let mut sent = Ok(());
         while let Some(chunk) = rx.recv().await {
-            if let Err(e) = write_parts(&mut self.w, &chunk.encoded.header, chunk.payload()).await {
+            let (header, payload) = (&chunk.encoded.header, chunk.payload());
+            if let Err(e) = write_paced(&mut self.w, header, payload, &self.throttles).await {
                 sent = Err(e);
                 break;
             }
@@ -198,6 +211,28 @@ fn interrupted() -> Error {
 
 /// Header and payload as one write: rustls makes records of both together,
 /// instead of a tiny record (and packet) per header.
+/// [`write_parts`], in pieces of at most [`PIECE`] bytes that each wait for
+/// every throttle first.
+async fn write_paced<W: AsyncWrite + Unpin>(
+    w: &mut W,
+    header: &[u8],
+    payload: &[u8],
+    throttles: &[Throttle],
+) -> Result<(), Error> {
+    if throttles.is_empty() {
+        return write_parts(w, header, payload).await;
+    }
+    for part in [header, payload] {
+        for piece in part.chunks(PIECE) {
+            for t in throttles {
+                t.take(piece.len()).await;
+            }
+            w.write_all(piece).await?;
+        }
+    }
+    Ok(())
+}
+
 async fn write_parts<W: AsyncWrite + Unpin>(
     w: &mut W,
     header: &[u8],

@@ -3,6 +3,7 @@
 
 mod common;
 
+mod bandwidth;
 mod bench_quick;
 mod btrfs_layer;
 mod check;
