@@ -385,34 +385,6 @@ fn sendable(snapshot: btrfs::Subvolume) -> Result<btrfs::Subvolume, Error> {
     }
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    /// Pins: the sender refuses to send a snapshot that is not read-only, with
-    /// the path in the reason; a read-only one passes unchanged.
-    #[test]
-    fn only_a_read_only_snapshot_is_sendable() {
-        let sub = |readonly| btrfs::Subvolume {
-            path: PathBuf::from("/pool/.ferry-snapshots/photos/photos_t_20261129T000000Z"),
-            name: "photos_t_20261129T000000Z".into(),
-            uuid: Uuid::from_u128(7),
-            parent_uuid: None,
-            received_uuid: None,
-            readonly,
-            generation: 9,
-            created: None,
-        };
-        let err = sendable(sub(false)).expect_err("writable");
-        assert!(matches!(err, Error::NotReadOnly { .. }));
-        assert!(!err.is_temporary());
-        assert!(err
-            .to_string()
-            .contains("photos_t_20261129T000000Z is not read-only"));
-        assert_eq!(sendable(sub(true)).expect("read-only"), sub(true));
-    }
-}
-
 /// How often a running transfer rereads its task's bandwidth limit.
 const BWLIMIT_EVERY: Duration = Duration::from_secs(2);
 
@@ -442,5 +414,33 @@ struct AbortOnDrop(tokio::task::JoinHandle<()>);
 impl Drop for AbortOnDrop {
     fn drop(&mut self) {
         self.0.abort();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Pins: the sender refuses to send a snapshot that is not read-only, with
+    /// the path in the reason; a read-only one passes unchanged.
+    #[test]
+    fn only_a_read_only_snapshot_is_sendable() {
+        let sub = |readonly| btrfs::Subvolume {
+            path: PathBuf::from("/pool/.ferry-snapshots/photos/photos_t_20261129T000000Z"),
+            name: "photos_t_20261129T000000Z".into(),
+            uuid: Uuid::from_u128(7),
+            parent_uuid: None,
+            received_uuid: None,
+            readonly,
+            generation: 9,
+            created: None,
+        };
+        let err = sendable(sub(false)).expect_err("writable");
+        assert!(matches!(err, Error::NotReadOnly { .. }));
+        assert!(!err.is_temporary());
+        assert!(err
+            .to_string()
+            .contains("photos_t_20261129T000000Z is not read-only"));
+        assert_eq!(sendable(sub(true)).expect("read-only"), sub(true));
     }
 }

@@ -134,6 +134,7 @@ async fn record(store: Arc<Store>, row: i64, mut rx: watch::Receiver<Progress>) 
 /// connection, where a receiver that fails says why (and keeps us alive).
 /// When `ready` continues a parked receive, the stream's first bytes are read
 /// and hashed here, not sent, and must be the receiver's prefix exactly.
+#[allow(clippy::too_many_arguments)]
 pub(super) async fn stream(
     target: &Target,
     meta: &mut Client<Conn>,
