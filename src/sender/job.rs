@@ -13,6 +13,7 @@ use uuid::Uuid;
 use super::connect::{self, Target};
 use super::lock::TaskLock;
 use super::orphans::{fail_orphaned_rows, Orphans};
+use super::pace;
 use super::plan::{self, LocalSnapshot};
 use super::stream::{Compression, Progress, Report};
 use super::transfer::Transfer;
@@ -161,7 +162,7 @@ impl Run {
         let keepalive = self.options.keepalive;
         // The task's own limit follows `task set` while the run goes on.
         let own = Throttle::new(Rate(self.task.bwlimit), None);
-        let _follow = follow_bwlimit(self.state_dir.clone(), self.task.name.clone(), own.clone());
+        let _follow = pace::follow(self.state_dir.clone(), self.task.name.clone(), own.clone());
         let mut client = connect::meta(
             &target,
             tls.clone(),
@@ -382,38 +383,6 @@ fn sendable(snapshot: btrfs::Subvolume) -> Result<btrfs::Subvolume, Error> {
         Err(Error::NotReadOnly {
             path: snapshot.path,
         })
-    }
-}
-
-/// How often a running transfer rereads its task's bandwidth limit.
-const BWLIMIT_EVERY: Duration = Duration::from_secs(2);
-
-/// Keeps `throttle` at the task's `bwlimit` while the returned guard lives, so
-/// a limit changed with the CLI applies to a running transfer within seconds.
-fn follow_bwlimit(state_dir: PathBuf, task: String, throttle: Throttle) -> AbortOnDrop {
-    AbortOnDrop(tokio::spawn(async move {
-        let Ok(store) = Store::open(&state_dir) else {
-            return;
-        };
-        let mut tick = tokio::time::interval(BWLIMIT_EVERY);
-        loop {
-            tick.tick().await;
-            if let Ok(Some(t)) = store.task(&task) {
-                if throttle.rate() != Rate(t.bwlimit) {
-                    info!(task = %task, bwlimit = %Rate(t.bwlimit), "bandwidth limit changed");
-                    throttle.set(Rate(t.bwlimit), None);
-                }
-            }
-        }
-    }))
-}
-
-/// Aborts its task when dropped.
-struct AbortOnDrop(tokio::task::JoinHandle<()>);
-
-impl Drop for AbortOnDrop {
-    fn drop(&mut self) {
-        self.0.abort();
     }
 }
 

@@ -9,6 +9,7 @@ mod error;
 mod job;
 mod lock;
 mod orphans;
+mod pace;
 pub mod plan;
 mod slots;
 mod stream;
