@@ -15,6 +15,7 @@ pub mod metrics;
 pub mod names;
 pub mod notify;
 pub mod receiver;
+pub mod retention;
 pub mod schedule;
 pub mod sender;
 pub mod store;
