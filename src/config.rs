@@ -142,6 +142,9 @@ pub struct ReceiverSettings {
     /// How long a receive whose connection broke is kept for a resume; 0 keeps none.
     #[serde(with = "human_duration")]
     pub resume_window: Duration,
+    /// The most replicas kept of one line (pool, source, share), whatever a
+    /// sender's retention asks for.
+    pub max_replicas_per_line: u32,
 }
 
 impl Default for ReceiverSettings {
@@ -157,6 +160,7 @@ impl Default for ReceiverSettings {
             data_timeout: Duration::from_secs(30),
             metrics_listen: None,
             resume_window: Duration::from_secs(15 * 60),
+            max_replicas_per_line: crate::retention::DEFAULT_MAX_REPLICAS_PER_LINE,
         }
     }
 }
@@ -180,6 +184,8 @@ pub struct SenderSettings {
     /// transfer before it fails; 0 fails at once.
     #[serde(with = "human_duration")]
     pub resume_for: Duration,
+    /// Hooks of tasks that name none of their own.
+    pub hooks: HookSettings,
 }
 
 impl Default for SenderSettings {
@@ -190,6 +196,38 @@ impl Default for SenderSettings {
             retry_max: Duration::from_secs(3600),
             metrics_listen: None,
             resume_for: Duration::from_secs(10 * 60),
+            hooks: HookSettings::default(),
+        }
+    }
+}
+
+/// `[sender.hooks]`: the hook commands of tasks that set none themselves, and
+/// how long any hook may run.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct HookSettings {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub pre_snapshot: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub post_snapshot: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub on_success: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub on_failure: Option<String>,
+    /// A hook still running after this is killed (its process group) and
+    /// counts as failed.
+    #[serde(with = "human_duration")]
+    pub timeout: Duration,
+}
+
+impl Default for HookSettings {
+    fn default() -> Self {
+        HookSettings {
+            pre_snapshot: None,
+            post_snapshot: None,
+            on_success: None,
+            on_failure: None,
+            timeout: Duration::from_secs(120),
         }
     }
 }
@@ -345,6 +383,7 @@ impl Config {
         }
         for (key, count) in [
             ("receiver.max_receives", r.max_receives),
+            ("receiver.max_replicas_per_line", r.max_replicas_per_line),
             ("sender.max_sends", s.max_sends),
         ] {
             if count == 0 {
@@ -356,6 +395,7 @@ impl Config {
             ("receiver.data_timeout", r.data_timeout),
             ("sender.retry_first", s.retry_first),
             ("sender.retry_max", s.retry_max),
+            ("sender.hooks.timeout", s.hooks.timeout),
         ] {
             if d.is_zero() {
                 return Err((key, "must be longer than 0s".into()));

@@ -17,7 +17,9 @@ mod signals;
 mod status;
 mod task;
 mod task_add;
+mod task_opts;
 mod task_run;
+mod task_set;
 mod version;
 
 use output::one_line;

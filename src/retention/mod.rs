@@ -12,3 +12,9 @@ mod zone;
 pub use decide::{decide, period, Drop, Policy, Rule, Verdict};
 pub use grid::{Grid, GridError, Term, Unit, MAX_COUNT};
 pub use zone::{local_zone, parse_zone, Zone};
+
+/// The receiver's default cap on one replica line (pool, source, share):
+/// about five times what the default target retention keeps (5 newest and
+/// `24h 7d 4w 12m`: at most 52), and within the low hundreds of snapshots per
+/// subvolume that btrfs handles without slowing down (docs/design.md).
+pub const DEFAULT_MAX_REPLICAS_PER_LINE: u32 = 250;
