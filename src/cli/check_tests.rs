@@ -59,6 +59,7 @@ fn row(task: &str, status: Status, ago: TimeDelta, error: Option<&str>) -> SendR
             received_uuid: None,
             resumed_from: 0,
         },
+        unchanged: false,
     }
 }
 
@@ -190,6 +191,7 @@ fn line(age: TimeDelta, interval: Option<Duration>) -> ReplicaLine {
             received_uuid: Uuid::nil(),
             stream_bytes: 1,
             received_at: now() - age,
+            created_at: None,
         },
         count: 2,
         age_seconds: age.num_seconds(),

@@ -18,6 +18,7 @@ mod status;
 mod task;
 mod task_add;
 mod task_opts;
+mod task_prune;
 mod task_run;
 mod task_set;
 mod version;

@@ -6,6 +6,7 @@ use serde::Serialize;
 use super::ctx::{bad_input, Ctx};
 use super::output::{compression, or_dash, print_fields, print_json, time, Table};
 use super::task_add::{self, AddArgs};
+use super::task_prune::{self, PruneArgs};
 use super::task_run;
 use super::task_set::{self, SetArgs};
 use crate::schedule::Schedule;
@@ -33,6 +34,8 @@ pub enum TaskCommand {
     Disable { name: String },
     /// Delete a task. Its snapshots stay unless --purge-snapshots; its history stays.
     Delete(DeleteArgs),
+    /// Show (--dry-run) or apply a task's retention, here and on its target.
+    Prune(PruneArgs),
     /// Run a task once now (exit 0 only when the target confirmed it).
     Run {
         name: String,
@@ -143,6 +146,7 @@ pub fn run(ctx: &Ctx, cmd: TaskCommand) -> anyhow::Result<()> {
         TaskCommand::Enable { name } => set_enabled(ctx, &name, true),
         TaskCommand::Disable { name } => set_enabled(ctx, &name, false),
         TaskCommand::Delete(args) => delete(ctx, args),
+        TaskCommand::Prune(args) => task_prune::prune(ctx, args),
         TaskCommand::Run { name, progress } => task_run::run(ctx, &name, progress),
     }
 }

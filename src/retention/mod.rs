@@ -11,7 +11,7 @@ mod zone;
 
 pub use decide::{decide, period, Drop, Policy, Rule, Verdict};
 pub use grid::{Grid, GridError, Term, Unit, MAX_COUNT};
-pub use zone::{local_zone, parse_zone, Zone};
+pub use zone::{parse_zone, Zone};
 
 /// The receiver's default cap on one replica line (pool, source, share):
 /// about five times what the default target retention keeps (5 newest and

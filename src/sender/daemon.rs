@@ -369,6 +369,7 @@ fn resize(sends: &Arc<Semaphore>, old: usize, new: usize) {
 fn run_options(settings: &SenderSettings) -> RunOptions {
     RunOptions {
         resume_for: settings.resume_for,
+        hooks: settings.hooks.clone(),
         ..RunOptions::default()
     }
 }
