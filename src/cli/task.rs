@@ -3,7 +3,7 @@
 use clap::{Args, Subcommand};
 use serde::Serialize;
 
-use super::ctx::{bad_input, Ctx};
+use super::ctx::{bad_input, existing, Ctx};
 use super::output::{compression, or_dash, print_fields, print_json, time, Table};
 use super::task_add::{self, AddArgs};
 use super::task_prune::{self, PruneArgs};
@@ -148,14 +148,6 @@ pub fn run(ctx: &Ctx, cmd: TaskCommand) -> anyhow::Result<()> {
         TaskCommand::Delete(args) => delete(ctx, args),
         TaskCommand::Prune(args) => task_prune::prune(ctx, args),
         TaskCommand::Run { name, progress } => task_run::run(ctx, &name, progress),
-    }
-}
-
-/// The task by that name, or the user's mistake.
-pub fn existing(store: &Store, name: &str) -> anyhow::Result<Task> {
-    match store.task(name)? {
-        Some(t) => Ok(t),
-        None => bad_input!("no task named {name}; `ferry task list` shows the tasks"),
     }
 }
 

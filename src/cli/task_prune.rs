@@ -7,9 +7,8 @@ use chrono::{DateTime, Utc};
 use clap::Args;
 use serde::Serialize;
 
+use super::ctx::{existing, Ctx};
 use super::output::{print_json, time, Table};
-use super::task::existing;
-use super::Ctx;
 use crate::retention::{Rule, Verdict};
 use crate::sender::{self, Entry, PruneReport};
 use crate::store::Task;

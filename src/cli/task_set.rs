@@ -7,8 +7,7 @@ use std::path::PathBuf;
 
 use clap::Args;
 
-use super::ctx::{bad_input, Ctx};
-use super::task::existing;
+use super::ctx::{bad_input, existing, Ctx};
 use super::task_opts::TaskOptions;
 use crate::store::{TaskHooks, TaskSettings};
 
