@@ -59,7 +59,8 @@ fn message(line: &str) -> String {
         .next()
         .unwrap_or(line)
         .replace("task add needs --frequency", "")
-        .to_string()
+        // `task set` checks against the stored (canonical) frequency.
+        .replace("frequency \"300\"", "frequency \"5m\"")
 }
 
 #[test]
@@ -76,6 +77,12 @@ fn task_set_refuses_what_task_add_refuses_with_the_same_words() {
         ("--compress", "fast", "give auto, a zstd level"),
         ("--skip-unchanged", "maybe", "give on or off"),
         ("--meta-port", "0", "give a port 1-65535"),
+        ("--timezone", "Mars/Olympus", "Mars/Olympus"),
+        (
+            "--timezone",
+            "Europe/Berlin",
+            "applies to cron schedules only",
+        ),
         ("--data-port", "65536", "give a port 1-65535"),
     ];
     for (flag, value, says) in bad {
@@ -198,4 +205,31 @@ fn task_set_changes_what_it_is_given_and_nothing_else() {
     assert!(reset["meta_port"].is_null());
     let out = s.node.ok(&["task", "set", "photos", "--keep-target", "9"]);
     assert!(out.contains("nothing changed"), "{out}");
+
+    // A zone goes with a cron schedule, and back to the system's.
+    s.node.ok(&[
+        "task",
+        "set",
+        "photos",
+        "--frequency",
+        "0 3 * * *",
+        "--timezone",
+        "Europe/Berlin",
+    ]);
+    let zoned = s.node.json(&["task", "show", "photos", "--json"]);
+    assert_eq!(zoned["timezone"], "Europe/Berlin");
+    let err = s
+        .node
+        .refused(2, &["task", "set", "photos", "--frequency", "5m"]);
+    assert!(err.contains("applies to cron schedules only"), "{err}");
+    s.node.ok(&[
+        "task",
+        "set",
+        "photos",
+        "--frequency",
+        "5m",
+        "--timezone",
+        "system",
+    ]);
+    assert!(s.node.json(&["task", "show", "photos", "--json"])["timezone"].is_null());
 }
