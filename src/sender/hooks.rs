@@ -216,7 +216,7 @@ mod tests {
         let dir = tempfile::tempdir().expect("tmp");
         let out = dir.path().join("env");
         let cmd = format!(
-            "env | grep ^FERRY_ | sort > {}; [ -z \"$FERRY_ERROR\" ]",
+            "env | grep -E '^FERRY_(TASK|SHARE|SNAPSHOT|TARGET|STATUS|ERROR)=' | sort > {}; [ -z \"$FERRY_ERROR\" ]",
             out.display()
         );
         run(Hook::OnSuccess, &cmd, &facts(), Duration::from_secs(10))
