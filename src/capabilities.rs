@@ -4,7 +4,8 @@
 use crate::wire::{Feature, Features};
 
 /// The features this appliance offers its peers. A feature is listed only when
-/// every local part it needs is there. `resume` needs nothing beyond ferry.
+/// every local part it needs is there. `resume` and `retention-grid` need
+/// nothing beyond this build (ferry's own code), so they are always offered.
 pub fn offered() -> Features {
-    Features::new([Feature::Resume])
+    Features::new([Feature::Resume, Feature::RetentionGrid])
 }

@@ -1,7 +1,6 @@
 //! The daemons' configuration file (`/etc/ferry/ferry.toml`): every key optional with
 //! a default, unknown keys and out-of-range values refused with the key and file named.
 
-use std::fmt;
 use std::io;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::path::{Path, PathBuf};
@@ -10,6 +9,8 @@ use std::time::Duration;
 use serde::{Deserialize, Serialize};
 
 use crate::bandwidth::{Rate, Window};
+pub use crate::config_text::LogLevel;
+pub use crate::hook_settings::HookSettings;
 use thiserror::Error;
 
 /// Where state lives (database, key, certificate) when neither the config file's
@@ -49,49 +50,6 @@ fn at(path: &Path, line: Option<usize>) -> String {
     match line {
         Some(line) => format!("{}:{line}", path.display()),
         None => path.display().to_string(),
-    }
-}
-
-/// How much the daemons log; `RUST_LOG`, when the daemon honours it, is finer grained.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize, Serialize)]
-#[serde(rename_all = "lowercase")]
-pub enum LogLevel {
-    Error,
-    Warn,
-    #[default]
-    Info,
-    Debug,
-    Trace,
-}
-
-impl LogLevel {
-    /// The word used in the file, which is also a valid `tracing` filter directive.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            LogLevel::Error => "error",
-            LogLevel::Warn => "warn",
-            LogLevel::Info => "info",
-            LogLevel::Debug => "debug",
-            LogLevel::Trace => "trace",
-        }
-    }
-}
-
-impl fmt::Display for LogLevel {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
-
-impl From<LogLevel> for tracing::Level {
-    fn from(level: LogLevel) -> Self {
-        match level {
-            LogLevel::Error => tracing::Level::ERROR,
-            LogLevel::Warn => tracing::Level::WARN,
-            LogLevel::Info => tracing::Level::INFO,
-            LogLevel::Debug => tracing::Level::DEBUG,
-            LogLevel::Trace => tracing::Level::TRACE,
-        }
     }
 }
 
@@ -144,6 +102,9 @@ pub struct ReceiverSettings {
     /// How long a receive whose connection broke is kept for a resume; 0 keeps none.
     #[serde(with = "crate::config_text::duration")]
     pub resume_window: Duration,
+    /// The most replicas kept of one line (pool, source, share), whatever a
+    /// sender's retention asks for.
+    pub max_replicas_per_line: u32,
 }
 
 impl Default for ReceiverSettings {
@@ -159,6 +120,7 @@ impl Default for ReceiverSettings {
             data_timeout: Duration::from_secs(30),
             metrics_listen: None,
             resume_window: Duration::from_secs(15 * 60),
+            max_replicas_per_line: crate::retention::DEFAULT_MAX_REPLICAS_PER_LINE,
         }
     }
 }
@@ -191,6 +153,8 @@ pub struct SenderSettings {
         skip_serializing_if = "Option::is_none"
     )]
     pub bwlimit_window: Option<Window>,
+    /// Hooks of tasks that name none of their own.
+    pub hooks: HookSettings,
 }
 
 impl Default for SenderSettings {
@@ -203,6 +167,7 @@ impl Default for SenderSettings {
             resume_for: Duration::from_secs(10 * 60),
             bwlimit: Rate::NONE,
             bwlimit_window: None,
+            hooks: HookSettings::default(),
         }
     }
 }
@@ -358,6 +323,7 @@ impl Config {
         }
         for (key, count) in [
             ("receiver.max_receives", r.max_receives),
+            ("receiver.max_replicas_per_line", r.max_replicas_per_line),
             ("sender.max_sends", s.max_sends),
         ] {
             if count == 0 {
@@ -369,6 +335,7 @@ impl Config {
             ("receiver.data_timeout", r.data_timeout),
             ("sender.retry_first", s.retry_first),
             ("sender.retry_max", s.retry_max),
+            ("sender.hooks.timeout", s.hooks.timeout),
         ] {
             if d.is_zero() {
                 return Err((key, "must be longer than 0s".into()));

@@ -1,5 +1,10 @@
 //! How the config file writes values that are not TOML types: durations
-//! (`"30s"`, `"1h 30m"`) and anything with a `FromStr`, such as rates and windows.
+//! (`"30s"`, `"1h 30m"`), anything with a `FromStr` (rates, windows), and the
+//! log level.
+
+use std::fmt;
+
+use serde::{Deserialize, Serialize};
 
 pub mod duration {
     use serde::{Deserialize, Deserializer, Serializer};
@@ -62,6 +67,49 @@ pub mod text_opt {
         match v {
             Some(v) => s.serialize_str(&v.to_string()),
             None => s.serialize_none(),
+        }
+    }
+}
+
+/// How much the daemons log; `RUST_LOG`, when the daemon honours it, is finer grained.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LogLevel {
+    Error,
+    Warn,
+    #[default]
+    Info,
+    Debug,
+    Trace,
+}
+
+impl LogLevel {
+    /// The word used in the file, which is also a valid `tracing` filter directive.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            LogLevel::Error => "error",
+            LogLevel::Warn => "warn",
+            LogLevel::Info => "info",
+            LogLevel::Debug => "debug",
+            LogLevel::Trace => "trace",
+        }
+    }
+}
+
+impl fmt::Display for LogLevel {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl From<LogLevel> for tracing::Level {
+    fn from(level: LogLevel) -> Self {
+        match level {
+            LogLevel::Error => tracing::Level::ERROR,
+            LogLevel::Warn => tracing::Level::WARN,
+            LogLevel::Info => tracing::Level::INFO,
+            LogLevel::Debug => tracing::Level::DEBUG,
+            LogLevel::Trace => tracing::Level::TRACE,
         }
     }
 }

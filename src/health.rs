@@ -28,7 +28,11 @@ pub struct TaskHealth {
     pub interval: Option<Duration>,
     /// When the newest snapshot a target confirmed was taken (from its name).
     pub last_success: Option<DateTime<Utc>>,
-    /// `now - last_success`, in seconds: the recovery point's age. Negative
+    /// The last time the replica was known to equal the share: `last_success`,
+    /// or a later run that found the share unchanged since the snapshot the
+    /// target holds (skip-unchanged).
+    pub current_at: Option<DateTime<Utc>>,
+    /// `now - current_at`, in seconds: the recovery point's age. Negative
     /// when the clock went back.
     pub lag_seconds: Option<i64>,
     /// The next regular run (a retry may come earlier); `None` when disabled.
@@ -84,7 +88,18 @@ pub fn from_rows(task: Task, rows: &[SendRow], now: DateTime<Utc>) -> TaskHealth
         .find(|r| r.attempt.status == Status::Succeeded)
         .and_then(|r| r.attempt.snapshot.as_deref())
         .and_then(|s| names::snapshot_time(&share, &task.name, s));
-    let attempts = || rows.iter().filter(|r| r.attempt.status != Status::Skipped);
+    // A run that found the share unchanged proved the replica current then.
+    let unchanged = rows
+        .iter()
+        .find(|r| r.unchanged)
+        .map(|r| r.attempt.started_at);
+    let current_at = last_success.max(unchanged);
+    // Runs that found the share unchanged count as attempts, and end a
+    // failure streak like a success; ticks skipped during a run do not.
+    let attempts = || {
+        rows.iter()
+            .filter(|r| r.attempt.status != Status::Skipped || r.unchanged)
+    };
     let failures: Vec<&SendRow> = attempts()
         .filter(|r| r.attempt.status != Status::Running)
         .take_while(|r| r.attempt.status == Status::Failed)
@@ -103,7 +118,8 @@ pub fn from_rows(task: Task, rows: &[SendRow], now: DateTime<Utc>) -> TaskHealth
         interval: schedule.as_ref().and_then(|s| interval(s, now)),
         schedule,
         last_success,
-        lag_seconds: last_success.map(|t| (now - t).num_seconds()),
+        current_at,
+        lag_seconds: current_at.map(|t| (now - t).num_seconds()),
         next_run,
         failures_in_a_row: u32::try_from(failures.len()).unwrap_or(u32::MAX),
         last_error: failures.first().and_then(|r| r.attempt.error.clone()),

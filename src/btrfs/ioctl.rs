@@ -57,6 +57,7 @@ pub(super) fn subvolume_info(path: &Path) -> Result<Option<Subvolume>, Error> {
         received_uuid: optional(args.received_uuid),
         readonly: args.flags & ROOT_SUBVOL_RDONLY != 0,
         generation: args.generation,
+        ctransid: Some(args.ctransid),
         created: i64::try_from(args.otime.sec)
             .ok()
             .and_then(|s| DateTime::from_timestamp(s, args.otime.nsec)),

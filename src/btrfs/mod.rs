@@ -17,5 +17,5 @@ pub use parse::{parse_show, ParseShowError};
 pub use process::BTRFS;
 pub use receive::{receive, Receive, Received};
 pub use send::{send, SendExit, SendStream};
-pub use snapshots::{delete, list, show, snapshot_readonly};
+pub use snapshots::{commit_filesystem, delete, list, show, snapshot_readonly};
 pub use subvolume::Subvolume;

@@ -94,6 +94,7 @@ pub fn parse_show(path: &Path, text: &str) -> Result<Subvolume, ParseShowError> 
             .split(|c: char| c == ',' || c.is_whitespace())
             .any(|f| f == "readonly"),
         generation,
+        ctransid: None,
         created: optional_time(created.as_deref())?,
     })
 }

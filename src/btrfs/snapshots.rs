@@ -76,6 +76,23 @@ pub async fn delete(path: &Path) -> Result<(), Error> {
     Ok(())
 }
 
+/// Commits the filesystem holding `path` (`syncfs`): afterwards the
+/// subvolume facts of [`show`] (its `ctransid`) cover every write made before.
+/// Until the commit, a write may not have moved them yet.
+///
+/// # Errors
+///
+/// [`Error::Path`] when `path` cannot be opened or the sync fails.
+pub async fn commit_filesystem(path: &Path) -> Result<(), Error> {
+    let at = path.to_path_buf();
+    tokio::task::spawn_blocking(move || {
+        let file = std::fs::File::open(&at).map_err(|e| Error::path(&at, e))?;
+        nix::unistd::syncfs(&file).map_err(|e| Error::path(&at, e.into()))
+    })
+    .await
+    .map_err(|e| Error::path(path, io::Error::other(e)))?
+}
+
 /// What `btrfs subvolume show path` says: from the kernel directly where it
 /// can (the `BTRFS_IOC_GET_SUBVOL_INFO` ioctl), else parsed from btrfs-progs.
 ///

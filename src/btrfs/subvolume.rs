@@ -1,5 +1,5 @@
 //! What btrfs knows about one subvolume: its uuids (own, parent, received),
-//! whether it is read-only, its generation and creation time.
+//! whether it is read-only, its generation, ctransid and creation time.
 
 use std::path::PathBuf;
 
@@ -18,5 +18,11 @@ pub struct Subvolume {
     pub readonly: bool,
     /// The transaction id (a count, not a time) that last changed it.
     pub generation: u64,
+    /// The transaction that last changed the subvolume's content (`ctransid`).
+    /// A snapshot starts with its source's, and taking a snapshot does not
+    /// move the source's (its `generation` does move), so a share whose
+    /// ctransid equals its snapshot's is unchanged since. `None` where
+    /// btrfs-progs answered (kernels before 4.18): it does not print it.
+    pub ctransid: Option<u64>,
     pub created: Option<DateTime<Utc>>,
 }

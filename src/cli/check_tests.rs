@@ -23,6 +23,10 @@ fn task(name: &str, frequency: &str) -> Task {
         frequency: frequency.into(),
         timezone: None,
         bwlimit: 0,
+        preserve_source: "none".into(),
+        preserve_target: "none".into(),
+        skip_unchanged: true,
+        hooks: crate::store::TaskHooks::default(),
         meta_port: None,
         data_port: None,
         keep_source: 3,
@@ -56,6 +60,7 @@ fn row(task: &str, status: Status, ago: TimeDelta, error: Option<&str>) -> SendR
             received_uuid: None,
             resumed_from: 0,
         },
+        unchanged: false,
     }
 }
 
@@ -187,6 +192,7 @@ fn line(age: TimeDelta, interval: Option<Duration>) -> ReplicaLine {
             received_uuid: Uuid::nil(),
             stream_bytes: 1,
             received_at: now() - age,
+            created_at: None,
         },
         count: 2,
         age_seconds: age.num_seconds(),

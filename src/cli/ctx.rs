@@ -6,7 +6,7 @@ use std::path::PathBuf;
 use thiserror::Error;
 
 use crate::config::Config;
-use crate::store::{self, Store};
+use crate::store::{self, Store, Task};
 
 /// A mistake in what the user asked for: exit code 2, and nothing was changed.
 #[derive(Debug, Error)]
@@ -44,5 +44,13 @@ impl Ctx {
             Err(e @ store::Error::NotInitialized(_)) => Err(BadInput(e.to_string()).into()),
             other => Ok(other?),
         }
+    }
+}
+
+/// The task by that name, or the user's mistake.
+pub fn existing(store: &Store, name: &str) -> anyhow::Result<Task> {
+    match store.task(name)? {
+        Some(t) => Ok(t),
+        None => bad_input!("no task named {name}; `ferry task list` shows the tasks"),
     }
 }

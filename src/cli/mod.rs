@@ -17,7 +17,10 @@ mod signals;
 mod status;
 mod task;
 mod task_add;
+mod task_opts;
+mod task_prune;
 mod task_run;
+mod task_set;
 mod version;
 
 use output::one_line;

@@ -59,6 +59,7 @@ pub fn run(ctx: &Ctx, args: ReceiverArgs) -> anyhow::Result<()> {
     config.audit =
         Some(crate::config::job_cron(&file.audit).unwrap_or_else(|_| file.audit.clone()));
     config.history = Some(ctx.config.history.retention());
+    config.max_replicas_per_line = file.max_replicas_per_line;
     let runtime = tokio::runtime::Runtime::new().context("cannot start the async runtime")?;
     runtime.block_on(async {
         let notifier = Notifier::from_env();

@@ -48,7 +48,10 @@ struct TaskStatus {
     schedule: String,
     /// When the newest confirmed replica's snapshot was taken.
     last_success: Option<DateTime<Utc>>,
-    /// Now minus `last_success`: how much would be lost if the source died now.
+    /// The last time the replica was known to equal the share: `last_success`,
+    /// or later, a run that found the share unchanged since that snapshot.
+    current_at: Option<DateTime<Utc>>,
+    /// Now minus `current_at`: how much would be lost if the source died now.
     lag_seconds: Option<i64>,
     next_run: Option<DateTime<Utc>>,
     failures_in_a_row: u32,
@@ -217,6 +220,7 @@ fn task_status(h: health::TaskHealth) -> TaskStatus {
         target: h.task.target,
         enabled: h.task.enabled,
         last_success: h.last_success,
+        current_at: h.current_at,
         lag_seconds: h.lag_seconds,
         next_run: h.next_run,
         failures_in_a_row: h.failures_in_a_row,

@@ -3,10 +3,12 @@
 use clap::{Args, Subcommand};
 use serde::Serialize;
 
-use super::ctx::{bad_input, Ctx};
+use super::ctx::{bad_input, existing, Ctx};
 use super::output::{compression, or_dash, print_fields, print_json, time, Table};
 use super::task_add::{self, AddArgs};
+use super::task_prune::{self, PruneArgs};
 use super::task_run;
+use super::task_set::{self, SetArgs};
 use crate::schedule::Schedule;
 use crate::sender::TaskLock;
 use crate::store::{SendFilter, Status, Store, Task};
@@ -16,6 +18,8 @@ use crate::{btrfs, names};
 pub enum TaskCommand {
     /// Replicate a share to an appliance's pool on a schedule.
     Add(Box<AddArgs>),
+    /// Change a task's settings (schedule, retention, compression, ports, hooks).
+    Set(Box<SetArgs>),
     /// List tasks with their last result.
     List(JsonArg),
     /// Show one task in full.
@@ -30,6 +34,8 @@ pub enum TaskCommand {
     Disable { name: String },
     /// Delete a task. Its snapshots stay unless --purge-snapshots; its history stays.
     Delete(DeleteArgs),
+    /// Show (--dry-run) or apply a task's retention, here and on its target.
+    Prune(PruneArgs),
     /// Run a task once now (exit 0 only when the target confirmed it).
     Run {
         name: String,
@@ -73,6 +79,14 @@ struct TaskView<'a> {
     data_port: Option<u16>,
     keep_source: u32,
     keep_target: u32,
+    preserve_source: &'a str,
+    preserve_target: &'a str,
+    skip_unchanged: bool,
+    /// `null`: the config's default; `""`: none for this task.
+    pre_snapshot: Option<&'a str>,
+    post_snapshot: Option<&'a str>,
+    on_success: Option<&'a str>,
+    on_failure: Option<&'a str>,
     snapshot_dir: &'a std::path::Path,
     compress: i32,
     compress_auto: bool,
@@ -107,6 +121,13 @@ impl<'a> TaskView<'a> {
             data_port: t.data_port,
             keep_source: t.keep_source,
             keep_target: t.keep_target,
+            preserve_source: &t.preserve_source,
+            preserve_target: &t.preserve_target,
+            skip_unchanged: t.skip_unchanged,
+            pre_snapshot: t.hooks.pre_snapshot.as_deref(),
+            post_snapshot: t.hooks.post_snapshot.as_deref(),
+            on_success: t.hooks.on_success.as_deref(),
+            on_failure: t.hooks.on_failure.as_deref(),
             snapshot_dir: &t.snapshot_dir,
             compress: t.compress,
             compress_auto: t.compress_auto,
@@ -122,20 +143,14 @@ impl<'a> TaskView<'a> {
 pub fn run(ctx: &Ctx, cmd: TaskCommand) -> anyhow::Result<()> {
     match cmd {
         TaskCommand::Add(args) => task_add::add(ctx, *args),
+        TaskCommand::Set(args) => task_set::set(ctx, *args),
         TaskCommand::List(args) => list(ctx, args.json),
         TaskCommand::Show { name, json } => show(ctx, &name, json.json),
         TaskCommand::Enable { name } => set_enabled(ctx, &name, true),
         TaskCommand::Disable { name } => set_enabled(ctx, &name, false),
         TaskCommand::Delete(args) => delete(ctx, args),
+        TaskCommand::Prune(args) => task_prune::prune(ctx, args),
         TaskCommand::Run { name, progress } => task_run::run(ctx, &name, progress),
-    }
-}
-
-/// The task by that name, or the user's mistake.
-fn existing(store: &Store, name: &str) -> anyhow::Result<Task> {
-    match store.task(name)? {
-        Some(t) => Ok(t),
-        None => bad_input!("no task named {name}; `ferry task list` shows the tasks"),
     }
 }
 
@@ -170,6 +185,7 @@ fn list(ctx: &Ctx, json: bool) -> anyhow::Result<()> {
 
 fn show(ctx: &Ctx, name: &str, json: bool) -> anyhow::Result<()> {
     let store = ctx.store()?;
+    let defaults = &ctx.config.sender.hooks;
     let task = existing(&store, name)?;
     let v = TaskView::new(&store, &task)?;
     if json {
@@ -184,12 +200,27 @@ fn show(ctx: &Ctx, name: &str, json: bool) -> anyhow::Result<()> {
         ("enabled", yes_no(v.enabled)),
         ("meta port", port(v.meta_port)),
         ("data port", port(v.data_port)),
+        ("keep here", retention(v.keep_source, v.preserve_source)),
         (
-            "keep",
-            format!(
-                "{} on this appliance, {} on the target",
-                v.keep_source, v.keep_target
-            ),
+            "keep on target",
+            retention(v.keep_target, v.preserve_target),
+        ),
+        ("skip unchanged", on_off(v.skip_unchanged)),
+        (
+            "pre-snapshot",
+            hook(v.pre_snapshot, defaults.pre_snapshot.as_deref()),
+        ),
+        (
+            "post-snapshot",
+            hook(v.post_snapshot, defaults.post_snapshot.as_deref()),
+        ),
+        (
+            "on-success",
+            hook(v.on_success, defaults.on_success.as_deref()),
+        ),
+        (
+            "on-failure",
+            hook(v.on_failure, defaults.on_failure.as_deref()),
         ),
         ("snapshot dir", v.snapshot_dir.display().to_string()),
         ("compression", compression(v.compress, v.compress_auto)),
@@ -276,6 +307,28 @@ fn purge_snapshots(task: &Task) -> anyhow::Result<usize> {
         let _ = std::fs::remove_dir(&task.snapshot_dir);
         Ok(purged)
     })
+}
+
+/// `newest 5, and the grid 24h 7d` or `newest 3`.
+fn retention(newest: u32, grid: &str) -> String {
+    if grid == "none" {
+        format!("newest {newest}")
+    } else {
+        format!("newest {newest}, and the grid {grid}")
+    }
+}
+
+/// A task's hook as it will run: its own, or the config's default.
+fn hook(own: Option<&str>, default: Option<&str>) -> String {
+    match (own, default) {
+        (Some(""), _) | (None, None | Some("")) => "-".to_string(),
+        (Some(cmd), _) => cmd.to_string(),
+        (None, Some(cmd)) => format!("{cmd} (config default)"),
+    }
+}
+
+fn on_off(b: bool) -> String {
+    if b { "on" } else { "off" }.to_string()
 }
 
 fn yes_no(b: bool) -> String {

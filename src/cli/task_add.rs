@@ -8,7 +8,7 @@ use clap::Args;
 use super::ctx::{bad_input, Ctx};
 use super::output::compression;
 use super::pool::btrfs_subvolume_path;
-use crate::bandwidth::Rate;
+use super::task_opts::TaskOptions;
 use crate::schedule::Schedule;
 use crate::store::NewTask;
 use crate::{btrfs, names};
@@ -29,38 +29,12 @@ pub struct AddArgs {
     /// The pool on the target that receives the replicas.
     #[arg(long)]
     pool: String,
-    /// How often: seconds (300), a duration (5m, 1h) or a cron expression; at least every 60s.
-    #[arg(long)]
-    frequency: String,
-    /// The IANA time zone a cron --frequency is evaluated in (Europe/Berlin)
-    /// [default: the system's zone].
-    #[arg(long, value_name = "ZONE")]
-    timezone: Option<String>,
-    /// Override the target's meta port for this task.
-    #[arg(long, value_parser = clap::value_parser!(u16).range(1..))]
-    meta_port: Option<u16>,
-    /// Override the target's data port for this task.
-    #[arg(long, value_parser = clap::value_parser!(u16).range(1..))]
-    data_port: Option<u16>,
-    /// Snapshots to keep on this appliance (the newest confirmed one is always kept).
-    #[arg(long, default_value_t = 3, value_parser = clap::value_parser!(u32).range(1..))]
-    keep_source: u32,
-    /// Replicas to keep on the target (the newest is always kept).
-    #[arg(long, default_value_t = 5, value_parser = clap::value_parser!(u32).range(1..))]
-    keep_target: u32,
     /// Where snapshots go: on the share's filesystem, outside the share
     /// [default: .ferry-snapshots/<share> beside the share].
     #[arg(long)]
     snapshot_dir: Option<PathBuf>,
-    /// Stream compression: `auto` (zstd whose level follows the bottleneck:
-    /// higher on a slow link, lower on a fast one), a fixed zstd level 1-19,
-    /// or 0 for none.
-    #[arg(long, default_value = "auto", value_parser = parse_compress)]
-    compress: Compress,
-    /// Bandwidth limit on the wire, bytes per second: 500KiB, 10MiB, 1GiB
-    /// (or kB, MB, GB); 0 for none. `sender.bwlimit` caps all tasks together.
-    #[arg(long, default_value = "0", value_name = "RATE")]
-    bwlimit: Rate,
+    #[command(flatten)]
+    options: TaskOptions,
 }
 
 pub fn add(ctx: &Ctx, args: AddArgs) -> anyhow::Result<()> {
@@ -83,10 +57,7 @@ pub fn add(ctx: &Ctx, args: AddArgs) -> anyhow::Result<()> {
     if let Err(e) = names::validate("pool", &args.pool) {
         bad_input!("{e}");
     }
-    let schedule = match Schedule::parse_in(&args.frequency, args.timezone.as_deref()) {
-        Ok(s) => s,
-        Err(e) => bad_input!("{e}"),
-    };
+    let settings = args.options.for_new_task()?;
     let share = btrfs_subvolume_path("share", &args.share)?;
     let share_path = Path::new(&share);
     let share_name = share_path
@@ -124,54 +95,19 @@ pub fn add(ctx: &Ctx, args: AddArgs) -> anyhow::Result<()> {
         share: &share,
         target_id: target.id,
         pool: &args.pool,
-        frequency: &schedule.canonical(),
-        timezone: schedule.timezone().as_deref(),
-        meta_port: args.meta_port,
-        data_port: args.data_port,
-        keep_source: args.keep_source,
-        keep_target: args.keep_target,
         snapshot_dir,
-        compress: args.compress.level,
-        compress_auto: args.compress.auto,
-        bwlimit: args.bwlimit.0,
+        settings: &settings,
     })?;
+    let schedule = Schedule::parse(&settings.frequency)
+        .map_or_else(|_| settings.frequency.clone(), |s| s.to_string());
     println!(
-        "added task {}: {share} to {} pool {}, {schedule}, {}, bandwidth limit {}; snapshots in {snapshot_dir}",
+        "added task {}: {share} to {} pool {}, {schedule}, {}; snapshots in {snapshot_dir}",
         args.name,
         target.name,
         args.pool,
-        compression(args.compress.level, args.compress.auto),
-        args.bwlimit
+        compression(settings.compress, settings.compress_auto)
     );
     Ok(())
-}
-
-/// What `--compress` asked for.
-#[derive(Debug, Clone, Copy)]
-pub struct Compress {
-    level: i32,
-    auto: bool,
-}
-
-/// Where an adaptive stream starts: zstd's own default.
-const AUTO_START: i32 = 3;
-
-/// What `--compress` accepts, said when it got something else.
-#[derive(Debug, thiserror::Error)]
-#[error("give auto, a zstd level 1-19, or 0 for no compression")]
-struct BadCompress;
-
-fn parse_compress(text: &str) -> Result<Compress, BadCompress> {
-    if text == "auto" {
-        return Ok(Compress {
-            level: AUTO_START,
-            auto: true,
-        });
-    }
-    match text.parse::<i32>() {
-        Ok(level @ 0..=19) => Ok(Compress { level, auto: false }),
-        _ => Err(BadCompress),
-    }
 }
 
 fn absolute(path: &Path) -> anyhow::Result<PathBuf> {

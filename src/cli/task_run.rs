@@ -11,7 +11,7 @@ use tokio_util::sync::CancellationToken;
 use super::ctx::{bad_input, Ctx};
 use super::output::{bytes, elapsed, rate};
 use super::signals::Signals;
-use crate::sender::{self, Progress};
+use crate::sender::{self, Outcome, Progress};
 
 pub fn run(ctx: &Ctx, name: &str, progress: bool) -> anyhow::Result<()> {
     if ctx.store()?.task(name)?.is_none() {
@@ -37,13 +37,20 @@ pub fn run(ctx: &Ctx, name: &str, progress: bool) -> anyhow::Result<()> {
         let options = sender::RunOptions {
             resume_for: settings.resume_for,
             cap: crate::wire::Throttle::new(settings.bwlimit, settings.bwlimit_window),
+            hooks: settings.hooks.clone(),
             ..sender::RunOptions::default()
         };
         let result = sender::run_task(&ctx.state_dir, name, Some(tx), cancel, options).await;
         if let Some(bar) = bar {
             let _ = bar.await;
         }
-        let outcome = result.with_context(|| format!("task {name} failed"))?;
+        let outcome = match result.with_context(|| format!("task {name} failed"))? {
+            Outcome::Sent(sent) => sent,
+            Outcome::Unchanged { since, .. } => {
+                println!("task {name}: no change since {since}, which the target holds; no snapshot taken");
+                return Ok(());
+            }
+        };
         let took = started.elapsed();
         println!(
             "task {name}: sent {} ({}{}), {} stream, {} on the wire, {} in {}; confirmed received_uuid {}",

@@ -70,6 +70,16 @@ pub(super) async fn admit<'a>(
     b: &Begin,
 ) -> Result<Admitted<'a>, Meta> {
     check_names(b).map_err(refused)?;
+    // A grid that does not parse is refused before anything is written, not
+    // found out after the stream.
+    super::retention::asked(
+        shared,
+        peer,
+        b.keep,
+        b.preserve.as_deref(),
+        b.zone.as_deref(),
+    )
+    .map_err(refused)?;
     let pool = shared
         .db(|st| st.pool(&b.pool))
         .map_err(|e| database(&e))?

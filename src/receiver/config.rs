@@ -5,9 +5,9 @@ use std::net::{IpAddr, Ipv4Addr};
 use std::path::PathBuf;
 use std::time::Duration;
 
-use crate::btrfs;
 use crate::housekeeping::Retention;
-use crate::wire::Keepalive;
+use crate::wire::{Features, Keepalive};
+use crate::{btrfs, capabilities};
 
 /// How the daemon listens and how long it waits for peers.
 #[derive(Debug, Clone)]
@@ -51,6 +51,12 @@ pub struct Config {
     pub audit: Option<String>,
     /// Receive history retention; `None`: history is kept forever.
     pub history: Option<Retention>,
+    /// The most replicas kept of one line (pool, source, share), whatever
+    /// the sender asks to keep.
+    pub max_replicas_per_line: u32,
+    /// The protocol features this receiver offers (default: what this
+    /// appliance supports); tests take some away to play an older release.
+    pub features: Features,
 }
 
 impl Config {
@@ -72,6 +78,8 @@ impl Config {
             btrfs: PathBuf::from(btrfs::BTRFS),
             audit: Some("0 0 */6 * * *".to_string()),
             history: Some(Retention::default_daily()),
+            max_replicas_per_line: crate::retention::DEFAULT_MAX_REPLICAS_PER_LINE,
+            features: capabilities::offered(),
         }
     }
 }

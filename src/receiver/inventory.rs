@@ -34,6 +34,8 @@ pub(super) async fn inventory(shared: &Shared, peer: &Peer, req: &Inventory) -> 
         return busy(reason);
     }
     let dir = replica_dir(&pool_row.path, peer.uuid, share);
+    // Said only to a peer that knows what to do with it.
+    let grid = peer.features.has(Feature::RetentionGrid);
     let mut replicas = Vec::with_capacity(rows.len());
     for r in rows {
         let intact = match is_intact(&dir, &r.snapshot, r.received_uuid).await {
@@ -45,6 +47,7 @@ pub(super) async fn inventory(shared: &Shared, peer: &Peer, req: &Inventory) -> 
                 name: r.snapshot,
                 received_uuid: r.received_uuid,
                 received_at: r.received_at,
+                created: r.created_at.filter(|_| grid),
             });
         }
     }
@@ -56,5 +59,9 @@ pub(super) async fn inventory(shared: &Shared, peer: &Peer, req: &Inventory) -> 
         .has(Feature::Resume)
         .then(|| shared.parked_info(peer.uuid, share))
         .flatten();
-    Meta::InventoryReply(InventoryReply { replicas, parked })
+    Meta::InventoryReply(InventoryReply {
+        replicas,
+        parked,
+        max_replicas: grid.then_some(shared.config.max_replicas_per_line),
+    })
 }

@@ -2,7 +2,7 @@
 //! peer connection, verified `btrfs receive` into `<pool>/.ferry/<source uuid>/<share>/`.
 //!
 //! Layers, each using only those below it: `listen` (accept loops) → `session`
-//! (hellos, dispatch) → `inventory` and `transfer` (the two requests) → `admit`,
+//! (hellos, dispatch) → `inventory`, `transfer` and `prune` (the requests) → `admit`,
 //! `prepare`, `stream`, `retention` → `row`, `reply`, `outcome`, `link`, `pool`
 //! → `shared`, `layout` (the directories on disk), `config`, `error`.
 //! `recovery` is the startup sweep.
@@ -20,6 +20,7 @@ mod outcome;
 mod park;
 mod pool;
 mod prepare;
+mod prune;
 mod pump;
 mod recovery;
 mod reply;

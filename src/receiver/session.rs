@@ -11,12 +11,13 @@ use super::error::IdentityError;
 use super::inventory::inventory;
 use super::link::{Link, Peer};
 use super::outcome::Next;
+use super::prune::prune_now;
 use super::reply::tell;
 use super::shared::Shared;
 use super::stats::Refusal;
 use super::transfer;
 use crate::store::Appliance;
-use crate::wire::{self, handshake, Hello, Meta, MetaConn, Reason};
+use crate::wire::{self, handshake, Feature, Hello, Meta, MetaConn, Reason};
 
 /// Runs the meta session of `appliance` (already authenticated by TLS, or
 /// trusted by the caller, as tests over in-memory pipes are) on `stream` until
@@ -127,6 +128,9 @@ where
         };
         let reply = match msg {
             Ok(Meta::Inventory(req)) => inventory(shared, &link.peer, &req).await,
+            Ok(Meta::Prune(req)) if link.peer.features.has(Feature::RetentionGrid) => {
+                prune_now(shared, &link.peer, &req).await
+            }
             Ok(Meta::Begin(req)) => match transfer::run(link, req).await {
                 Next::Continue { stray_commit: s } => {
                     stray_commit = s;

@@ -15,7 +15,6 @@ use super::config::Config;
 use super::error::{Error, RouteError};
 use super::stats::Stats;
 use crate::btrfs::Receive;
-use crate::capabilities;
 use crate::identity::{self, Fingerprint, Identity, TrustedPeers};
 use crate::store::{self, LocalIdentity, Store};
 use crate::wire::{Begin, ChunkReader, Feature, Features, Prefix};
@@ -83,10 +82,11 @@ impl std::fmt::Debug for Shared {
     }
 }
 
-/// What this receiver offers: the appliance's features, less `resume` when
-/// its window is zero (nothing would be kept to resume).
+/// What this receiver offers: its configured features (by default the
+/// appliance's), less `resume` when its window is zero (nothing would be
+/// kept to resume).
 fn offered(config: &Config) -> Features {
-    let all = capabilities::offered();
+    let all = config.features.clone();
     if config.resume_window.is_zero() {
         Features::new(all.iter().filter(|f| *f != Feature::Resume))
     } else {

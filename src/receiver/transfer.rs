@@ -15,7 +15,7 @@ use super::link::Link;
 use super::outcome::{Failure, Next, Seen, Tell, Verified};
 use super::prepare::prepare;
 use super::reply::{database, refused, tell};
-use super::retention::prune;
+use super::retention::{asked, prune};
 use super::row::Row;
 use super::shared::{Parked, Pending, Shared};
 use super::stats::Refusal;
@@ -277,6 +277,9 @@ where
         snapshot: &b.snapshot,
         received_uuid: v.received_uuid,
         stream_bytes: v.stats.raw_bytes(),
+        created_at: b
+            .created
+            .filter(|_| s.peer.features.has(Feature::RetentionGrid)),
     };
     let committed = match row.commit(&new) {
         Ok(id) => id,
@@ -303,9 +306,24 @@ where
             received_uuid: v.received_uuid,
         }))
         .await;
-    match shared.db(|st| st.replicas(&pool.name, s.peer.uuid, &b.share)) {
-        Ok(held) => prune(shared, dir, &held, b.keep, committed).await,
-        Err(e) => tracing::warn!(error = %e, "retention skipped: cannot list replicas"),
+    // Admission checked the grid, so this cannot fail here; if it did, the
+    // replica stays and the next receive prunes.
+    let policy = asked(
+        shared,
+        &s.peer,
+        b.keep,
+        b.preserve.as_deref(),
+        b.zone.as_deref(),
+    );
+    match (
+        policy,
+        shared.db(|st| st.replicas(&pool.name, s.peer.uuid, &b.share)),
+    ) {
+        (Ok(policy), Ok(held)) => {
+            prune(shared, dir, &held, &policy, committed).await;
+        }
+        (Err(e), _) => tracing::warn!(error = %e, "retention skipped"),
+        (_, Err(e)) => tracing::warn!(error = %e, "retention skipped: cannot list replicas"),
     }
     match sent {
         Ok(()) => Next::CONTINUE,

@@ -10,7 +10,9 @@ use tokio_rustls::client::TlsStream;
 use tokio_rustls::TlsConnector;
 
 use super::Error;
+use crate::capabilities;
 use crate::identity::{self, Fingerprint};
+use crate::store::{Store, Task};
 use crate::wire::{self, Client, Hello, Keepalive, MetaConn};
 
 /// How long a TCP connect and a TLS handshake may take before the target counts as down.
@@ -27,6 +29,79 @@ pub struct Target {
 }
 
 pub type Conn = TlsStream<TcpStream>;
+
+/// A meta session with `task`'s target, as this appliance, with the TLS
+/// configuration the data connection reuses.
+pub struct Session {
+    pub client: Client<Conn>,
+    pub target: Target,
+    pub tls: Arc<rustls::ClientConfig>,
+    /// The hello this side sent, for reconnects.
+    pub hello: Hello,
+    pub my_fingerprint: Fingerprint,
+    pub keepalive: Keepalive,
+}
+
+/// Resolves `task`'s target and opens a meta session with it.
+///
+/// # Errors
+///
+/// [`Error::NoIdentity`], [`Error::ApplianceGone`], [`Error::BadFingerprint`],
+/// identity and store errors, and what [`meta`] returns.
+pub async fn session(
+    state_dir: &std::path::Path,
+    store: &Store,
+    task: &Task,
+    keepalive: Keepalive,
+) -> Result<Session, Error> {
+    let identity = identity::load(state_dir)?;
+    let me = store.identity()?.ok_or(Error::NoIdentity)?;
+    let target = target(store, task)?;
+    let tls = identity::client_config(&identity, target.fingerprint)?;
+    let hello = Hello::new(me.uuid, me.name, &capabilities::offered());
+    let client = meta(
+        &target,
+        tls.clone(),
+        hello.clone(),
+        identity.fingerprint,
+        keepalive,
+    )
+    .await?;
+    Ok(Session {
+        client,
+        target,
+        tls,
+        hello,
+        my_fingerprint: identity.fingerprint,
+        keepalive,
+    })
+}
+
+/// Where `task` sends: its appliance, with the task's port overrides.
+///
+/// # Errors
+///
+/// [`Error::ApplianceGone`], [`Error::BadFingerprint`], or a store error.
+pub fn target(store: &Store, task: &Task) -> Result<Target, Error> {
+    let appliance = store
+        .appliance(&task.target)?
+        .ok_or_else(|| Error::ApplianceGone(task.target.clone()))?;
+    let fingerprint: Fingerprint =
+        appliance
+            .fingerprint
+            .parse()
+            .map_err(|source| Error::BadFingerprint {
+                appliance: appliance.name.clone(),
+                source,
+            })?;
+    Ok(Target {
+        meta_port: task.meta_port.unwrap_or(appliance.meta_port),
+        data_port: task.data_port.unwrap_or(appliance.data_port),
+        name: appliance.name,
+        address: appliance.address,
+        fingerprint,
+    })
+}
 
 /// Opens a TLS connection to one of the target's ports.
 ///

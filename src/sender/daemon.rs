@@ -375,6 +375,7 @@ fn run_options(settings: &SenderSettings, cap: &Throttle) -> RunOptions {
     RunOptions {
         resume_for: settings.resume_for,
         cap: cap.clone(),
+        hooks: settings.hooks.clone(),
         ..RunOptions::default()
     }
 }

@@ -108,6 +108,9 @@ pub enum Error {
     /// The stream could not be encoded here (zstd, a chunk over the limit).
     #[error("encoding the stream: {0}")]
     Encode(wire::Error),
+    /// A hook failed where that fails the run (pre-snapshot).
+    #[error("{0}")]
+    Hook(#[from] super::hooks::HookError),
     #[error("the run crashed: {0}")]
     Crashed(String),
     #[error("interrupted by shutdown")]
@@ -151,6 +154,7 @@ impl Error {
             | Error::NotReadOnly { .. }
             | Error::ReadSend(_)
             | Error::Encode(_)
+            | Error::Hook(_)
             | Error::Crashed(_) => false,
         }
     }

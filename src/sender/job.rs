@@ -1,32 +1,47 @@
-//! One run of a task: plan against the target's inventory, snapshot, stream,
-//! confirm, record, prune. `ferry task run` and the scheduler both call `run_task`.
+//! One run of a task: plan against the target's inventory, skip when the share
+//! is unchanged, snapshot between its hooks, stream, confirm, record, prune.
+//! `ferry task run` and the scheduler both call `run_task`.
 
+use std::collections::HashSet;
+use std::future::Future;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use chrono::{DurationRound, TimeDelta, Utc};
 use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
 use tracing::{info, warn};
 use uuid::Uuid;
 
-use super::connect::{self, Target};
+use super::connect::{self, Session};
+use super::hooks::{self, Facts, Hook};
 use super::lock::TaskLock;
 use super::orphans::{fail_orphaned_rows, Orphans};
 use super::pace;
 use super::plan::{self, LocalSnapshot};
+use super::retain::{self, preserve_text, zone_of};
+use super::snapshot;
 use super::stream::{Compression, Progress, Report};
 use super::transfer::Transfer;
 use super::Error;
 use crate::bandwidth::Rate;
-use crate::identity::{self, Fingerprint};
+use crate::btrfs;
+use crate::config::HookSettings;
 use crate::store::{Finish, Kind, NewSend, Status, Store, Task};
-use crate::wire::{Begin, Feature, Hello, Inventory, Keepalive, Parent, Throttle};
-use crate::{btrfs, capabilities, names};
+use crate::wire::{Begin, Feature, Inventory, Keepalive, Parent, Throttle};
+
+/// How a run that did not fail ended.
+#[derive(Debug, Clone)]
+pub enum Outcome {
+    /// A snapshot was sent and the target confirmed it.
+    Sent(Sent),
+    /// The share had not changed since `since`, which the target holds: no
+    /// snapshot was taken, and the row says `skipped`.
+    Unchanged { row: i64, since: String },
+}
 
 /// A confirmed send.
 #[derive(Debug, Clone)]
-pub struct Outcome {
+pub struct Sent {
     pub row: i64,
     pub snapshot: String,
     pub parent: Option<String>,
@@ -46,6 +61,8 @@ pub struct RunOptions {
     /// (`sender.resume_for`).
     pub resume_for: Duration,
     pub keepalive: Keepalive,
+    /// Hook defaults and their timeout (`sender.hooks`).
+    pub hooks: HookSettings,
     /// The sender-wide bandwidth cap all sends share (`sender.bwlimit`).
     pub cap: Throttle,
 }
@@ -55,14 +72,16 @@ impl Default for RunOptions {
         RunOptions {
             resume_for: Duration::from_secs(10 * 60),
             keepalive: Keepalive::DEFAULT,
+            hooks: HookSettings::default(),
             cap: Throttle::default(),
         }
     }
 }
 
 /// Runs `task` once. Every attempt leaves a history row: `skipped` when another
-/// run holds the task, else `succeeded` only when the target confirmed the
-/// snapshot's uuid, and `failed` with the reason otherwise.
+/// run holds the task or the share is unchanged, else `succeeded` only when the
+/// target confirmed the snapshot's uuid, and `failed` with the reason otherwise.
+/// `options` holds the resume window, keepalives and hook defaults.
 ///
 /// # Errors
 ///
@@ -105,16 +124,20 @@ pub async fn run_task(
         progress,
         sent: Progress::default(),
         options,
+        snapshot_path: None,
     };
-    let result = tokio::select! {
-        r = run.execute() => r,
-        () = cancel.cancelled() => Err(Error::Interrupted),
-    };
+    let result = run.execute(&cancel).await;
+    let mut facts = run.facts();
     match &result {
-        Ok(outcome) => {
-            info!(task = %run.task.name, snapshot = %outcome.snapshot, kind = %outcome.kind,
-                stream_bytes = outcome.stream_bytes, wire_bytes = outcome.wire_bytes, "send succeeded");
-            run.prune(outcome.received_uuid).await;
+        Ok(Outcome::Sent(sent)) => {
+            info!(task = %run.task.name, snapshot = %sent.snapshot, kind = %sent.kind,
+                stream_bytes = sent.stream_bytes, wire_bytes = sent.wire_bytes, "send succeeded");
+            run.prune(sent.received_uuid).await;
+            facts.status = "succeeded".into();
+        }
+        Ok(Outcome::Unchanged { since, .. }) => {
+            info!(task = %run.task.name, since = %since, "skipped: no change since the last confirmed snapshot");
+            facts.status = "skipped".into();
         }
         Err(e) => {
             warn!(task = %run.task.name, error = %e, "send failed");
@@ -135,9 +158,33 @@ pub async fn run_task(
             if let Err(db) = closed {
                 warn!(task = %run.task.name, row = run.row, error = %db, "cannot record the failure");
             }
+            facts.status = "failed".into();
+            facts.error = e.to_string();
+        }
+    }
+    let after = if result.is_ok() {
+        Hook::OnSuccess
+    } else {
+        Hook::OnFailure
+    };
+    let defaults = &run.options.hooks;
+    if let Some(cmd) = after.command(&run.task, defaults) {
+        if let Err(e) = hooks::run(after, cmd, &facts, defaults.timeout).await {
+            warn!(task = %run.task.name, error = %e, "hook failed");
         }
     }
     result
+}
+
+/// `fut`, unless `cancel` fires first.
+async fn until<T>(
+    cancel: &CancellationToken,
+    fut: impl Future<Output = Result<T, Error>>,
+) -> Result<T, Error> {
+    tokio::select! {
+        r = fut => r,
+        () = cancel.cancelled() => Err(Error::Interrupted),
+    }
 }
 
 struct Run {
@@ -150,50 +197,62 @@ struct Run {
     /// Bytes moved so far, recorded on the row however the run ends.
     sent: Progress,
     options: RunOptions,
+    /// The snapshot this run took, for the hooks after it.
+    snapshot_path: Option<PathBuf>,
 }
 
 impl Run {
-    async fn execute(&mut self) -> Result<Outcome, Error> {
-        let identity = identity::load(&self.state_dir)?;
-        let me = self.store.identity()?.ok_or(Error::NoIdentity)?;
-        let target = self.target()?;
-        let tls = identity::client_config(&identity, target.fingerprint)?;
-        let hello = Hello::new(me.uuid, me.name, &capabilities::offered());
+    /// What the hooks after the run are told.
+    fn facts(&self) -> Facts {
+        Facts {
+            task: self.task.name.clone(),
+            share: self.task.share.display().to_string(),
+            snapshot: self
+                .snapshot_path
+                .as_ref()
+                .map(|p| p.display().to_string())
+                .unwrap_or_default(),
+            target: self.task.target.clone(),
+            status: String::new(),
+            error: String::new(),
+        }
+    }
+
+    /// Cancellable everywhere but between the hooks around the snapshot.
+    async fn execute(&mut self, cancel: &CancellationToken) -> Result<Outcome, Error> {
         let keepalive = self.options.keepalive;
-        // The task's own limit follows `task set` while the run goes on.
-        let own = Throttle::new(Rate(self.task.bwlimit), None);
-        let _follow = pace::follow(self.state_dir.clone(), self.task.name.clone(), own.clone());
-        let mut client = connect::meta(
-            &target,
-            tls.clone(),
-            hello.clone(),
-            identity.fingerprint,
-            keepalive,
+        let mut session = until(
+            cancel,
+            connect::session(&self.state_dir, &self.store, &self.task, keepalive),
         )
         .await?;
+        let wire_err = |source| Error::Wire {
+            appliance: session.target.name.clone(),
+            source,
+        };
 
         // Plan from what the target says it holds, never from local memory.
-        let inventory = client
-            .inventory(Inventory {
-                share: self.share.clone(),
-                pool: self.task.pool.clone(),
-            })
-            .await
-            .map_err(|source| Error::Wire {
-                appliance: target.name.clone(),
-                source,
-            })?;
+        let inventory = until(cancel, async {
+            session
+                .client
+                .inventory(Inventory {
+                    share: self.share.clone(),
+                    pool: self.task.pool.clone(),
+                })
+                .await
+                .map_err(wire_err)
+        })
+        .await?;
         let held = inventory.replicas.iter().map(|r| r.received_uuid).collect();
         let confirmed = self.store.confirmed_uuids(&self.task.name)?;
-        let local = self.local_snapshots().await?;
-        let plan = plan::plan(&local, &held, &confirmed);
+        let plan = plan::plan(&self.local_snapshots().await?, &held, &confirmed);
         // A receive of ours the target parked when its connection broke:
         // continue it rather than take a new snapshot and start over.
         let parked = inventory
             .parked
             .as_ref()
             .and_then(|p| plan::parked(&plan, p))
-            .filter(|_| client.features().has(Feature::Resume));
+            .filter(|_| session.client.features().has(Feature::Resume));
         for stale in &plan.unconfirmed {
             if parked.as_ref().is_some_and(|p| p.uuid == stale.uuid) {
                 continue;
@@ -201,10 +260,48 @@ impl Run {
             info!(task = %self.task.name, snapshot = %stale.name, "deleting a snapshot the target never confirmed");
             btrfs::delete(&stale.path).await?;
         }
-        let snapshot = match &parked {
-            Some(p) => sendable(btrfs::show(&p.path).await?)?,
-            None => self.snapshot().await?,
+        if self.task.skip_unchanged && parked.is_none() {
+            let now = snapshot::share_ctransid(&self.task.share).await?;
+            if let Some(since) = plan::unchanged_since(&plan, now) {
+                self.store.unchanged_send(self.row, &since.name)?;
+                self.snapshot_path = Some(since.path.clone());
+                let since = since.clone();
+                session.client.close().await;
+                self.prune(since.uuid).await;
+                return Ok(Outcome::Unchanged {
+                    row: self.row,
+                    since: since.name,
+                });
+            }
+        }
+
+        let taken = match &parked {
+            // Taken, between its hooks, by the run that was cut.
+            Some(p) => snapshot::sendable(btrfs::show(&p.path).await?)?,
+            // Not cancellable: a pre-snapshot hook is always followed by its
+            // post-snapshot hook. A cancel meanwhile is honoured right after.
+            None => snapshot::take_with_hooks(&self.task, &self.share, &self.options.hooks).await?,
         };
+        self.snapshot_path = Some(taken.path.clone());
+        if cancel.is_cancelled() {
+            return Err(Error::Interrupted);
+        }
+        let resume = parked.is_some();
+        let outcome = until(cancel, self.send(&mut session, &plan, taken, resume)).await?;
+        session.client.close().await;
+        Ok(outcome)
+    }
+
+    /// Streams `snapshot` from the plan's parent (continuing a parked receive
+    /// when `resume`) and waits for the verdict.
+    async fn send(
+        &mut self,
+        session: &mut Session,
+        plan: &plan::Plan,
+        snapshot: btrfs::Subvolume,
+        resume: bool,
+    ) -> Result<Outcome, Error> {
+        let target = session.target.clone();
         let kind = if plan.parent.is_some() {
             Kind::Incremental
         } else {
@@ -215,12 +312,18 @@ impl Run {
             .set_send_plan(self.row, &snapshot.name, parent_name.as_deref(), kind)?;
         info!(task = %self.task.name, snapshot = %snapshot.name, %kind,
             parent = parent_name.as_deref().unwrap_or("-"), target = %target.name, "streaming");
+        // The grid, its zone and the snapshot's time go only to a receiver
+        // that applies them; an older one keeps the newest `keep`.
+        let grid = session.client.features().has(Feature::RetentionGrid);
+        // The task's own limit follows `task set` while the run goes on.
+        let own = Throttle::new(Rate(self.task.bwlimit), None);
+        let _follow = pace::follow(self.state_dir.clone(), self.task.name.clone(), own.clone());
         let transfer = Transfer {
             target: &target,
-            tls,
-            hello,
-            my_fingerprint: identity.fingerprint,
-            keepalive,
+            tls: session.tls.clone(),
+            hello: session.hello.clone(),
+            my_fingerprint: session.my_fingerprint,
+            keepalive: session.keepalive,
             begin: Begin {
                 share: self.share.clone(),
                 snapshot: snapshot.name.clone(),
@@ -232,6 +335,9 @@ impl Run {
                 pool: self.task.pool.clone(),
                 keep: self.task.keep_target,
                 resume: false,
+                preserve: preserve_text(&self.task).filter(|_| grid),
+                zone: grid.then(|| zone_of(&self.task).name().to_string()),
+                created: snapshot.created.filter(|_| grid),
             },
             snapshot: snapshot.path.clone(),
             parent: plan.parent.as_ref().map(|p| p.path.clone()),
@@ -249,9 +355,7 @@ impl Run {
             sent: Progress::default(),
             wire_before: 0,
         };
-        let confirmed = transfer
-            .run(&mut client, &mut report, parked.is_some())
-            .await;
+        let confirmed = transfer.run(&mut session.client, &mut report, resume).await;
         self.sent = report.sent;
         let confirmed = confirmed?;
         if confirmed.resumed_from > 0 {
@@ -266,7 +370,6 @@ impl Run {
                 got: received_uuid,
             });
         }
-        client.close().await;
         self.store.finish_send_counted(
             self.row,
             &Finish {
@@ -276,7 +379,7 @@ impl Run {
                 bytes: Some((sent.stream_bytes, sent.wire_bytes)),
             },
         )?;
-        Ok(Outcome {
+        Ok(Outcome::Sent(Sent {
             row: self.row,
             snapshot: snapshot.name,
             parent: parent_name,
@@ -285,29 +388,7 @@ impl Run {
             wire_bytes: sent.wire_bytes,
             received_uuid,
             resumed_from: confirmed.resumed_from,
-        })
-    }
-
-    fn target(&self) -> Result<Target, Error> {
-        let appliance = self
-            .store
-            .appliance(&self.task.target)?
-            .ok_or_else(|| Error::ApplianceGone(self.task.target.clone()))?;
-        let fingerprint: Fingerprint =
-            appliance
-                .fingerprint
-                .parse()
-                .map_err(|source| Error::BadFingerprint {
-                    appliance: appliance.name.clone(),
-                    source,
-                })?;
-        Ok(Target {
-            meta_port: self.task.meta_port.unwrap_or(appliance.meta_port),
-            data_port: self.task.data_port.unwrap_or(appliance.data_port),
-            name: appliance.name,
-            address: appliance.address,
-            fingerprint,
-        })
+        }))
     }
 
     async fn local_snapshots(&self) -> Result<Vec<LocalSnapshot>, Error> {
@@ -322,94 +403,14 @@ impl Run {
         ))
     }
 
-    async fn snapshot(&self) -> Result<btrfs::Subvolume, Error> {
-        let dir = &self.task.snapshot_dir;
-        std::fs::create_dir_all(dir).map_err(|source| Error::SnapshotDir {
-            path: dir.clone(),
-            source,
-        })?;
-        // Names carry the time to the second; a run in the same second as the
-        // previous one (a manual run right after another) waits for the next.
-        let mut now = Utc::now();
-        let mut name = names::snapshot_name(&self.share, &self.task.name, now);
-        if dir.join(&name).exists() {
-            let next = now
-                .duration_trunc(TimeDelta::seconds(1))
-                .unwrap_or(now)
-                .checked_add_signed(TimeDelta::seconds(1))
-                .unwrap_or(now);
-            tokio::time::sleep((next - now).to_std().unwrap_or_default()).await;
-            now = Utc::now().max(next);
-            name = names::snapshot_name(&self.share, &self.task.name, now);
-        }
-        let path = dir.join(&name);
-        if path.exists() {
-            return Err(Error::SnapshotExists { path });
-        }
-        let snapshot = btrfs::snapshot_readonly(&self.task.share, &path).await?;
-        sendable(snapshot)
-    }
-
-    /// Source retention: keep the newest `keep_source`, never the common base.
+    /// Source retention, never deleting `common_base` (the snapshot the
+    /// target just confirmed, or still holds unchanged).
     async fn prune(&self, common_base: Uuid) {
-        let local = match self.local_snapshots().await {
-            Ok(local) => local,
-            Err(e) => return warn!(task = %self.task.name, error = %e, "retention skipped"),
-        };
-        let keep = usize::try_from(self.task.keep_source).unwrap_or(usize::MAX);
-        for old in plan::prune(&local, keep, Some(common_base)) {
-            match btrfs::delete(&old.path).await {
-                Ok(()) => {
-                    info!(task = %self.task.name, snapshot = %old.name, "retention deleted a snapshot")
-                }
-                Err(e) => {
-                    warn!(task = %self.task.name, snapshot = %old.name, error = %e, "retention could not delete")
-                }
+        match self.local_snapshots().await {
+            Ok(local) => {
+                retain::prune_source(&self.task, &local, &HashSet::from([common_base])).await;
             }
+            Err(e) => warn!(task = %self.task.name, error = %e, "retention skipped"),
         }
-    }
-}
-
-/// `snapshot` if it may be sent: only a read-only snapshot is a stable send
-/// source (btrfs send itself insists), and only it can become a common base.
-///
-/// # Errors
-///
-/// [`Error::NotReadOnly`].
-fn sendable(snapshot: btrfs::Subvolume) -> Result<btrfs::Subvolume, Error> {
-    if snapshot.readonly {
-        Ok(snapshot)
-    } else {
-        Err(Error::NotReadOnly {
-            path: snapshot.path,
-        })
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    /// Pins: the sender refuses to send a snapshot that is not read-only, with
-    /// the path in the reason; a read-only one passes unchanged.
-    #[test]
-    fn only_a_read_only_snapshot_is_sendable() {
-        let sub = |readonly| btrfs::Subvolume {
-            path: PathBuf::from("/pool/.ferry-snapshots/photos/photos_t_20261129T000000Z"),
-            name: "photos_t_20261129T000000Z".into(),
-            uuid: Uuid::from_u128(7),
-            parent_uuid: None,
-            received_uuid: None,
-            readonly,
-            generation: 9,
-            created: None,
-        };
-        let err = sendable(sub(false)).expect_err("writable");
-        assert!(matches!(err, Error::NotReadOnly { .. }));
-        assert!(!err.is_temporary());
-        assert!(err
-            .to_string()
-            .contains("photos_t_20261129T000000Z is not read-only"));
-        assert_eq!(sendable(sub(true)).expect("read-only"), sub(true));
     }
 }

@@ -1,17 +1,21 @@
-//! The sending side: the scheduler daemon, one run of a task (plan, snapshot,
-//! stream, confirm, prune), the per-task lock, and connections to a target.
+//! The sending side: the scheduler daemon, one run of a task (plan, snapshot
+//! between hooks, stream, confirm, prune), retention, the per-task lock, and
+//! connections to a target.
 
 mod chores;
 pub mod clock;
 mod connect;
 mod daemon;
 mod error;
+mod hooks;
 mod job;
 mod lock;
 mod orphans;
 mod pace;
 pub mod plan;
+mod retain;
 mod slots;
+mod snapshot;
 mod stream;
 mod transfer;
 
@@ -19,6 +23,8 @@ pub use clock::{Clock, ManualClock, SystemClock};
 pub use connect::Target;
 pub use daemon::{Daemon, DaemonConfig, Event};
 pub use error::Error;
-pub use job::{run_task, Outcome, RunOptions};
+pub use hooks::{Hook, HookError};
+pub use job::{run_task, Outcome, RunOptions, Sent};
 pub use lock::TaskLock;
+pub use retain::{prune_task, zone_of, Entry, PruneReport};
 pub use stream::Progress;

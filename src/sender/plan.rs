@@ -8,6 +8,7 @@ use chrono::{DateTime, Utc};
 use uuid::Uuid;
 
 use crate::btrfs::Subvolume;
+use crate::retention::{self, Policy, Verdict, Zone};
 use crate::{names, wire};
 
 /// One of this task's snapshots on the source.
@@ -16,7 +17,13 @@ pub struct LocalSnapshot {
     pub name: String,
     pub path: PathBuf,
     pub uuid: Uuid,
+    /// The time in its name.
     pub taken: DateTime<Utc>,
+    /// When btrfs made it (otime), which places it in the retention grid;
+    /// the name's time where btrfs did not say.
+    pub created: DateTime<Utc>,
+    /// Its `ctransid`: equal to the share's while the share is unchanged.
+    pub ctransid: Option<u64>,
 }
 
 /// The subvolumes of a snapshot directory that belong to this task, oldest first.
@@ -31,6 +38,8 @@ pub fn task_snapshots(subvolumes: Vec<Subvolume>, share: &str, task: &str) -> Ve
                 path: s.path,
                 uuid: s.uuid,
                 taken,
+                created: s.created.unwrap_or(taken),
+                ctransid: s.ctransid,
             })
         })
         .collect();
@@ -84,19 +93,28 @@ pub fn parked(plan: &Plan, parked: &wire::Parked) -> Option<LocalSnapshot> {
         .cloned()
 }
 
-/// Which snapshots retention deletes: all but the newest `keep`, and never
-/// `common_base` (the newest snapshot the target confirmed), whatever `keep` says.
-pub fn prune(
+/// The snapshot the share still equals, when a run may skip: the plan's
+/// parent (the newest snapshot the target holds, all newer ones being
+/// unconfirmed leftovers) whose `ctransid` equals the share's, read after a
+/// filesystem commit. `None` when either is unknown: then the run snapshots.
+pub fn unchanged_since(plan: &Plan, share_ctransid: Option<u64>) -> Option<&LocalSnapshot> {
+    let parent = plan.parent.as_ref()?;
+    (parent.ctransid.is_some() && parent.ctransid == share_ctransid).then_some(parent)
+}
+
+/// Source retention: a verdict per snapshot of `local` (oldest first) under
+/// `policy`, with every snapshot in `bases` (the common base with the target)
+/// kept whatever the policy says.
+pub fn retain(
     local: &[LocalSnapshot],
-    keep: usize,
-    common_base: Option<Uuid>,
-) -> Vec<LocalSnapshot> {
-    let cut = local.len().saturating_sub(keep.max(1));
-    local[..cut]
-        .iter()
-        .filter(|s| Some(s.uuid) != common_base)
-        .cloned()
-        .collect()
+    policy: &Policy,
+    bases: &HashSet<Uuid>,
+    zone: &Zone,
+    now: DateTime<Utc>,
+) -> Vec<Verdict> {
+    let created: Vec<_> = local.iter().map(|s| s.created).collect();
+    let protected: Vec<bool> = local.iter().map(|s| bases.contains(&s.uuid)).collect();
+    retention::decide(&created, &protected, policy, zone, now)
 }
 
 #[cfg(test)]
@@ -115,6 +133,8 @@ mod tests {
             name,
             uuid: Uuid::from_u128(u128::from(minute) + 1),
             taken,
+            created: taken,
+            ctransid: Some(u64::from(minute)),
         }
     }
 
@@ -127,7 +147,8 @@ mod tests {
             received_uuid: None,
             readonly,
             generation: 1,
-            created: None,
+            ctransid: s.ctransid,
+            created: Some(s.created),
         }
     }
 
@@ -178,18 +199,56 @@ mod tests {
         assert_eq!(p.unconfirmed, vec![local[3].clone()]);
     }
 
+    fn gone(local: &[LocalSnapshot], keep: u32, grid: &str, base: &[usize]) -> Vec<LocalSnapshot> {
+        let policy = Policy {
+            newest: keep,
+            grid: grid.parse().expect("grid"),
+            cap: None,
+        };
+        let bases = base.iter().map(|&i| local[i].uuid).collect();
+        let now = local.last().map_or_else(Utc::now, |s| s.created);
+        retain(local, &policy, &bases, &Zone::UTC, now)
+            .iter()
+            .zip(local)
+            .filter(|(v, _)| !v.keeps())
+            .map(|(_, s)| s.clone())
+            .collect()
+    }
+
     #[test]
     fn retention_keeps_the_newest_and_never_the_common_base() {
         let local: Vec<_> = (1..=5).map(snap).collect();
-        let gone = prune(&local, 2, Some(local[4].uuid));
-        assert_eq!(gone, local[..3].to_vec());
+        assert_eq!(gone(&local, 2, "none", &[4]), local[..3].to_vec());
         // The common base is old (newer ones unconfirmed): it survives anyway.
-        let gone = prune(&local, 1, Some(local[1].uuid));
         assert_eq!(
-            gone,
+            gone(&local, 1, "none", &[1]),
             vec![local[0].clone(), local[2].clone(), local[3].clone()]
         );
-        assert!(prune(&local, 0, None).len() == 4, "keep is at least one");
-        assert!(prune(&local, 9, None).is_empty());
+        assert_eq!(
+            gone(&local, 0, "none", &[]).len(),
+            4,
+            "keep is at least one"
+        );
+        assert!(gone(&local, 9, "none", &[]).is_empty());
+        // All five fall in one hour: the hourly grid keeps the oldest of it.
+        assert_eq!(gone(&local, 1, "1h", &[]), local[1..4].to_vec());
+    }
+
+    #[test]
+    fn only_an_unchanged_held_parent_lets_a_run_skip() {
+        let local: Vec<_> = (1..=3).map(snap).collect();
+        let held = HashSet::from([local[2].uuid]);
+        let p = plan(&local, &held, &held);
+        assert_eq!(unchanged_since(&p, local[2].ctransid), Some(&local[2]));
+        assert_eq!(unchanged_since(&p, Some(99)), None, "the share moved on");
+        assert_eq!(unchanged_since(&p, None), None, "unknown is changed");
+        // The target lost the newest replica: the parent is older, and the
+        // share (equal to the newest) differs from it, so the run sends.
+        let held = HashSet::from([local[1].uuid]);
+        let p = plan(&local, &held, &held);
+        assert_eq!(unchanged_since(&p, local[2].ctransid), None);
+        // Nothing held: a full send, never a skip.
+        let p = plan(&local, &HashSet::new(), &HashSet::new());
+        assert_eq!(unchanged_since(&p, local[2].ctransid), None);
     }
 }

@@ -16,6 +16,9 @@ pub struct SendRow {
     pub share: String,
     #[serde(flatten)]
     pub attempt: Attempt<Option<String>>,
+    /// A `skipped` run that found the share unchanged since `snapshot`, which
+    /// the target held: the replica equalled the share at `started_at`.
+    pub unchanged: bool,
 }
 
 /// One receive attempt, as `ferry history receive` shows it.
@@ -250,10 +253,11 @@ mod tests {
                 received_uuid: Some(u),
                 resumed_from: 0,
             },
+            unchanged: false,
         };
         assert_eq!(
             serde_json::to_string(&send).expect("json"),
-            r#"{"id":7,"task":"photos","target":"nas2","share":"photos","snapshot":"photos_photos_20261121T053756Z","parent":null,"kind":"full","status":"succeeded","error":null,"started_at":"2026-11-21T05:37:56Z","ended_at":"2026-11-21T05:38:01.500Z","stream_bytes":1000,"wire_bytes":400,"received_uuid":"9b2a1c3e-0000-4000-8000-000000000001","resumed_from":0}"#
+            r#"{"id":7,"task":"photos","target":"nas2","share":"photos","snapshot":"photos_photos_20261121T053756Z","parent":null,"kind":"full","status":"succeeded","error":null,"started_at":"2026-11-21T05:37:56Z","ended_at":"2026-11-21T05:38:01.500Z","stream_bytes":1000,"wire_bytes":400,"received_uuid":"9b2a1c3e-0000-4000-8000-000000000001","resumed_from":0,"unchanged":false}"#
         );
         let receive = ReceiveRow {
             id: 3,

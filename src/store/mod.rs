@@ -22,4 +22,4 @@ pub use local::LocalIdentity;
 pub use pools::Pool;
 pub use replicas::{NewReplica, Replica};
 pub use tally::{History, TallyRow};
-pub use tasks::{NewTask, Task};
+pub use tasks::{NewTask, Task, TaskHooks, TaskSettings};

@@ -20,6 +20,17 @@ pub struct Replica {
     /// Bytes of the btrfs send stream it was received from, uncompressed.
     pub stream_bytes: u64,
     pub received_at: DateTime<Utc>,
+    /// When its source snapshot was made, as the sender said (btrfs otime);
+    /// `None` from senders that do not say.
+    pub created_at: Option<DateTime<Utc>>,
+}
+
+impl Replica {
+    /// Where the replica sits in a retention grid: its source snapshot's
+    /// creation time, else when it arrived.
+    pub fn grid_time(&self) -> DateTime<Utc> {
+        self.created_at.unwrap_or(self.received_at)
+    }
 }
 
 #[derive(Debug, Clone)]
@@ -32,10 +43,11 @@ pub struct NewReplica<'a> {
     pub received_uuid: Uuid,
     /// Bytes of the verified btrfs send stream, uncompressed.
     pub stream_bytes: u64,
+    pub created_at: Option<DateTime<Utc>>,
 }
 
 const COLUMNS: &str = "id, pool, source, source_uuid, share, snapshot, received_uuid,
-    stream_bytes, received_at";
+    stream_bytes, received_at, created_at";
 
 fn from_row(r: &Row<'_>) -> rusqlite::Result<Replica> {
     Ok(Replica {
@@ -48,6 +60,7 @@ fn from_row(r: &Row<'_>) -> rusqlite::Result<Replica> {
         received_uuid: r.get::<_, DbUuid>(6)?.0,
         stream_bytes: r.get(7)?,
         received_at: r.get::<_, Ts>(8)?.0,
+        created_at: r.get::<_, Option<Ts>>(9)?.map(|t| t.0),
     })
 }
 
@@ -66,8 +79,8 @@ impl Store {
         let tx = conn.transaction()?;
         tx.execute(
             "INSERT INTO replicas (pool, source, source_uuid, share, snapshot, received_uuid,
-                stream_bytes, received_at)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+                stream_bytes, received_at, created_at)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
             rusqlite::params![
                 r.pool,
                 r.source,
@@ -77,6 +90,7 @@ impl Store {
                 DbUuid(r.received_uuid),
                 r.stream_bytes,
                 Ts(now()),
+                r.created_at.map(Ts),
             ],
         )?;
         let id = tx.last_insert_rowid();
@@ -133,7 +147,7 @@ impl Store {
                  ORDER BY n.id DESC LIMIT 1)
              ORDER BY r.source, r.share, r.pool"
         ))?;
-        let rows = stmt.query_map([], |row| Ok((from_row(row)?, row.get(9)?)))?;
+        let rows = stmt.query_map([], |row| Ok((from_row(row)?, row.get(10)?)))?;
         Ok(rows.collect::<rusqlite::Result<_>>()?)
     }
 
@@ -207,6 +221,7 @@ mod tests {
             snapshot,
             received_uuid: Uuid::new_v4(),
             stream_bytes: 42,
+            created_at: None,
         }
     }
 

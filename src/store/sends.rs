@@ -18,6 +18,7 @@ fn from_row(r: &Row<'_>) -> rusqlite::Result<SendRow> {
         target: r.get(2)?,
         share: r.get(3)?,
         attempt: Attempt::from_row(r, 4)?,
+        unchanged: r.get(14)?,
     })
 }
 
@@ -60,6 +61,28 @@ impl Store {
             (s.task_id, s.task, s.target, s.share, reason, now),
             |r| r.get(0),
         )?)
+    }
+
+    /// Closes a running row as `skipped` because the share had not changed
+    /// since `snapshot`, which the target holds (`no change since <snapshot>`).
+    /// A row already closed is left as it is.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Sql`](crate::store::Error::Sql) when SQLite fails.
+    pub fn unchanged_send(&self, id: i64, snapshot: &str) -> Result<bool> {
+        let n = self.conn().execute(
+            "UPDATE send_history SET status = 'skipped', error = ?3, snapshot = ?2,
+                unchanged = 1, ended_at = ?4
+             WHERE id = ?1 AND status = 'running'",
+            (
+                id,
+                snapshot,
+                format!("no change since {snapshot}"),
+                Ts(now()),
+            ),
+        )?;
+        Ok(n > 0)
     }
 
     /// Records what a send will carry, once the plan is known.
@@ -145,6 +168,8 @@ impl Store {
     }
 
     /// When the task's newest send attempt started (schedules count from it).
+    /// A run that found the share unchanged is an attempt; a tick skipped
+    /// because a run was in progress is not.
     ///
     /// # Errors
     ///
@@ -154,7 +179,8 @@ impl Store {
         let t: Option<Ts> = self
             .conn()
             .query_row(
-                "SELECT started_at FROM send_history WHERE task = ?1 AND status != 'skipped'
+                "SELECT started_at FROM send_history
+                 WHERE task = ?1 AND (status != 'skipped' OR unchanged = 1)
                  ORDER BY id DESC LIMIT 1",
                 [task],
                 |r| r.get(0),
@@ -192,7 +218,7 @@ impl Store {
     pub fn send_history(&self, f: &SendFilter<'_>) -> Result<Vec<SendRow>> {
         let conn = self.conn();
         let mut stmt = conn.prepare(&format!(
-            "SELECT id, task, target, share, {ATTEMPT_COLUMNS} FROM send_history
+            "SELECT id, task, target, share, {ATTEMPT_COLUMNS}, unchanged FROM send_history
              WHERE ?1 IS NULL OR task = ?1 ORDER BY id DESC LIMIT ?2"
         ))?;
         let rows = stmt.query_map((f.task, limit(f.limit)), from_row)?;

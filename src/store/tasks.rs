@@ -1,5 +1,5 @@
-//! Replication tasks: which share goes to which appliance and pool, how often, and
-//! how many snapshots each side keeps.
+//! Replication tasks: which share goes to which appliance and pool, and the
+//! settings `task add` sets and `task set` edits (schedule, retention, hooks).
 
 use std::path::PathBuf;
 
@@ -23,8 +23,6 @@ pub struct Task {
     pub frequency: String,
     /// The IANA zone a cron frequency is evaluated in; `None`: the system's.
     pub timezone: Option<String>,
-    /// The task's bandwidth limit, in bytes per second on the wire; 0: none.
-    pub bwlimit: u64,
     /// Port overrides; `None` means the appliance's ports.
     pub meta_port: Option<u16>,
     pub data_port: Option<u16>,
@@ -37,12 +35,74 @@ pub struct Task {
     pub compress: i32,
     /// The level is only where the stream starts: it follows the bottleneck.
     pub compress_auto: bool,
+    /// The task's bandwidth limit, in bytes per second on the wire; 0: none.
+    pub bwlimit: u64,
     pub enabled: bool,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
+    /// Retention grid on this appliance, canonical (`24h 7d`, or `none`).
+    pub preserve_source: String,
+    /// Retention grid asked of the target, canonical.
+    pub preserve_target: String,
+    /// No snapshot when the share has not changed since the last confirmed one.
+    pub skip_unchanged: bool,
+    pub hooks: TaskHooks,
+}
+
+/// A task's hook commands. `None` follows the configuration's default; an
+/// empty command is no hook for this task, whatever the default.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct TaskHooks {
+    pub pre_snapshot: Option<String>,
+    pub post_snapshot: Option<String>,
+    pub on_success: Option<String>,
+    pub on_failure: Option<String>,
+}
+
+/// Everything about a task that `task set` may change: all but its name,
+/// share, target, pool and snapshot directory, which the incremental chain
+/// and the target's replica line depend on.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TaskSettings {
+    /// Canonical schedule (see `schedule::Schedule::canonical`).
+    pub frequency: String,
+    /// The IANA zone of a cron schedule (and of retention periods); `None`:
+    /// the system's.
+    pub timezone: Option<String>,
+    pub meta_port: Option<u16>,
+    pub data_port: Option<u16>,
+    pub keep_source: u32,
+    pub keep_target: u32,
+    pub preserve_source: String,
+    pub preserve_target: String,
+    pub compress: i32,
+    pub compress_auto: bool,
+    /// Bytes per second on the wire; 0: none.
+    pub bwlimit: u64,
+    pub skip_unchanged: bool,
+    pub hooks: TaskHooks,
 }
 
 impl Task {
+    /// The settings `task set` edits.
+    pub fn settings(&self) -> TaskSettings {
+        TaskSettings {
+            frequency: self.frequency.clone(),
+            timezone: self.timezone.clone(),
+            meta_port: self.meta_port,
+            data_port: self.data_port,
+            keep_source: self.keep_source,
+            keep_target: self.keep_target,
+            preserve_source: self.preserve_source.clone(),
+            preserve_target: self.preserve_target.clone(),
+            compress: self.compress,
+            compress_auto: self.compress_auto,
+            bwlimit: self.bwlimit,
+            skip_unchanged: self.skip_unchanged,
+            hooks: self.hooks.clone(),
+        }
+    }
+
     /// The share's name: the last component of its path, which names it on the target.
     pub fn share_name(&self) -> String {
         self.share
@@ -58,23 +118,43 @@ pub struct NewTask<'a> {
     pub share: &'a str,
     pub target_id: i64,
     pub pool: &'a str,
-    pub frequency: &'a str,
-    pub timezone: Option<&'a str>,
-    pub meta_port: Option<u16>,
-    pub data_port: Option<u16>,
-    pub keep_source: u32,
-    pub keep_target: u32,
     pub snapshot_dir: &'a str,
-    pub compress: i32,
-    pub compress_auto: bool,
-    /// Bytes per second on the wire; 0: none.
-    pub bwlimit: u64,
+    pub settings: &'a TaskSettings,
 }
 
 const SELECT: &str = "SELECT t.id, t.name, t.share, t.target_id, a.name, t.pool, t.frequency,
         t.meta_port, t.data_port, t.keep_source, t.keep_target, t.snapshot_dir, t.compress,
-        t.enabled, t.created_at, t.updated_at, t.compress_auto, t.timezone, t.bwlimit
+        t.enabled, t.created_at, t.updated_at, t.compress_auto, t.timezone, t.preserve_source,
+        t.preserve_target, t.skip_unchanged, t.pre_snapshot, t.post_snapshot, t.on_success,
+        t.on_failure, t.bwlimit
     FROM tasks t JOIN appliances a ON a.id = t.target_id";
+
+/// The columns `task set` writes, in `settings_params` order from ?2 on.
+const SETTINGS: &str = "frequency = ?2, meta_port = ?3, data_port = ?4, keep_source = ?5,
+    keep_target = ?6, preserve_source = ?7, preserve_target = ?8, compress = ?9,
+    compress_auto = ?10, skip_unchanged = ?11, pre_snapshot = ?12, post_snapshot = ?13,
+    on_success = ?14, on_failure = ?15, timezone = ?16, bwlimit = ?17";
+
+fn settings_params(s: &TaskSettings) -> [&dyn rusqlite::ToSql; 16] {
+    [
+        &s.frequency,
+        &s.meta_port,
+        &s.data_port,
+        &s.keep_source,
+        &s.keep_target,
+        &s.preserve_source,
+        &s.preserve_target,
+        &s.compress,
+        &s.compress_auto,
+        &s.skip_unchanged,
+        &s.hooks.pre_snapshot,
+        &s.hooks.post_snapshot,
+        &s.hooks.on_success,
+        &s.hooks.on_failure,
+        &s.timezone,
+        &s.bwlimit,
+    ]
+}
 
 fn from_row(r: &Row<'_>) -> rusqlite::Result<Task> {
     Ok(Task {
@@ -96,12 +176,22 @@ fn from_row(r: &Row<'_>) -> rusqlite::Result<Task> {
         updated_at: r.get::<_, Ts>(15)?.0,
         compress_auto: r.get(16)?,
         timezone: r.get(17)?,
-        bwlimit: r.get(18)?,
+        preserve_source: r.get(18)?,
+        preserve_target: r.get(19)?,
+        skip_unchanged: r.get(20)?,
+        hooks: TaskHooks {
+            pre_snapshot: r.get(21)?,
+            post_snapshot: r.get(22)?,
+            on_success: r.get(23)?,
+            on_failure: r.get(24)?,
+        },
+        bwlimit: r.get(25)?,
     })
 }
 
 impl Store {
-    /// Records a task, enabled; returns its id.
+    /// Records a task, enabled; returns its id. Its settings go in as `task
+    /// set` writes them, so both commands store the same thing.
     ///
     /// # Errors
     ///
@@ -111,30 +201,31 @@ impl Store {
     /// the foreign key; out-of-range ports, keeps or levels fail their CHECKs.
     pub fn add_task(&self, t: &NewTask<'_>) -> Result<i64> {
         let now = Ts(now());
-        self.conn().execute(
-            "INSERT INTO tasks (name, share, target_id, pool, frequency, meta_port, data_port,
-                keep_source, keep_target, snapshot_dir, compress, enabled, created_at, updated_at,
-                compress_auto, timezone, bwlimit)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, 1, ?12, ?12, ?13, ?14, ?15)",
-            rusqlite::params![
-                t.name,
-                t.share,
-                t.target_id,
-                t.pool,
-                t.frequency,
-                t.meta_port,
-                t.data_port,
-                t.keep_source,
-                t.keep_target,
-                t.snapshot_dir,
-                t.compress,
-                now,
-                t.compress_auto,
-                t.timezone,
-                t.bwlimit,
-            ],
+        let mut conn = self.conn();
+        let tx = conn.transaction()?;
+        tx.execute(
+            "INSERT INTO tasks (name, share, target_id, pool, frequency, keep_source, keep_target,
+                snapshot_dir, compress, enabled, created_at, updated_at)
+             VALUES (?1, ?2, ?3, ?4, '', 1, 1, ?5, 0, 1, ?6, ?6)",
+            rusqlite::params![t.name, t.share, t.target_id, t.pool, t.snapshot_dir, now],
         )?;
-        Ok(self.conn().last_insert_rowid())
+        let id = tx.last_insert_rowid();
+        write_settings(&tx, t.name, t.settings, now)?;
+        tx.commit()?;
+        Ok(id)
+    }
+
+    /// Replaces a task's settings and stamps `updated_at`, which the running
+    /// scheduler's signature of the tasks table notices. Returns false when
+    /// no task has that name.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Sql`](crate::store::Error::Sql) when SQLite fails, or a value
+    /// fails its CHECK.
+    pub fn set_task_settings(&self, name: &str, settings: &TaskSettings) -> Result<bool> {
+        let conn = self.conn();
+        Ok(write_settings(&conn, name, settings, Ts(now()))? > 0)
     }
 
     /// Every task, by name, with its target appliance's name.
@@ -202,7 +293,10 @@ impl Store {
     /// the 10 s busy timeout, the disk is full, or the file is damaged.
     pub fn set_task_enabled(&self, name: &str, enabled: bool) -> Result<bool> {
         let n = self.conn().execute(
-            "UPDATE tasks SET enabled = ?2, updated_at = ?3 WHERE name = ?1 AND enabled != ?2",
+            &format!(
+                "UPDATE tasks SET enabled = ?2, updated_at = {} WHERE name = ?1 AND enabled != ?2",
+                next_stamp("?3")
+            ),
             (name, enabled, Ts(now())),
         )?;
         Ok(n > 0)
@@ -222,57 +316,35 @@ impl Store {
     }
 }
 
-#[cfg(test)]
-mod tests {
-    use super::super::db::in_memory;
-    use super::super::NewAppliance;
-    use super::*;
-
-    pub(crate) fn photos(target_id: i64) -> NewTask<'static> {
-        NewTask {
-            name: "photos",
-            share: "/mnt/main/photos",
-            target_id,
-            pool: "backup",
-            frequency: "300",
-            timezone: None,
-            meta_port: None,
-            data_port: Some(20002),
-            keep_source: 3,
-            keep_target: 5,
-            snapshot_dir: "/mnt/main/.ferry-snapshots/photos",
-            compress: 3,
-            compress_auto: true,
-            bwlimit: 0,
-        }
-    }
-
-    #[test]
-    fn add_show_toggle_delete() {
-        let store = in_memory();
-        let target = store
-            .add_appliance(&NewAppliance {
-                name: "nas2",
-                address: "192.0.2.2",
-                fingerprint: "SHA256:00",
-                meta_port: 10003,
-                data_port: 10002,
-            })
-            .expect("appliance");
-        store.add_task(&photos(target)).expect("add");
-        let t = store.task("photos").expect("q").expect("present");
-        assert_eq!(t.target, "nas2");
-        assert_eq!(t.share_name(), "photos");
-        assert_eq!((t.meta_port, t.data_port), (None, Some(20002)));
-        assert!(t.enabled);
-        let before = store.tasks_signature().expect("signature");
-        assert!(store.set_task_enabled("photos", false).expect("disable"));
-        assert_ne!(store.tasks_signature().expect("signature"), before);
-        assert!(!store.set_task_enabled("photos", false).expect("again"));
-        assert_eq!(store.tasks_targeting(target).expect("q"), vec!["photos"]);
-        // The appliance cannot go while a task targets it.
-        assert!(store.remove_appliance("nas2").is_err());
-        assert!(store.delete_task("photos").expect("delete"));
-        assert!(store.remove_appliance("nas2").expect("now it can"));
-    }
+fn write_settings(
+    conn: &rusqlite::Connection,
+    name: &str,
+    settings: &TaskSettings,
+    now: Ts,
+) -> Result<usize> {
+    let mut params: Vec<&dyn rusqlite::ToSql> = vec![&name];
+    params.extend(settings_params(settings));
+    params.push(&now);
+    Ok(conn.execute(
+        &format!(
+            "UPDATE tasks SET {SETTINGS}, updated_at = {} WHERE name = ?1",
+            next_stamp("?17")
+        ),
+        params.as_slice(),
+    )?)
 }
+
+/// SQL for the `updated_at` of an edit made at `now` (a parameter): `now`, or
+/// a millisecond past the newest `updated_at` of any task if that is not
+/// earlier. The newest stamp is part of [`Store::tasks_signature`], so every
+/// edit changes the signature, even two in one millisecond or a clock that
+/// stepped back.
+fn next_stamp(now: &str) -> String {
+    format!(
+        "(SELECT max({now}, coalesce(strftime('%Y-%m-%dT%H:%M:%fZ', max(updated_at), '+0.001 seconds'), {now})) FROM tasks)"
+    )
+}
+
+#[cfg(test)]
+#[path = "tasks_tests.rs"]
+mod tests;

@@ -7,7 +7,8 @@ use tokio::time::timeout;
 use super::conn::MetaConn;
 use super::handshake::{handshake, Agreed};
 use super::message::{
-    Begin, Commit, Features, Hello, Inventory, InventoryReply, Meta, Ready, Reason, Received,
+    Begin, Commit, Features, Hello, Inventory, InventoryReply, Meta, Prune, Pruned, Ready, Reason,
+    Received,
 };
 use super::Error;
 
@@ -84,6 +85,20 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Client<S> {
         match self.request(Meta::Commit(req)).await? {
             Meta::Received(received) => Ok(received),
             other => Err(other.into_error("received")),
+        }
+    }
+
+    /// Asks the receiver to apply a retention now (only where the session
+    /// agreed on `retention-grid`); returns what it deleted.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Refused`] (busy: a receive of the share is running), the
+    /// connection's errors, or a reply of another kind.
+    pub async fn prune(&mut self, req: Prune) -> Result<Pruned, Error> {
+        match self.request(Meta::Prune(req)).await? {
+            Meta::Pruned(pruned) => Ok(pruned),
+            other => Err(other.into_error("pruned")),
         }
     }
 

@@ -1,7 +1,7 @@
 use super::*;
 use crate::wire::message::{
-    Begin, Commit, Failed, Feature, Features, Inventory, InventoryReply, Parent, Ready, Reason,
-    Received, Refused, Replica,
+    Begin, Commit, Failed, Feature, Features, Inventory, InventoryReply, Parent, Prune, Pruned,
+    Ready, Reason, Received, Refused, Replica,
 };
 use chrono::DateTime;
 use tokio::io::{duplex, AsyncWriteExt, DuplexStream};
@@ -35,8 +35,10 @@ fn every_variant() -> Vec<Meta> {
                 name: "photos_t_20240101T000000Z".into(),
                 received_uuid: u,
                 received_at: at,
+                created: Some(at),
             }],
             parked: None,
+            max_replicas: Some(250),
         }),
         Meta::Begin(Begin {
             share: "photos".into(),
@@ -49,6 +51,9 @@ fn every_variant() -> Vec<Meta> {
             pool: "backup".into(),
             keep: 7,
             resume: false,
+            preserve: Some("24h 7d".into()),
+            zone: Some("Europe/Berlin".into()),
+            created: Some(at),
         }),
         Meta::Ready(Ready {
             session: u,
@@ -67,6 +72,16 @@ fn every_variant() -> Vec<Meta> {
         Meta::Failed(Failed {
             reason: "x".into(),
             permanent: true,
+        }),
+        Meta::Prune(Prune {
+            share: "photos".into(),
+            pool: "backup".into(),
+            keep: 5,
+            preserve: Some("24h".into()),
+            zone: Some("UTC".into()),
+        }),
+        Meta::Pruned(Pruned {
+            deleted: vec!["photos_t_20240101T000000Z".into()],
         }),
         Meta::Abort(Reason::new("y")),
         Meta::Ping,
@@ -96,6 +111,8 @@ fn wire_names_are_stable_and_kind_agrees_with_serde() {
         "commit",
         "received",
         "failed",
+        "prune",
+        "pruned",
         "abort",
         "ping",
         "pong",

@@ -30,17 +30,28 @@ pub enum Feature {
     /// ends: the receiver parks the session, and a later `begin` with
     /// `resume` continues it from an offset both sides prove by hash.
     Resume,
+    /// Retention grids on the target: Begin carries the grid, its time zone
+    /// and the snapshot's creation time; Inventory answers with each
+    /// replica's creation time and the receiver's cap; `prune` applies a
+    /// task's retention without a receive. Without it a receiver keeps the
+    /// newest `keep` only, at its next receive.
+    RetentionGrid,
 }
 
 impl Feature {
     /// Every feature this build knows, in wire order.
-    pub const ALL: &'static [Feature] = &[Feature::SendStreamV2, Feature::Resume];
+    pub const ALL: &'static [Feature] = &[
+        Feature::SendStreamV2,
+        Feature::Resume,
+        Feature::RetentionGrid,
+    ];
 
     /// The name in hellos (`"send-stream-v2"`).
     pub fn name(self) -> &'static str {
         match self {
             Feature::SendStreamV2 => "send-stream-v2",
             Feature::Resume => "resume",
+            Feature::RetentionGrid => "retention-grid",
         }
     }
 
@@ -146,6 +157,10 @@ pub struct Replica {
     /// Equals the uuid of the source snapshot it was received from.
     pub received_uuid: Uuid,
     pub received_at: DateTime<Utc>,
+    /// Under `retention-grid`: when its source snapshot was made (the
+    /// source's btrfs otime, as Begin said), which places it in the grid.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub created: Option<DateTime<Utc>>,
 }
 
 /// The base of an incremental send; the receiver must hold it.
@@ -171,6 +186,10 @@ pub struct InventoryReply {
     /// `resume` continues it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub parked: Option<Parked>,
+    /// Under `retention-grid`: the most replicas this receiver keeps of one
+    /// line (`max_replicas_per_line`), whatever a sender asks.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_replicas: Option<u32>,
 }
 
 /// A parked receive, as Inventory reports it.
@@ -199,6 +218,37 @@ pub struct Begin {
     /// (feature `resume`); `ready` then says where.
     #[serde(default, skip_serializing_if = "is_false")]
     pub resume: bool,
+    /// Under `retention-grid`: the grid the source asks the target to keep
+    /// besides the newest `keep` (`24h 7d 4w 12m`); absent: none.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub preserve: Option<String>,
+    /// Under `retention-grid`: the IANA time zone the grid's days begin in.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub zone: Option<String>,
+    /// Under `retention-grid`: when the snapshot was made (its btrfs otime).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub created: Option<DateTime<Utc>>,
+}
+
+/// Under `retention-grid`, sender asks: apply this retention to the replicas
+/// of `share` in `pool` now, without a receive.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Prune {
+    pub share: String,
+    pub pool: String,
+    /// Keep the newest this many.
+    pub keep: u32,
+    /// And the grid's (as in Begin).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub preserve: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub zone: Option<String>,
+}
+
+/// What a `prune` deleted (snapshot names), oldest first.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Pruned {
+    pub deleted: Vec<String>,
 }
 
 /// The receive may start; its data connection names `session`.
@@ -295,6 +345,8 @@ pub enum Meta {
     Commit(Commit),
     Received(Received),
     Failed(Failed),
+    Prune(Prune),
+    Pruned(Pruned),
     /// Either side gives up the current exchange (shutdown, its own failure).
     Abort(Reason),
     Ping,
@@ -315,6 +367,8 @@ impl Meta {
             Meta::Commit(_) => "commit",
             Meta::Received(_) => "received",
             Meta::Failed(_) => "failed",
+            Meta::Prune(_) => "prune",
+            Meta::Pruned(_) => "pruned",
             Meta::Abort(_) => "abort",
             Meta::Ping => "ping",
             Meta::Pong => "pong",

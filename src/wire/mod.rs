@@ -35,6 +35,8 @@
 //!                                      R->S ready{session} | refused{reason,busy}
 //!      ... the stream goes over a data connection naming `session` ...
 //! S->R commit{stream_bytes,blake3}     R->S received{received_uuid} | failed{reason,permanent}
+//! S->R prune{share,pool,keep,preserve,zone}
+//!                                      R->S pruned{deleted} | refused{reason,busy}   (retention-grid only)
 //! ```
 //!
 //! ## Versions and features
@@ -107,7 +109,7 @@ pub use frame::{read_frame, write_frame, MAX_FRAME};
 pub use handshake::{handshake, read_data_hello, Agreed};
 pub use message::{
     Begin, Commit, DataHello, Failed, Feature, Features, Hello, Inventory, InventoryReply, Meta,
-    Parent, Parked, Ready, Reason, Received, Refused, Replica, ResumeAt, PROTOCOL,
+    Parent, Parked, Prune, Pruned, Ready, Reason, Received, Refused, Replica, ResumeAt, PROTOCOL,
 };
 pub use reader::ChunkReader;
 pub use throttle::Throttle;

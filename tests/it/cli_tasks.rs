@@ -434,7 +434,12 @@ fn history_tables_filters_limits_and_json() {
         "received_uuid",
         "resumed_from",
     ];
-    let send_fields = [&["id", "task", "target", "share"][..], &attempt].concat();
+    let send_fields = [
+        &["id", "task", "target", "share"][..],
+        &attempt,
+        &["unchanged"],
+    ]
+    .concat();
     for row in rows {
         assert_eq!(keys(row), sorted(&send_fields), "{row}");
     }

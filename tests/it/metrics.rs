@@ -215,6 +215,9 @@ async fn both_endpoints_parse_and_agree_with_the_databases_across_a_restart() {
         "backup",
         "--frequency",
         "1h",
+        // Two sends of the same share: neither may be skipped as unchanged.
+        "--skip-unchanged",
+        "off",
     ]);
     for _ in 0..2 {
         let out = nas1.run_async(&["task", "run", "photos"]).await;

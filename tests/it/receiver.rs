@@ -146,6 +146,9 @@ fn begin(share: &str, snapshot: &str, parent: Option<&str>, pool: &str) -> Meta 
         pool: pool.into(),
         keep: 1,
         resume: false,
+        preserve: None,
+        zone: None,
+        created: None,
     })
 }
 

@@ -137,7 +137,15 @@ async fn a_replica_deleted_on_the_target_makes_the_next_run_fall_back() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn retention_keeps_the_counts_and_the_common_base_on_both_sides() {
-    let pair = Pair::new(&["--keep-source", "2", "--keep-target", "3"]).await;
+    let pair = Pair::new(&[
+        "--keep-source",
+        "2",
+        "--keep-target",
+        "3",
+        "--preserve-target",
+        "none",
+    ])
+    .await;
     populate(&pair.share);
     for i in 0..5 {
         std::fs::write(pair.share.join(format!("run-{i}")), b"x").expect("write");

@@ -270,6 +270,9 @@ async fn a_run_whose_connections_are_cut_reconnects_and_resumes() {
         .expect("the run ends within two minutes")
         .expect("join")
         .expect("the run resumed and succeeded");
+    let sender::Outcome::Sent(outcome) = outcome else {
+        panic!("the run sent nothing: {outcome:?}");
+    };
     assert_eq!(outcome.resumed_from, 0, "this run's stream started at 0");
     assert_same_tree(&pair.share, &pair.latest());
     let rows = pair.receive_rows();

@@ -245,6 +245,9 @@ pub fn begin(
         pool: pool.into(),
         keep,
         resume: false,
+        preserve: None,
+        zone: None,
+        created: None,
     }
 }
 

@@ -1,0 +1,178 @@
+//! `ferry task set NAME [options]`: edits a task's settings through the same
+//! option set and validation as `task add`. What names the replica line (share,
+//! target, pool) or holds the incremental chain (snapshot dir) is refused, with
+//! the way to do it: a new task.
+
+use std::path::PathBuf;
+
+use clap::Args;
+
+use super::ctx::{bad_input, existing, Ctx};
+use super::task_opts::TaskOptions;
+use crate::store::{TaskHooks, TaskSettings};
+
+#[derive(Debug, Args)]
+pub struct SetArgs {
+    /// The task to edit.
+    name: String,
+    #[command(flatten)]
+    options: TaskOptions,
+    /// Let all four hooks follow the config's defaults again.
+    #[arg(long)]
+    hooks_from_config: bool,
+    /// Refused: a task's target cannot change (make a new task).
+    #[arg(long, hide = true)]
+    target: Option<String>,
+    /// Refused: a task's pool cannot change (make a new task).
+    #[arg(long, hide = true)]
+    pool: Option<String>,
+    /// Refused: a task's share cannot change (make a new task).
+    #[arg(long, hide = true)]
+    share: Option<PathBuf>,
+    /// Refused: a task's snapshot dir cannot change (make a new task).
+    #[arg(long, hide = true)]
+    snapshot_dir: Option<PathBuf>,
+}
+
+pub fn set(ctx: &Ctx, args: SetArgs) -> anyhow::Result<()> {
+    let store = ctx.store()?;
+    let task = existing(&store, &args.name)?;
+    let new_task = format!(
+        "add a new task (`ferry task add NAME --share {} --target APPLIANCE --pool POOL ...`), \
+         and delete {} once the new one has its first replica",
+        task.share.display(),
+        task.name
+    );
+    if let Some(target) = args.target.as_deref().filter(|t| *t != task.target) {
+        bad_input!(
+            "task {} cannot move from {} to {target}: its replicas and the incremental chain live on {}; {new_task}",
+            task.name, task.target, task.target
+        );
+    }
+    if let Some(pool) = args.pool.as_deref().filter(|p| *p != task.pool) {
+        bad_input!(
+            "task {} cannot move from pool {} to {pool}: its replicas and the incremental chain live in pool {}; {new_task}",
+            task.name, task.pool, task.pool
+        );
+    }
+    if let Some(share) = args.share.as_ref().filter(|s| **s != task.share) {
+        bad_input!(
+            "task {} cannot send {} instead of {}: the target keeps one replica line per share; \
+             add a new task for {} (`ferry task add NAME --share {} --target {} --pool {} ...`)",
+            task.name,
+            share.display(),
+            task.share.display(),
+            share.display(),
+            share.display(),
+            task.target,
+            task.pool
+        );
+    }
+    if let Some(dir) = args
+        .snapshot_dir
+        .as_ref()
+        .filter(|d| **d != task.snapshot_dir)
+    {
+        bad_input!(
+            "task {} cannot move its snapshots to {}: its common base with {} lives in {}; {new_task}",
+            task.name,
+            dir.display(),
+            task.target,
+            task.snapshot_dir.display()
+        );
+    }
+    if args.options.is_empty() && !args.hooks_from_config {
+        bad_input!(
+            "nothing to change: give the settings to change, e.g. `ferry task set {} --keep-target 10` (see `ferry task set --help`)",
+            task.name
+        );
+    }
+    let before = task.settings();
+    let mut after = before.clone();
+    if args.hooks_from_config {
+        after.hooks = TaskHooks::default();
+    }
+    args.options.apply(&mut after)?;
+    let changes = differences(&before, &after);
+    if changes.is_empty() {
+        println!("task {}: nothing changed", task.name);
+        return Ok(());
+    }
+    store.set_task_settings(&task.name, &after)?;
+    println!("task {}: {}", task.name, changes.join(", "));
+    Ok(())
+}
+
+/// Each changed setting as `name old -> new`.
+fn differences(a: &TaskSettings, b: &TaskSettings) -> Vec<String> {
+    let port = |p: Option<u16>| p.map_or_else(|| "default".to_string(), |p| p.to_string());
+    let hook = |h: &Option<String>| match h.as_deref() {
+        None => "(config default)".to_string(),
+        Some("") => "(none)".to_string(),
+        Some(cmd) => format!("'{cmd}'"),
+    };
+    let zone = |z: &Option<String>| z.clone().unwrap_or_else(|| "system".to_string());
+    let on_off = |b: bool| if b { "on" } else { "off" }.to_string();
+    let compress = |level: i32, auto: bool| super::output::compression(level, auto);
+    let fields = [
+        ("frequency", a.frequency.clone(), b.frequency.clone()),
+        ("time zone", zone(&a.timezone), zone(&b.timezone)),
+        ("meta port", port(a.meta_port), port(b.meta_port)),
+        ("data port", port(a.data_port), port(b.data_port)),
+        (
+            "keep source",
+            a.keep_source.to_string(),
+            b.keep_source.to_string(),
+        ),
+        (
+            "keep target",
+            a.keep_target.to_string(),
+            b.keep_target.to_string(),
+        ),
+        (
+            "preserve source",
+            a.preserve_source.clone(),
+            b.preserve_source.clone(),
+        ),
+        (
+            "preserve target",
+            a.preserve_target.clone(),
+            b.preserve_target.clone(),
+        ),
+        (
+            "compression",
+            compress(a.compress, a.compress_auto),
+            compress(b.compress, b.compress_auto),
+        ),
+        (
+            "skip unchanged",
+            on_off(a.skip_unchanged),
+            on_off(b.skip_unchanged),
+        ),
+        (
+            "pre-snapshot",
+            hook(&a.hooks.pre_snapshot),
+            hook(&b.hooks.pre_snapshot),
+        ),
+        (
+            "post-snapshot",
+            hook(&a.hooks.post_snapshot),
+            hook(&b.hooks.post_snapshot),
+        ),
+        (
+            "on-success",
+            hook(&a.hooks.on_success),
+            hook(&b.hooks.on_success),
+        ),
+        (
+            "on-failure",
+            hook(&a.hooks.on_failure),
+            hook(&b.hooks.on_failure),
+        ),
+    ];
+    fields
+        .into_iter()
+        .filter(|(_, old, new)| old != new)
+        .map(|(name, old, new)| format!("{name} {old} -> {new}"))
+        .collect()
+}
