@@ -328,7 +328,7 @@ fn write_settings(
     Ok(conn.execute(
         &format!(
             "UPDATE tasks SET {SETTINGS}, updated_at = {} WHERE name = ?1",
-            next_stamp("?17")
+            next_stamp("?18")
         ),
         params.as_slice(),
     )?)
