@@ -225,10 +225,12 @@ class Ferry(Contender):
         share = self.share(ds)
         if share not in self.tasks:
             # A yearly cron: never due, the bench runs it with `task run`; generous
-            # retention so ferry prunes nothing the bench has not deleted itself.
+            # retention so ferry prunes nothing the bench has not deleted itself;
+            # skip-unchanged off so (d) measures a real no-change send, as the
+            # other contenders make one.
             self.cli(self.nas1, "task", "add", f"t{share}", "--share", path, "--target", "nas2",
                      "--pool", "backup", "--frequency", "0 0 1 1 *",
-                     "--keep-source", "100", "--keep-target", "100")
+                     "--keep-source", "100", "--keep-target", "100", "--skip-unchanged", "off")
             self.tasks[share] = f"t{share}"
         return path
 

@@ -18,7 +18,7 @@ fn from_row(r: &Row<'_>) -> rusqlite::Result<SendRow> {
         target: r.get(2)?,
         share: r.get(3)?,
         attempt: Attempt::from_row(r, 4)?,
-        unchanged: r.get(14)?,
+        unchanged: r.get(15)?,
     })
 }
 

@@ -73,7 +73,8 @@ fn sql(node: &crate::common::ferry::Node, statement: &str) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn history_retention_keeps_each_tasks_newest_row_and_held_confirmations() {
-    let mut pair = Pair::new(&[]).await;
+    // Two sends of one share: the second must not be skipped as unchanged.
+    let mut pair = Pair::new(&["--skip-unchanged", "off"]).await;
     crate::common::content::populate(&pair.share);
     pair.run_ok().await; // confirms a snapshot that stays on disk
     pair.run_ok().await;
