@@ -6,7 +6,7 @@ use clap::{Args, Subcommand};
 use serde::Serialize;
 
 use super::ctx::{bad_input, Ctx};
-use super::output::{or_dash, print_json, time, Table};
+use super::output::{or_dash, outln, print_json, time, Table};
 use crate::config::{DEFAULT_DATA_PORT, DEFAULT_META_PORT};
 use crate::identity::{self, Fingerprint};
 use crate::names;
@@ -118,9 +118,12 @@ fn add(ctx: &Ctx, args: AddArgs) -> anyhow::Result<()> {
         meta_port: args.meta_port,
         data_port: args.data_port,
     })?;
-    println!(
+    outln!(
         "added appliance {} at {} (meta port {}, data port {})",
-        args.name, args.address, args.meta_port, args.data_port
+        args.name,
+        args.address,
+        args.meta_port,
+        args.data_port
     );
     Ok(())
 }
@@ -160,7 +163,7 @@ fn set(ctx: &Ctx, args: SetArgs) -> anyhow::Result<()> {
         },
         new_identity,
     )?;
-    println!("updated appliance {}", current.name);
+    outln!("updated appliance {}", current.name);
     Ok(())
 }
 
@@ -224,7 +227,7 @@ fn list(ctx: &Ctx, args: ListArgs) -> anyhow::Result<()> {
             a.fingerprint.clone(),
         ]);
     }
-    table.print();
+    table.print()?;
     Ok(())
 }
 
@@ -241,7 +244,7 @@ fn remove(ctx: &Ctx, name: &str) -> anyhow::Result<()> {
         );
     }
     store.remove_appliance(name)?;
-    println!("removed appliance {name}; its history rows are kept");
+    outln!("removed appliance {name}; its history rows are kept");
     Ok(())
 }
 

@@ -3,7 +3,7 @@
 use clap::{Args, Subcommand};
 
 use super::ctx::{bad_input, Ctx};
-use super::output::{bytes, elapsed, or_dash, print_json, rate, span, time, Table};
+use super::output::{bytes, elapsed, or_dash, outln, print_json, rate, span, time, Table};
 use crate::store::{Attempt, ReceiveFilter, SendFilter};
 
 /// Rows shown when --limit is not given.
@@ -74,8 +74,7 @@ fn send(ctx: &Ctx, args: SendArgs) -> anyhow::Result<()> {
         let own = [r.task.clone(), r.target.clone()];
         table.row(attempt_row(r.id, &r.attempt, &own, snapshot));
     }
-    print_or_empty(&table, rows.is_empty(), "no sends recorded yet");
-    Ok(())
+    print_or_empty(&table, rows.is_empty(), "no sends recorded yet")
 }
 
 fn receive(ctx: &Ctx, args: ReceiveArgs) -> anyhow::Result<()> {
@@ -98,8 +97,7 @@ fn receive(ctx: &Ctx, args: ReceiveArgs) -> anyhow::Result<()> {
         let snapshot = r.attempt.snapshot.clone();
         table.row(attempt_row(r.id, &r.attempt, &own, snapshot));
     }
-    print_or_empty(&table, rows.is_empty(), "no receives recorded yet");
-    Ok(())
+    print_or_empty(&table, rows.is_empty(), "no receives recorded yet")
 }
 
 /// A history table: ID and STARTED, the row kind's own columns, then the
@@ -129,10 +127,11 @@ fn attempt_row<S>(id: i64, a: &Attempt<S>, own: &[String], snapshot: String) -> 
     cells
 }
 
-fn print_or_empty(table: &Table, empty: bool, message: &str) {
+fn print_or_empty(table: &Table, empty: bool, message: &str) -> anyhow::Result<()> {
     if empty {
-        println!("{message}");
+        outln!("{message}");
     } else {
-        table.print();
+        table.print()?;
     }
+    Ok(())
 }

@@ -9,7 +9,7 @@ use serde::Serialize;
 use uuid::Uuid;
 
 use super::ctx::{bad_input, Ctx};
-use super::output::{print_fields, print_json};
+use super::output::{outln, print_fields, print_json};
 use crate::store::{self, Store};
 use crate::{identity, names};
 
@@ -46,7 +46,7 @@ pub fn init(ctx: &Ctx, args: InitArgs) -> anyhow::Result<()> {
                     dir.display(), me.name, me.uuid
                 );
             }
-            println!(
+            outln!(
                 "ferry is already initialized in {} as {} ({}); nothing changed",
                 dir.display(),
                 me.name,
@@ -74,13 +74,12 @@ pub fn init(ctx: &Ctx, args: InitArgs) -> anyhow::Result<()> {
     let id = identity::create(dir, &name, uuid)?;
     let store = Store::create(dir)?;
     store.set_identity(&name, uuid)?;
-    println!("initialized ferry in {}", dir.display());
+    outln!("initialized ferry in {}", dir.display());
     print_id(&IdView {
         name,
         uuid,
         fingerprint: id.fingerprint.to_string(),
-    });
-    Ok(())
+    })
 }
 
 pub fn id(ctx: &Ctx, args: IdArgs) -> anyhow::Result<()> {
@@ -97,20 +96,21 @@ pub fn id(ctx: &Ctx, args: IdArgs) -> anyhow::Result<()> {
     if args.json {
         return print_json(&view);
     }
-    print_id(&view);
-    Ok(())
+    print_id(&view)
 }
 
-fn print_id(view: &IdView) {
+fn print_id(view: &IdView) -> anyhow::Result<()> {
     print_fields(&[
         ("name", view.name.clone()),
         ("uuid", view.uuid.to_string()),
         ("fingerprint", view.fingerprint.clone()),
-    ]);
-    println!(
+    ])?;
+    outln!(
         "\nOn each peer, run: ferry appliance add {} --address <this host> --fingerprint {}",
-        view.name, view.fingerprint
+        view.name,
+        view.fingerprint
     );
+    Ok(())
 }
 
 /// The state dir holds the private key: only root may enter it.

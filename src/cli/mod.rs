@@ -1,5 +1,7 @@
 //! The `ferry` command line: one file per command group, each thin over the library.
 //! Errors are `anyhow` here; `BadInput` marks the user's mistakes (exit 2).
+// `println!` panics on a closed pipe; everything goes through `output` instead.
+#![deny(clippy::print_stdout, clippy::print_stderr)]
 
 mod appliance;
 mod check;
@@ -113,7 +115,7 @@ pub fn main() -> ExitCode {
         Ok(config) => config,
         Err(e) if checking => return check_unknown("bad configuration", &e.to_string()),
         Err(e) => {
-            eprintln!("ferry: {e}");
+            output::write_stderr(&format!("ferry: {e}"));
             return ExitCode::from(2);
         }
     };
@@ -145,11 +147,14 @@ pub fn main() -> ExitCode {
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
+        Err(e) if e.chain().any(|c| c.is::<output::ClosedOutput>()) => {
+            ExitCode::from(output::CLOSED_PIPE_EXIT)
+        }
         Err(e) if e.downcast_ref::<Exit>().is_some() => {
             ExitCode::from(e.downcast_ref::<Exit>().map_or(1, |x| x.0))
         }
         Err(e) => {
-            eprintln!("ferry: {}", one_line(&e));
+            output::write_stderr(&format!("ferry: {}", one_line(&e)));
             if e.downcast_ref::<BadInput>().is_some() {
                 ExitCode::from(2)
             } else {
@@ -168,16 +173,24 @@ fn check_unknown(what: &str, detail: &str) -> ExitCode {
         .collect::<Vec<_>>()
         .join(" ");
     let detail = detail.strip_prefix("error: ").unwrap_or(&detail);
-    print!("{}", check::unknown(&format!("{what}: {detail}")).text);
+    // A closed stdout leaves nothing to tell; the exit code still says UNKNOWN.
+    let _ = output::write_stdout(format_args!(
+        "{}",
+        check::unknown(&format!("{what}: {detail}")).text
+    ));
     ExitCode::from(check::State::Unknown.code())
 }
 
 /// clap's own errors are several lines; users get the first, plus where to look.
 fn usage_error(e: clap::Error) -> ExitCode {
     if !e.use_stderr() {
-        // --help and --version are not errors.
-        let _ = e.print();
-        return ExitCode::SUCCESS;
+        // --help and --version are not errors; a closed pipe ends them quietly.
+        return match e.print() {
+            Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => {
+                ExitCode::from(output::CLOSED_PIPE_EXIT)
+            }
+            _ => ExitCode::SUCCESS,
+        };
     }
     let rendered = e.render().to_string();
     // The message runs until the first blank line; its indented lines (say, the
@@ -201,7 +214,7 @@ fn usage_error(e: clap::Error) -> ExitCode {
                 .join(" ")
         })
         .unwrap_or_else(|| "ferry".to_string());
-    eprintln!("ferry: {message} (see '{command} --help')");
+    output::write_stderr(&format!("ferry: {message} (see '{command} --help')"));
     ExitCode::from(2)
 }
 

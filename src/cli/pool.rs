@@ -6,7 +6,7 @@ use clap::{Args, Subcommand};
 use serde::Serialize;
 
 use super::ctx::{bad_input, BadInput, Ctx};
-use super::output::{print_json, time, Table};
+use super::output::{outln, print_json, time, Table};
 use crate::{btrfs, names};
 
 #[derive(Debug, Subcommand)]
@@ -57,7 +57,7 @@ fn add(ctx: &Ctx, name: &str, path: &Path) -> anyhow::Result<()> {
     // the path when it is unmounted (a plain directory, another filesystem).
     let fs_uuid = btrfs::filesystem_uuid(Path::new(&path))?;
     store.add_pool(name, &path, fs_uuid)?;
-    println!("added pool {name} at {path}; replicas will go under {path}/.ferry/");
+    outln!("added pool {name} at {path}; replicas will go under {path}/.ferry/");
     Ok(())
 }
 
@@ -82,7 +82,7 @@ fn list(ctx: &Ctx, args: ListArgs) -> anyhow::Result<()> {
             p.path.display().to_string(),
         ]);
     }
-    table.print();
+    table.print()?;
     Ok(())
 }
 
@@ -92,7 +92,7 @@ fn remove(ctx: &Ctx, name: &str) -> anyhow::Result<()> {
         bad_input!("no pool named {name}; `ferry pool list` shows the known ones");
     };
     store.remove_pool(name)?;
-    println!(
+    outln!(
         "removed pool {name}; replicas under {}/.ferry stay on disk",
         pool.path.display()
     );

@@ -1,7 +1,6 @@
 //! `ferry receiver`: the receiver daemon in the foreground, until SIGINT or SIGTERM.
 //! Prints one readiness line on stdout, and tells systemd READY=1, once both ports are bound.
 
-use std::io::Write;
 use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 use std::time::Duration;
@@ -12,6 +11,7 @@ use tokio::sync::oneshot;
 
 use super::ctx::Ctx;
 use super::logging::Logging;
+use super::output;
 use super::signals::{Asked, Signals};
 use crate::config;
 use crate::metrics::{Endpoint, ReceiverMetrics};
@@ -66,10 +66,13 @@ pub fn run(ctx: &Ctx, args: ReceiverArgs) -> anyhow::Result<()> {
         let receiver = Receiver::bind(config).await?;
         if let Some(addr) = args.metrics.or(file.metrics_listen) {
             let endpoint = Endpoint::bind(addr).await?;
-            println!(
-                "ferry metrics: http://{}/metrics",
+            // A daemon whose stdout went away keeps serving.
+            if let Err(e) = output::write_stdout(format_args!(
+                "ferry metrics: http://{}/metrics\n",
                 endpoint.addr().unwrap_or(addr)
-            );
+            )) {
+                tracing::warn!(error = %e, "cannot print the metrics address");
+            }
             let scrape = ReceiverMetrics::new(ctx.state_dir.clone(), receiver.shared());
             endpoint.serve(Arc::new(scrape));
         }
@@ -78,10 +81,9 @@ pub fn run(ctx: &Ctx, args: ReceiverArgs) -> anyhow::Result<()> {
             receiver.meta_addr(),
             receiver.data_addr()
         );
-        let mut out = std::io::stdout().lock();
-        writeln!(out, "ferry receiver {listening}")?;
-        out.flush()?;
-        drop(out);
+        if let Err(e) = output::write_stdout(format_args!("ferry receiver {listening}\n")) {
+            tracing::warn!(error = %e, "cannot print the readiness line");
+        }
         let shutdown = signals(ctx, notifier.clone(), listening.clone())?;
         notifier.ready(&format!("{listening}; 0 receive(s) in flight"));
         if let Some(period) = notify::watchdog_period() {

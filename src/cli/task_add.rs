@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 use clap::Args;
 
 use super::ctx::{bad_input, Ctx};
-use super::output::compression;
+use super::output::{compression, outln};
 use super::pool::btrfs_subvolume_path;
 use super::task_opts::TaskOptions;
 use crate::schedule::Schedule;
@@ -100,7 +100,7 @@ pub fn add(ctx: &Ctx, args: AddArgs) -> anyhow::Result<()> {
     })?;
     let schedule = Schedule::parse(&settings.frequency)
         .map_or_else(|_| settings.frequency.clone(), |s| s.to_string());
-    println!(
+    outln!(
         "added task {}: {share} to {} pool {}, {schedule}, {}; snapshots in {snapshot_dir}",
         args.name,
         target.name,

@@ -8,6 +8,7 @@ use std::path::PathBuf;
 use clap::Args;
 
 use super::ctx::{bad_input, existing, Ctx};
+use super::output::outln;
 use super::task_opts::TaskOptions;
 use crate::store::{TaskHooks, TaskSettings};
 
@@ -95,11 +96,11 @@ pub fn set(ctx: &Ctx, args: SetArgs) -> anyhow::Result<()> {
     args.options.apply(&mut after)?;
     let changes = differences(&before, &after);
     if changes.is_empty() {
-        println!("task {}: nothing changed", task.name);
+        outln!("task {}: nothing changed", task.name);
         return Ok(());
     }
     store.set_task_settings(&task.name, &after)?;
-    println!("task {}: {}", task.name, changes.join(", "));
+    outln!("task {}: {}", task.name, changes.join(", "));
     Ok(())
 }
 

@@ -7,6 +7,7 @@ mod bandwidth;
 mod bench_quick;
 mod btrfs_layer;
 mod check;
+mod cli_output;
 mod cli_setup;
 mod cli_task_set;
 mod cli_tasks;
