@@ -81,10 +81,12 @@ pub fn run(ctx: &Ctx, args: ReceiverArgs) -> anyhow::Result<()> {
             receiver.meta_addr(),
             receiver.data_addr()
         );
+        // Before the readiness line: a SIGTERM right after it must stop the
+        // receiver cleanly, not kill it.
+        let shutdown = signals(ctx, notifier.clone(), listening.clone())?;
         if let Err(e) = output::write_stdout(format_args!("ferry receiver {listening}\n")) {
             tracing::warn!(error = %e, "cannot print the readiness line");
         }
-        let shutdown = signals(ctx, notifier.clone(), listening.clone())?;
         notifier.ready(&format!("{listening}; 0 receive(s) in flight"));
         if let Some(period) = notify::watchdog_period() {
             notify::spawn_watchdog(notifier.clone(), period, None);

@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use uuid::Uuid;
 
-use crate::{btrfs, identity, store};
+use crate::{btrfs, identity, state_lock, store};
 
 /// Why the receiver cannot start.
 #[derive(Debug, thiserror::Error)]
@@ -26,6 +26,9 @@ pub enum Error {
     },
     #[error("startup recovery: {0}")]
     Recovery(#[from] btrfs::Error),
+    /// Another receiver uses the state directory.
+    #[error(transparent)]
+    Locked(#[from] state_lock::Error),
 }
 
 /// Why a registered pool cannot take or offer replicas right now. Temporary:

@@ -16,6 +16,7 @@ use super::error::{Error, RouteError};
 use super::stats::Stats;
 use crate::btrfs::Receive;
 use crate::identity::{self, Fingerprint, Identity, TrustedPeers};
+use crate::state_lock::{self, StateLock};
 use crate::store::{self, LocalIdentity, Store};
 use crate::wire::{Begin, ChunkReader, Feature, Features, Prefix};
 
@@ -72,6 +73,9 @@ pub struct Shared {
     parked: Mutex<HashMap<(Uuid, String), Parked>>,
     shutdown: watch::Sender<bool>,
     stats: Stats,
+    /// Held for as long as any session lives: a second receiver on this state
+    /// dir would fail this one's rows and delete its partials at its start.
+    _lock: StateLock,
 }
 
 impl std::fmt::Debug for Shared {
@@ -103,6 +107,8 @@ fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
 impl Shared {
     pub(super) fn open(config: Config) -> Result<Shared, Error> {
         let store = Store::open(&config.state_dir)?;
+        // Before anything else touches the state: recovery comes next.
+        let lock = StateLock::acquire(&config.state_dir, state_lock::Daemon::Receiver)?;
         let me = store.identity()?.ok_or(Error::NoIdentity)?;
         let identity = identity::load(&config.state_dir)?;
         let store = Arc::new(Mutex::new(store));
@@ -123,6 +129,7 @@ impl Shared {
             parked: Mutex::default(),
             shutdown: watch::Sender::new(false),
             stats: Stats::default(),
+            _lock: lock,
         })
     }
 

@@ -7,7 +7,7 @@ use std::time::Duration;
 use thiserror::Error;
 
 use crate::identity::ParseFingerprintError;
-use crate::{btrfs, identity, store, wire};
+use crate::{btrfs, identity, state_lock, store, wire};
 
 #[derive(Debug, Error)]
 pub enum Error {
@@ -115,6 +115,9 @@ pub enum Error {
     Crashed(String),
     #[error("interrupted by shutdown")]
     Interrupted,
+    /// Another scheduler uses the state directory (the daemon does not start).
+    #[error(transparent)]
+    Locked(#[from] state_lock::Error),
 }
 
 impl Error {
@@ -155,7 +158,8 @@ impl Error {
             | Error::ReadSend(_)
             | Error::Encode(_)
             | Error::Hook(_)
-            | Error::Crashed(_) => false,
+            | Error::Crashed(_)
+            | Error::Locked(_) => false,
         }
     }
 }

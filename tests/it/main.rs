@@ -30,6 +30,7 @@ mod resume;
 mod schedule_edges;
 mod scheduler;
 mod starvation;
+mod state_lock;
 mod systemd_units;
 mod task_pickup;
 mod task_retention;
