@@ -3,6 +3,7 @@
 
 use uuid::Uuid;
 
+use crate::store::Pool;
 use crate::wire::{self, Meta, Prefix, StreamStats};
 
 /// What the session does after a transfer.
@@ -41,6 +42,9 @@ pub(super) struct Seen {
     /// Set when the stream broke in a way a new connection could repair, to
     /// what btrfs receive took: the receive may be parked for a resume.
     pub resumable: Option<Prefix>,
+    /// The pool being received into: its removal (`ferry pool remove
+    /// --force`) ends the transfer.
+    pub pool: Option<Pool>,
 }
 
 /// Why a receive failed, whom to tell, and whether sending it again could help.
@@ -85,6 +89,14 @@ impl Failure {
             permanent: true,
             ..Failure::failed(reason)
         }
+    }
+
+    /// `pool` was removed from this receiver `me` during the receive; the same
+    /// stream would be refused now.
+    pub fn pool_removed(pool: &str, me: &str) -> Self {
+        Failure::permanent(format!(
+            "pool {pool} was removed from {me} during the receive (`ferry pool remove --force`)"
+        ))
     }
 
     pub fn shutdown() -> Self {

@@ -7,6 +7,8 @@ use tokio::io::{AsyncRead, AsyncWrite};
 
 use super::link::Link;
 use super::outcome::{Failure, Seen};
+use super::shared::Shared;
+use crate::store::Pool;
 use crate::wire::{self, Commit, Meta};
 
 /// What a meta message means mid-transfer: `None` for the first Commit (kept
@@ -27,6 +29,18 @@ fn on_meta(
     }
 }
 
+/// Resolves, with the pool's name, once `pool` is no longer registered;
+/// never without a pool.
+async fn removed(shared: &Shared, pool: Option<&Pool>) -> String {
+    match pool {
+        Some(p) => {
+            shared.pool_removed(p).await;
+            p.name.clone()
+        }
+        None => std::future::pending().await,
+    }
+}
+
 /// Runs `work` while reading the meta connection; the first meta event that
 /// ends the transfer (or shutdown) drops `work` and is returned. `bytes`: how
 /// far the stream got, for the reason.
@@ -42,6 +56,7 @@ where
     F: Future,
 {
     let shared = s.shared;
+    let pool = seen.pool.clone();
     tokio::pin!(work);
     loop {
         tokio::select! {
@@ -52,6 +67,9 @@ where
                 }
             }
             () = shared.shutting_down() => return Err(Failure::shutdown()),
+            name = removed(shared, pool.as_ref()) => {
+                return Err(Failure::pool_removed(&name, &shared.me.name))
+            }
         }
     }
 }
@@ -71,6 +89,7 @@ where
     F: Future,
 {
     let shared = s.shared;
+    let pool = seen.pool.clone();
     tokio::pin!(work);
     loop {
         let event = tokio::select! {
@@ -80,6 +99,7 @@ where
                 None => continue,
             },
             () = shared.shutting_down() => Failure::shutdown(),
+            name = removed(shared, pool.as_ref()) => Failure::pool_removed(&name, &shared.me.name),
         };
         return (work.await, Some(event));
     }

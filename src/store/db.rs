@@ -39,6 +39,8 @@ pub enum Error {
     MigrationFile { name: String, why: String },
     #[error("state database: {0}")]
     Sql(#[from] rusqlite::Error),
+    #[error("pool {0} was removed (`ferry pool remove`) while the receive ran")]
+    PoolGone(String),
 }
 
 impl Error {

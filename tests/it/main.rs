@@ -20,6 +20,7 @@ mod migrations;
 mod module_graph;
 mod notify;
 mod old_peers;
+mod pool_remove;
 mod receiver;
 mod receiver_disk;
 mod receiver_peers;
