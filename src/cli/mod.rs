@@ -12,6 +12,7 @@ mod init;
 mod logging;
 mod manual;
 mod output;
+mod own_dirs;
 mod pool;
 mod receiver;
 mod sender;

@@ -8,6 +8,7 @@ use serde::Serialize;
 
 use super::ctx::{bad_input, BadInput, Ctx};
 use super::output::{outln, print_json, time, Table};
+use super::own_dirs::refuse_own;
 use crate::state_lock::{Daemon, StateLock};
 use crate::store::{ReceiveRow, Store};
 use crate::{btrfs, names};
@@ -59,7 +60,9 @@ fn add(ctx: &Ctx, name: &str, path: &Path) -> anyhow::Result<()> {
     if let Err(e) = names::validate("pool", name) {
         bad_input!("{e}");
     }
+    refuse_own("pool", &resolve("pool", path)?, &store)?;
     let path = btrfs_subvolume_path("pool", path)?;
+    refuse_read_only(&path)?;
     if store.pool(name)?.is_some() {
         bad_input!("pool {name} already exists; remove it first or pick another name");
     }
@@ -169,22 +172,52 @@ fn receives(rows: &[ReceiveRow]) -> String {
         .join(", ")
 }
 
+/// A read-only subvolume (a snapshot, or a replica from another pool) cannot
+/// take a `btrfs receive`: every receive into it would fail.
+fn refuse_read_only(path: &str) -> anyhow::Result<()> {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
+    if runtime.block_on(btrfs::show(Path::new(path)))?.readonly {
+        bad_input!(
+            "pool path {path} is a read-only subvolume (a snapshot or a replica), which btrfs \
+             receive cannot write into; give a writable subvolume or the filesystem's mount point"
+        );
+    }
+    Ok(())
+}
+
+/// `path` made absolute, with symlinks resolved; it must exist.
+pub fn resolve(what: &str, path: &Path) -> anyhow::Result<PathBuf> {
+    match path.canonicalize() {
+        Ok(p) => Ok(p),
+        Err(e) => bad_input!("{what} path {}: {e}", path.display()),
+    }
+}
+
 /// Resolves `path` to an absolute UTF-8 path of a btrfs subvolume (a mounted
 /// btrfs filesystem's top is one too), or says what is wrong with it.
 pub fn btrfs_subvolume_path(what: &str, path: &Path) -> anyhow::Result<String> {
-    let canonical = match path.canonicalize() {
-        Ok(p) => p,
-        Err(e) => bad_input!("{what} path {}: {e}", path.display()),
-    };
+    let canonical = resolve(what, path)?;
     let shown = canonical.display();
+    let give =
+        "give a subvolume (`btrfs subvolume create` makes one) or the filesystem's mount point";
+    match std::fs::metadata(&canonical) {
+        Ok(m) if m.is_file() => {
+            bad_input!("{what} path {shown} is a file, not a btrfs subvolume; {give}")
+        }
+        Ok(m) if !m.is_dir() => bad_input!(
+            "{what} path {shown} is not a directory (a device, socket or pipe), not a btrfs \
+             subvolume; {give}"
+        ),
+        Ok(_) => {}
+        Err(e) => bad_input!("{what} path {shown}: {e}"),
+    }
     if !btrfs::is_btrfs(&canonical)? {
         bad_input!("{what} path {shown} is not on a btrfs filesystem; give a mounted btrfs filesystem or subvolume");
     }
     if !btrfs::is_subvolume(&canonical)? {
-        bad_input!(
-            "{what} path {shown} is a plain directory, not a btrfs subvolume; \
-             give a subvolume (`btrfs subvolume create` makes one) or the filesystem's mount point"
-        );
+        bad_input!("{what} path {shown} is a plain directory, not a btrfs subvolume; {give}");
     }
     canonical
         .to_str()

@@ -3,6 +3,7 @@
 
 mod common;
 
+mod bad_input;
 mod bandwidth;
 mod bench_quick;
 mod btrfs_layer;
