@@ -8,7 +8,7 @@ use serde::Serialize;
 use super::ctx::{bad_input, Ctx};
 use super::output::{or_dash, outln, print_json, time, Table};
 use crate::config::{DEFAULT_DATA_PORT, DEFAULT_META_PORT};
-use crate::identity::{self, Fingerprint};
+use crate::identity::Fingerprint;
 use crate::names;
 use crate::store::{Appliance, NewAppliance, Store};
 
@@ -195,7 +195,7 @@ fn check_fingerprint(
             );
         }
     }
-    if identity::load(&ctx.state_dir)?.fingerprint.to_string() == fingerprint {
+    if ctx.identity()?.fingerprint.to_string() == fingerprint {
         bad_input!("fingerprint {fingerprint} is this appliance's own; give the peer's, from `ferry id` on the peer");
     }
     Ok(fingerprint)

@@ -9,6 +9,7 @@ mod completions;
 mod ctx;
 mod history;
 mod init;
+mod init_repair;
 mod logging;
 mod manual;
 mod output;

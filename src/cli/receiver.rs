@@ -45,6 +45,7 @@ pub struct ReceiverArgs {
 pub fn run(ctx: &Ctx, args: ReceiverArgs) -> anyhow::Result<()> {
     // Refuses an uninitialized state dir as bad input before anything starts.
     drop(ctx.store()?);
+    ctx.identity()?;
     let file = &ctx.config.receiver;
     let mut config = Config::new(&ctx.state_dir);
     config.listen = args.listen.unwrap_or(file.listen);

@@ -32,6 +32,7 @@ pub struct SenderArgs {
 
 pub fn run(ctx: &Ctx, args: SenderArgs) -> anyhow::Result<()> {
     ctx.store()?;
+    ctx.identity()?;
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()

@@ -16,7 +16,7 @@ pub enum Error {
     Store(#[from] store::Error),
     #[error(transparent)]
     Identity(#[from] identity::Error),
-    #[error("the state database has no identity row; run `ferry init` first")]
+    #[error("the state database has no identity row; `ferry init --repair` restores it from this appliance's certificate")]
     NoIdentity,
     #[error("cannot listen for the {port} port on {addr}: {source}")]
     Bind {

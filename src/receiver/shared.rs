@@ -16,7 +16,6 @@ use super::error::{Error, RouteError};
 use super::stats::Stats;
 use crate::btrfs::Receive;
 use crate::identity::{self, Fingerprint, Identity, TrustedPeers};
-use crate::state_lock::{self, StateLock};
 use crate::store::{self, LocalIdentity, Pool, Store};
 use crate::wire::{Begin, ChunkReader, Feature, Features, Prefix};
 
@@ -76,9 +75,6 @@ pub struct Shared {
     parked: Mutex<HashMap<(Uuid, String), Parked>>,
     shutdown: watch::Sender<bool>,
     stats: Stats,
-    /// Held for as long as any session lives: a second receiver on this state
-    /// dir would fail this one's rows and delete its partials at its start.
-    _lock: StateLock,
 }
 
 impl std::fmt::Debug for Shared {
@@ -110,8 +106,6 @@ fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
 impl Shared {
     pub(super) fn open(config: Config) -> Result<Shared, Error> {
         let store = Store::open(&config.state_dir)?;
-        // Before anything else touches the state: recovery comes next.
-        let lock = StateLock::acquire(&config.state_dir, state_lock::Daemon::Receiver)?;
         let me = store.identity()?.ok_or(Error::NoIdentity)?;
         let identity = identity::load(&config.state_dir)?;
         let store = Arc::new(Mutex::new(store));
@@ -132,7 +126,6 @@ impl Shared {
             parked: Mutex::default(),
             shutdown: watch::Sender::new(false),
             stats: Stats::default(),
-            _lock: lock,
         })
     }
 

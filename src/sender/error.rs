@@ -20,7 +20,7 @@ pub enum Error {
         task: String,
         source: std::io::Error,
     },
-    #[error("this appliance has no identity; run `ferry init`")]
+    #[error("the state database has no identity row; `ferry init --repair` restores it from this appliance's certificate")]
     NoIdentity,
     #[error("appliance {0} is gone; point the task at another with a new task")]
     ApplianceGone(String),

@@ -7,6 +7,7 @@ mod db;
 mod history;
 mod local;
 mod pools;
+mod preflight;
 mod prune;
 mod receives;
 mod replicas;
@@ -16,7 +17,7 @@ mod tasks;
 
 pub use appliances::{Appliance, NewAppliance};
 pub use attempt::{Attempt, Finish, Kind, Status, UnknownText};
-pub use db::{migrations, now, Error, Result, Store, DB_FILE};
+pub use db::{check_state_dir, migrations, now, Error, Result, Store, DB_FILE};
 pub use history::{NewReceive, NewSend, ReceiveFilter, ReceiveRow, SendFilter, SendRow};
 pub use local::LocalIdentity;
 pub use pools::Pool;

@@ -30,6 +30,16 @@ enum At {
     Dst,
     /// nas1's state dir, by a user who is not root.
     NotRoot,
+    /// An initialized appliance whose key.pem was deleted.
+    KeyLost,
+    /// An initialized appliance whose state.db is 0 bytes.
+    DbEmpty,
+    /// An initialized appliance whose state.db is gone (key and certificate kept).
+    DbLost,
+    /// A state.db written by a newer ferry (schema 99).
+    DbNewer,
+    /// An initialized state dir on a read-only mount.
+    ReadOnly,
 }
 
 struct Case {
@@ -67,6 +77,37 @@ const CASES: &[Case] = &[
     case(Fresh, &["init", "--name", "nas one"], 2, "ferry: appliance name*"),
     case(Fresh, &["init", "--name", "nås"], 2, "ferry: appliance name*"),
     case(Fresh, &["init", "--name", ".nas"], 2, "ferry: appliance name*starts with '.'*"),
+    // State dirs that are not what they should be.
+    case(Src, &["--state-dir", "{file}", "status"], 2, "ferry: state dir {file} is not a directory (a file is in the way); point --state-dir, FERRY_STATE_DIR or the config file's state_dir at a directory"),
+    case(Src, &["--state-dir", "{file}", "init", "--name", "x"], 2, "ferry: state dir {file} is not a directory (a file is in the way)*"),
+    case(Src, &["--state-dir", "{file}/state", "init", "--name", "x"], 2, "ferry: state dir {file}/state is not a directory (a file is in the way)*"),
+    case(NotRoot, &["status"], 2, "ferry: cannot use the ferry state in {src_state}: permission denied; run ferry as root, as its daemons run"),
+    case(NotRoot, &["appliance", "list"], 2, "ferry: cannot use the ferry state in {src_state}: permission denied*"),
+    case(NotRoot, &["init", "--name", "x"], 2, "ferry: cannot use the ferry state in {src_state}: permission denied*"),
+    case(NotRoot, &["--state-dir", "/root/ferry-test-state", "init", "--name", "x"], 2, "ferry: cannot use the ferry state in /root/ferry-test-state: permission denied; run ferry as root, as its daemons run"),
+    case(KeyLost, &["id"], 2, "ferry: {key_lost}/key.pem is missing; `ferry init --repair` makes a new key and certificate with this appliance's uuid (peers then need its new fingerprint)"),
+    case(KeyLost, &["init"], 2, "ferry: {key_lost} is initialized as k (*), but {key_lost}/key.pem is missing; `ferry init --repair` makes*"),
+    case(KeyLost, &["appliance", "add", "x", "--address", "h", "--fingerprint", "{fp_other}"], 2, "ferry: {key_lost}/key.pem is missing; `ferry init --repair`*"),
+    case(KeyLost, &["receiver"], 2, "ferry: {key_lost}/key.pem is missing; `ferry init --repair`*"),
+    case(KeyLost, &["sender"], 2, "ferry: {key_lost}/key.pem is missing; `ferry init --repair`*"),
+    case(DbEmpty, &["status"], 2, "ferry: the state database {db_empty}/state.db is empty (0 bytes); `ferry init --repair` rebuilds it, keeping this appliance's uuid, key and certificate"),
+    case(DbEmpty, &["receiver"], 2, "ferry: the state database {db_empty}/state.db is empty (0 bytes); `ferry init --repair`*"),
+    case(DbEmpty, &["init"], 2, "ferry: the state database {db_empty}/state.db is empty (0 bytes); `ferry init --repair`*"),
+    case(DbEmpty, &["init", "--name", "z"], 2, "ferry: the state database {db_empty}/state.db is empty (0 bytes); `ferry init --repair`*"),
+    case(DbEmpty, &["id"], 2, "ferry: the state database {db_empty}/state.db is empty (0 bytes); `ferry init --repair`*"),
+    case(DbLost, &["status"], 2, "ferry: {db_lost} has this appliance's key and certificate but no state database (lost?); `ferry init --repair` rebuilds it, keeping this appliance's uuid, key and certificate"),
+    case(DbLost, &["init", "--name", "l"], 2, "ferry: {db_lost} has this appliance's key and certificate but no state database (lost?)*"),
+    case(DbLost, &["receiver"], 2, "ferry: {db_lost} has this appliance's key and certificate but no state database (lost?)*"),
+    case(DbNewer, &["status"], 2, "ferry: the state database {db_newer}/state.db was written by a newer ferry (schema 99 > *); upgrade ferry to use it"),
+    case(DbNewer, &["sender"], 2, "ferry: the state database {db_newer}/state.db was written by a newer ferry*"),
+    case(DbNewer, &["init"], 2, "ferry: the state database {db_newer}/state.db was written by a newer ferry*"),
+    case(DbNewer, &["init", "--repair"], 2, "ferry: the state database {db_newer}/state.db was written by a newer ferry*"),
+    case(ReadOnly, &["status"], 2, "ferry: state dir {read_only} is on a read-only filesystem, and ferry writes its database there; remount it read-write, or point --state-dir at a writable directory"),
+    case(ReadOnly, &["sender"], 2, "ferry: state dir {read_only} is on a read-only filesystem*"),
+    case(ReadOnly, &["appliance", "add", "x", "--address", "h", "--fingerprint", "{fp_other}"], 2, "ferry: state dir {read_only} is on a read-only filesystem*"),
+    case(ReadOnly, &["init", "--repair"], 2, "ferry: state dir {read_only} is on a read-only filesystem*"),
+    case(Fresh, &["init", "--repair"], 2, "ferry: nothing to repair: {fresh} was never initialized; run `ferry init`"),
+    case(Src, &["init", "--repair", "--name", "other"], 2, "ferry: {src_state} is nas1 (*); a repair never renames an appliance, so \"other\" was not applied and nothing changed"),
     // Usage.
     case(Src, &["frobnicate"], 2, "ferry: unrecognized subcommand 'frobnicate' (see 'ferry --help')"),
     case(Src, &["task"], 2, "ferry: *(see 'ferry task --help')"),
@@ -178,6 +219,11 @@ fn world_state(w: &World) -> BTreeMap<String, String> {
         ("fresh", &w.fresh.state),
         ("nas1", &w.src_node.state),
         ("nas2", &w.dst_node.state),
+        ("key lost", &w.key_lost.state),
+        ("db empty", &w.db_empty.state),
+        ("db lost", &w.db_lost.state),
+        ("db newer", &w.db_newer.state),
+        ("read-only", &w.read_only.state),
     ] {
         state.insert(format!("{name} db"), dump_db(&dir.join("state.db")));
         state.insert(format!("{name} dir"), listing(dir));
@@ -226,13 +272,44 @@ fn listing(dir: &Path) -> String {
     out.join("\n")
 }
 
+/// A read-only bind mount of a directory over itself, undone on drop.
+struct ReadOnlyMount(PathBuf);
+
+impl ReadOnlyMount {
+    fn new(dir: &Path) -> ReadOnlyMount {
+        run(
+            "mount",
+            &["--bind".as_ref(), dir.as_os_str(), dir.as_os_str()],
+        );
+        let guard = ReadOnlyMount(dir.to_path_buf());
+        run(
+            "mount",
+            &["-o".as_ref(), "remount,bind,ro".as_ref(), dir.as_os_str()],
+        );
+        guard
+    }
+}
+
+impl Drop for ReadOnlyMount {
+    fn drop(&mut self) {
+        let _ = Command::new("umount").arg(&self.0).status();
+    }
+}
+
 /// Everything the cases run against, built once.
 struct World {
+    // First, so it is unmounted before its node's directory goes.
+    _read_only_mount: ReadOnlyMount,
     src: TestPool,
     dst: TestPool,
     fresh: Node,
     src_node: Node,
     dst_node: Node,
+    key_lost: Node,
+    db_empty: Node,
+    db_lost: Node,
+    db_newer: Node,
+    read_only: Node,
     files: tempfile::TempDir,
     vars: BTreeMap<&'static str, String>,
     configs: Mutex<BTreeMap<String, PathBuf>>,
@@ -357,7 +434,26 @@ impl World {
         let replica = replica_dir.join("photos_photos_20260101T000000Z");
 
         let fresh = Node::uninitialized();
+        let key_lost = Node::init("k");
+        std::fs::remove_file(key_lost.state.join("key.pem")).expect("delete key.pem");
+        let db_empty = Node::init("z");
+        std::fs::write(db_empty.state.join("state.db"), b"").expect("truncate state.db");
+        let db_lost = Node::init("l");
+        std::fs::remove_file(db_lost.state.join("state.db")).expect("delete state.db");
+        let db_newer = Node::init("n");
+        rusqlite::Connection::open(db_newer.state.join("state.db"))
+            .expect("open")
+            .pragma_update(None, "user_version", 99)
+            .expect("schema 99");
+        let read_only = Node::init("r");
+        let read_only_mount = ReadOnlyMount::new(&read_only.state);
         let mut vars = BTreeMap::new();
+        vars.insert("src_state", utf8(&src_node.state));
+        vars.insert("key_lost", utf8(&key_lost.state));
+        vars.insert("db_empty", utf8(&db_empty.state));
+        vars.insert("db_lost", utf8(&db_lost.state));
+        vars.insert("db_newer", utf8(&db_newer.state));
+        vars.insert("read_only", utf8(&read_only.state));
         vars.insert("fresh", utf8(&fresh.state));
         vars.insert("src", utf8(&src.mount));
         vars.insert("dst", utf8(&dst.mount));
@@ -379,11 +475,17 @@ impl World {
         vars.insert("nas2_fp", nas2_fp);
         vars.insert("fp_other", format!("SHA256:{}", "ab".repeat(32)));
         World {
+            _read_only_mount: read_only_mount,
             src,
             dst,
             fresh,
             src_node,
             dst_node,
+            key_lost,
+            db_empty,
+            db_lost,
+            db_newer,
+            read_only,
             files,
             vars,
             configs: Mutex::default(),
@@ -433,6 +535,11 @@ impl World {
             Fresh => &self.fresh.state,
             Src | NotRoot => &self.src_node.state,
             Dst => &self.dst_node.state,
+            KeyLost => &self.key_lost.state,
+            DbEmpty => &self.db_empty.state,
+            DbLost => &self.db_lost.state,
+            DbNewer => &self.db_newer.state,
+            ReadOnly => &self.read_only.state,
         }
     }
 

@@ -26,6 +26,7 @@ mod receiver;
 mod receiver_disk;
 mod receiver_peers;
 mod receiver_slow_btrfs;
+mod repair;
 mod replication;
 mod replication_faults;
 mod resume;
