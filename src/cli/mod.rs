@@ -16,6 +16,8 @@ mod output;
 mod own_dirs;
 mod pool;
 mod receiver;
+mod replica;
+mod replica_adopt;
 mod sender;
 mod signals;
 mod status;
@@ -68,6 +70,9 @@ enum Command {
     /// Local btrfs pools that accept replicas from peers.
     #[command(subcommand)]
     Pool(pool::PoolCommand),
+    /// Replicas this appliance holds as a receiver.
+    #[command(subcommand)]
+    Replica(replica::ReplicaCommand),
     /// Replication tasks: one share, sent to one appliance on a schedule.
     #[command(subcommand)]
     Task(task::TaskCommand),
@@ -139,6 +144,7 @@ pub fn main() -> ExitCode {
         Command::Id(args) => init::id(&ctx, args),
         Command::Appliance(cmd) => appliance::run(&ctx, cmd),
         Command::Pool(cmd) => pool::run(&ctx, cmd),
+        Command::Replica(cmd) => replica::run(&ctx, cmd),
         Command::Task(cmd) => task::run(&ctx, cmd),
         Command::History(cmd) => history::run(&ctx, cmd),
         Command::Status(args) => status::run(&ctx, args),

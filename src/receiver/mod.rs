@@ -8,6 +8,7 @@
 //! `recovery` is the startup sweep.
 
 mod admit;
+pub mod adopt;
 pub mod audit;
 mod chores;
 mod config;

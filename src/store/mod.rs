@@ -1,6 +1,7 @@
 //! ferry's state database: SQLite in WAL mode, schema from `migrations/NNNN_name.sql`
 //! applied at open. One file per table group; callers get typed rows, never SQL.
 
+mod adopted;
 mod appliances;
 mod attempt;
 mod db;

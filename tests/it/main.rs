@@ -3,6 +3,7 @@
 
 mod common;
 
+mod adopt;
 mod bad_input;
 mod bandwidth;
 mod bench_quick;
