@@ -11,7 +11,7 @@ mod send;
 mod snapshots;
 mod subvolume;
 
-pub use error::Error;
+pub use error::{one_line, Error};
 pub use fs::{filesystem_uuid, is_btrfs, is_subvolume, same_filesystem};
 pub use ioctl::transids;
 pub use parse::{parse_show, ParseShowError};

@@ -126,12 +126,14 @@ pub fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    // Daemons log what they do at the configured level; commands only warnings.
+    // Daemons log what they do at the configured level. Commands log errors
+    // only: what failed is their one `ferry:` line, which a warning logged on
+    // the way would only repeat.
     let daemon = matches!(cli.command, Command::Sender(_) | Command::Receiver(_));
     let logging = logging::init(if daemon {
         config.log_level.as_str()
     } else {
-        "warn"
+        "error"
     });
     let ctx = Ctx {
         state_dir: cli.state_dir.unwrap_or_else(|| config.state_dir.clone()),

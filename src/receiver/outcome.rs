@@ -107,12 +107,16 @@ impl Failure {
         }
     }
 
-    /// A meta message (or its absence) that ends a transfer before its verdict;
-    /// `bytes` of the stream had arrived.
-    pub fn from_meta(m: Result<Meta, wire::Error>, bytes: u64) -> Self {
+    /// A meta message (or its absence) from the sender `peer` that ends a
+    /// transfer before its verdict; `bytes` of the stream had arrived. The
+    /// reason says which side gave up, and why.
+    pub fn from_meta(m: Result<Meta, wire::Error>, bytes: u64, peer: &str) -> Self {
         let (reason, tell) = match m {
             Ok(Meta::Abort(r)) => (
-                format!("the sender aborted after {bytes} bytes: {}", r.reason),
+                format!(
+                    "{peer} aborted the transfer after {bytes} bytes: {}",
+                    r.reason
+                ),
                 Tell::PeerAborted,
             ),
             Ok(other) => (
@@ -122,8 +126,18 @@ impl Failure {
                 ),
                 Tell::Error,
             ),
+            Err(wire::Error::Timeout { after }) => (
+                format!(
+                    "this receiver gave up on {peer} after {bytes} bytes: no word from it for \
+                     {after:?}, not even an answer to keepalive pings"
+                ),
+                Tell::Lost,
+            ),
             Err(e) => (
-                format!("connection lost after {bytes} bytes ({e})"),
+                format!(
+                    "{peer} closed the connection after {bytes} bytes without a verdict (it \
+                     stopped, crashed or gave up on this receiver): {e}"
+                ),
                 Tell::Lost,
             ),
         };

@@ -131,7 +131,7 @@ where
         Ok(()) => stream(s, &b, &dir, &mut receive, data, &row, &mut seen, &start).await,
         Err(e) => {
             seen.resumable = (start.offset() > 0).then(|| start.clone());
-            Err(Failure::from_meta(Err(e), start.offset()))
+            Err(Failure::from_meta(Err(e), start.offset(), s.peer.name()))
         }
     };
     drop(expecting);

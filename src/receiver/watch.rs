@@ -18,6 +18,7 @@ fn on_meta(
     commit: &mut Option<Commit>,
     seen: &mut Seen,
     bytes: u64,
+    peer: &str,
 ) -> Option<Failure> {
     match m {
         Ok(Meta::Commit(c)) if commit.is_none() && !seen.commit => {
@@ -25,7 +26,7 @@ fn on_meta(
             *commit = Some(c);
             None
         }
-        other => Some(Failure::from_meta(other, bytes)),
+        other => Some(Failure::from_meta(other, bytes, peer)),
     }
 }
 
@@ -57,12 +58,13 @@ where
 {
     let shared = s.shared;
     let pool = seen.pool.clone();
+    let peer = s.peer.name().to_string();
     tokio::pin!(work);
     loop {
         tokio::select! {
             out = &mut work => return Ok(out),
             m = s.conn.recv_alive() => {
-                if let Some(f) = on_meta(m, commit, seen, bytes) {
+                if let Some(f) = on_meta(m, commit, seen, bytes, &peer) {
                     return Err(f);
                 }
             }
@@ -90,11 +92,12 @@ where
 {
     let shared = s.shared;
     let pool = seen.pool.clone();
+    let peer = s.peer.name().to_string();
     tokio::pin!(work);
     loop {
         let event = tokio::select! {
             out = &mut work => return (out, None),
-            m = s.conn.recv_alive() => match on_meta(m, commit, seen, bytes) {
+            m = s.conn.recv_alive() => match on_meta(m, commit, seen, bytes, &peer) {
                 Some(f) => f,
                 None => continue,
             },

@@ -69,7 +69,10 @@ pub enum Error {
         source: wire::Error,
     },
     /// This side gave the receiver up: it answered nothing, not even pings.
-    #[error("gave up on {appliance} after {bytes} bytes: no word from it for {after:?}")]
+    #[error(
+        "this appliance gave up on {appliance} after {bytes} bytes: no word from {appliance} \
+         for {after:?}, not even an answer to keepalive pings (hung, or the network drops packets)"
+    )]
     Silent {
         appliance: String,
         bytes: u64,

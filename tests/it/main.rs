@@ -17,6 +17,7 @@ mod clock_steps;
 mod housekeeping;
 mod install;
 mod invariants;
+mod messages;
 mod metrics;
 mod migrations;
 mod module_graph;
