@@ -4,6 +4,7 @@ use clap::{Args, Subcommand};
 
 use super::ctx::{bad_input, Ctx};
 use super::output::{bytes, elapsed, or_dash, outln, print_json, rate, span, time, Table};
+use super::values;
 use crate::store::{Attempt, ReceiveFilter, SendFilter};
 
 /// Rows shown when --limit is not given.
@@ -38,7 +39,7 @@ pub struct ReceiveArgs {
 #[derive(Debug, Args)]
 pub struct Common {
     /// How many rows, newest first.
-    #[arg(long, default_value_t = DEFAULT_LIMIT, value_parser = clap::value_parser!(u32).range(1..))]
+    #[arg(long, default_value_t = DEFAULT_LIMIT, allow_negative_numbers = true, value_parser = values::count)]
     limit: u32,
     /// Print JSON (see the README for the fields).
     #[arg(long)]

@@ -27,6 +27,8 @@ mod task_opts;
 mod task_prune;
 mod task_run;
 mod task_set;
+mod usage;
+mod values;
 mod version;
 
 use output::one_line;
@@ -109,14 +111,14 @@ pub fn main() -> ExitCode {
     // A monitoring plugin answers UNKNOWN to whatever keeps it from looking.
     let checking = check::requested(&args);
     let cli = match command
-        .try_get_matches_from(args)
+        .try_get_matches_from(&args)
         .and_then(|m| Cli::from_arg_matches(&m))
     {
         Ok(cli) => cli,
         Err(e) if checking && e.use_stderr() => {
             return check_unknown("bad usage", &e.render().to_string())
         }
-        Err(e) => return usage_error(e),
+        Err(e) => return usage::usage_error(e, self::command(), &args),
     };
     let config = match config::load_or_default(cli.config.as_deref()) {
         Ok(config) => config,
@@ -141,7 +143,7 @@ pub fn main() -> ExitCode {
         config_path: cli.config,
         logging,
     };
-    let result = match cli.command {
+    let result = absolute_state_dir(&ctx).and_then(|()| match cli.command {
         Command::Init(args) => init::init(&ctx, args),
         Command::Id(args) => init::id(&ctx, args),
         Command::Appliance(cmd) => appliance::run(&ctx, cmd),
@@ -154,7 +156,7 @@ pub fn main() -> ExitCode {
         Command::Receiver(args) => receiver::run(&ctx, args),
         Command::Completions(args) => completions::run(args, self::command()),
         Command::Man(args) => manual::run(args, self::command()),
-    };
+    });
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) if e.chain().any(|c| c.is::<output::ClosedOutput>()) => {
@@ -191,41 +193,24 @@ fn check_unknown(what: &str, detail: &str) -> ExitCode {
     ExitCode::from(check::State::Unknown.code())
 }
 
-/// clap's own errors are several lines; users get the first, plus where to look.
-fn usage_error(e: clap::Error) -> ExitCode {
-    if !e.use_stderr() {
-        // --help and --version are not errors; a closed pipe ends them quietly.
-        return match e.print() {
-            Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => {
-                ExitCode::from(output::CLOSED_PIPE_EXIT)
-            }
-            _ => ExitCode::SUCCESS,
-        };
+/// One rule for every way to name the state dir (`--state-dir`,
+/// `FERRY_STATE_DIR`, the config file's `state_dir`): an absolute path. A
+/// relative one would name another directory from each working directory, and
+/// a daemon's is whatever systemd gives it.
+fn absolute_state_dir(ctx: &Ctx) -> anyhow::Result<()> {
+    let dir = &ctx.state_dir;
+    if !dir.is_absolute() {
+        let shown = dir.display();
+        let absolute = std::env::current_dir()
+            .map(|cwd| cwd.join(dir).display().to_string())
+            .unwrap_or_else(|_| format!("/…/{shown}"));
+        return Err(BadInput(format!(
+            "state dir {shown} (--state-dir or FERRY_STATE_DIR) is a relative path; give an \
+             absolute one, e.g. {absolute}, as the config file's state_dir must be"
+        ))
+        .into());
     }
-    let rendered = e.render().to_string();
-    // The message runs until the first blank line; its indented lines (say, the
-    // missing arguments) belong to it.
-    let message = rendered
-        .lines()
-        .take_while(|l| !l.trim().is_empty())
-        .map(str::trim)
-        .collect::<Vec<_>>()
-        .join(" ");
-    let message = message.strip_prefix("error: ").unwrap_or(&message);
-    // "Usage: ferry task add [OPTIONS] ..." names the command to ask for help on.
-    let command = rendered
-        .lines()
-        .find_map(|l| l.trim().strip_prefix("Usage: "))
-        .map(|usage| {
-            usage
-                .split_whitespace()
-                .take_while(|w| !w.starts_with(['-', '<', '[']))
-                .collect::<Vec<_>>()
-                .join(" ")
-        })
-        .unwrap_or_else(|| "ferry".to_string());
-    output::write_stderr(&format!("ferry: {message} (see '{command} --help')"));
-    ExitCode::from(2)
+    Ok(())
 }
 
 #[cfg(test)]

@@ -13,6 +13,7 @@ use super::ctx::Ctx;
 use super::logging::Logging;
 use super::output;
 use super::signals::{Asked, Signals};
+use super::values;
 use crate::config;
 use crate::metrics::{Endpoint, ReceiverMetrics};
 use crate::notify::{self, Notifier};
@@ -28,13 +29,13 @@ pub struct ReceiverArgs {
     #[arg(long)]
     listen: Option<IpAddr>,
     /// Meta (control) port; 0 picks a free one, named in the readiness line [default: 10003].
-    #[arg(long)]
+    #[arg(long, allow_negative_numbers = true, value_parser = values::listen_port)]
     meta_port: Option<u16>,
     /// Data (bulk) port; 0 picks a free one, named in the readiness line [default: 10002].
-    #[arg(long)]
+    #[arg(long, allow_negative_numbers = true, value_parser = values::listen_port)]
     data_port: Option<u16>,
     /// Receives running at once, over all peers; more wait for a slot [default: 4].
-    #[arg(long, value_parser = clap::value_parser!(u64).range(1..=1024))]
+    #[arg(long, allow_negative_numbers = true, value_parser = values::receive_slots)]
     max_receives: Option<u64>,
     /// Serve Prometheus metrics at http://ADDR:PORT/metrics [default: the config
     /// file's receiver.metrics_listen, else off]. Port 0 picks a free port.
@@ -51,6 +52,16 @@ pub fn run(ctx: &Ctx, args: ReceiverArgs) -> anyhow::Result<()> {
     config.listen = args.listen.unwrap_or(file.listen);
     config.meta_port = args.meta_port.unwrap_or(file.meta_port);
     config.data_port = args.data_port.unwrap_or(file.data_port);
+    // 0 and 0 are two free ports; any other pair must differ, wherever each came from.
+    if config.meta_port != 0 {
+        let which = match (args.meta_port, args.data_port) {
+            (Some(_), Some(_)) => "--meta-port and --data-port",
+            (Some(_), None) => "--meta-port and the configured data port",
+            (None, Some(_)) => "the configured meta port and --data-port",
+            (None, None) => "the configured meta and data ports",
+        };
+        values::distinct_ports(config.meta_port, config.data_port, which)?;
+    }
     let max = args.max_receives.unwrap_or(u64::from(file.max_receives));
     config.max_receives = usize::try_from(max).unwrap_or(usize::MAX);
     config.handshake_timeout = file.handshake_timeout;

@@ -10,6 +10,7 @@ use super::output::{compression, outln};
 use super::own_dirs::{self, refuse_own};
 use super::pool::{btrfs_subvolume_path, resolve};
 use super::task_opts::TaskOptions;
+use super::values;
 use crate::schedule::Schedule;
 use crate::store::NewTask;
 use crate::{btrfs, names};
@@ -59,6 +60,16 @@ pub fn add(ctx: &Ctx, args: AddArgs) -> anyhow::Result<()> {
         bad_input!("{e}");
     }
     let settings = args.options.for_new_task()?;
+    values::distinct_ports(
+        settings.meta_port.unwrap_or(target.meta_port),
+        settings.data_port.unwrap_or(target.data_port),
+        &match (settings.meta_port, settings.data_port) {
+            (Some(_), Some(_)) => "--meta-port and --data-port".to_string(),
+            (Some(_), None) => format!("--meta-port and {}'s data port", target.name),
+            (None, Some(_)) => format!("{}'s meta port and --data-port", target.name),
+            (None, None) => format!("{}'s meta and data ports", target.name),
+        },
+    )?;
     refuse_own("share", &resolve("share", &args.share)?, &store)?;
     let share = btrfs_subvolume_path("share", &args.share)?;
     let share_path = Path::new(&share);

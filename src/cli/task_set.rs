@@ -10,6 +10,7 @@ use clap::Args;
 use super::ctx::{bad_input, existing, Ctx};
 use super::output::outln;
 use super::task_opts::TaskOptions;
+use super::values;
 use crate::store::{TaskHooks, TaskSettings};
 
 #[derive(Debug, Args)]
@@ -94,6 +95,16 @@ pub fn set(ctx: &Ctx, args: SetArgs) -> anyhow::Result<()> {
         after.hooks = TaskHooks::default();
     }
     args.options.apply(&mut after)?;
+    if let Some(target) = store.appliance(&task.target)? {
+        values::distinct_ports(
+            after.meta_port.unwrap_or(target.meta_port),
+            after.data_port.unwrap_or(target.data_port),
+            &format!(
+                "task {}'s meta and data ports (its own, else {}'s)",
+                task.name, target.name
+            ),
+        )?;
+    }
     let changes = differences(&before, &after);
     if changes.is_empty() {
         outln!("task {}: nothing changed", task.name);
