@@ -21,5 +21,6 @@ pub mod receiver;
 pub mod retention;
 pub mod schedule;
 pub mod sender;
+pub mod state_lock;
 pub mod store;
 pub mod wire;

@@ -6,6 +6,17 @@ use std::path::{Path, PathBuf};
 
 use super::parse::ParseShowError;
 
+/// btrfs's stderr as one line: its lines trimmed and joined with `; `, so a
+/// history row, a log line or a wire reason never spans several lines.
+pub fn one_line(stderr: &str) -> String {
+    stderr
+        .lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty())
+        .collect::<Vec<_>>()
+        .join("; ")
+}
+
 /// A failure of the btrfs layer. `command` is the command line as a person could retype it.
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
@@ -13,7 +24,7 @@ pub enum Error {
     NotInstalled { command: String, source: io::Error },
     #[error("cannot run `{command}`: {source}")]
     Spawn { command: String, source: io::Error },
-    #[error("`{command}` failed ({status}): {stderr}")]
+    #[error("`{command}` failed ({status}): {}", one_line(stderr))]
     Failed {
         command: String,
         status: String,
@@ -93,5 +104,20 @@ mod tests {
             "{e}"
         );
         assert_eq!(e.command(), Some("btrfs x"));
+    }
+
+    /// Pins: a btrfs error of several lines broke history tables and log lines.
+    #[test]
+    fn btrfs_stderr_of_several_lines_reads_as_one() {
+        let e = Error::Failed {
+            command: "btrfs receive -e /p".into(),
+            status: "exit status: 1".into(),
+            stderr: "ERROR: cannot open /p/x\n\n  ERROR: failed to finish\n".into(),
+        };
+        assert_eq!(
+            e.to_string(),
+            "`btrfs receive -e /p` failed (exit status: 1): ERROR: cannot open /p/x; ERROR: failed to finish"
+        );
+        assert_eq!(one_line("a\n"), "a");
     }
 }

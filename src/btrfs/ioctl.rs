@@ -12,12 +12,12 @@ use std::os::fd::AsRawFd;
 use std::os::unix::ffi::OsStrExt;
 use std::path::Path;
 
-use chrono::DateTime;
+use chrono::{DateTime, Utc};
 use uuid::Uuid;
 
 use super::error::Error;
 use super::fs;
-use super::subvolume::Subvolume;
+use super::subvolume::{Subvolume, Transids};
 
 /// `BTRFS_ROOT_SUBVOL_RDONLY` in the root item's flags (linux/btrfs_tree.h).
 const ROOT_SUBVOL_RDONLY: u64 = 1 << 0;
@@ -25,6 +25,53 @@ const ROOT_SUBVOL_RDONLY: u64 = 1 << 0;
 /// The facts about the subvolume whose root is `path`. `Ok(None)` when the
 /// kernel lacks the ioctl: the caller asks btrfs-progs instead.
 pub(super) fn subvolume_info(path: &Path) -> Result<Option<Subvolume>, Error> {
+    let Some(args) = get_subvol_info(path)? else {
+        return Ok(None);
+    };
+    let name_len = args
+        .name
+        .iter()
+        .position(|&b| b == 0)
+        .unwrap_or(args.name.len());
+    let optional = |bytes: [u8; 16]| Some(Uuid::from_bytes(bytes)).filter(|u| !u.is_nil());
+    Ok(Some(Subvolume {
+        path: path.to_path_buf(),
+        name: String::from_utf8_lossy(&args.name[..name_len]).into_owned(),
+        uuid: Uuid::from_bytes(args.uuid),
+        parent_uuid: optional(args.parent_uuid),
+        received_uuid: optional(args.received_uuid),
+        readonly: args.flags & ROOT_SUBVOL_RDONLY != 0,
+        generation: args.generation,
+        ctransid: Some(args.ctransid),
+        created: time(args.otime),
+    }))
+}
+
+/// The transaction ids of the subvolume whose root is `path`; `Ok(None)` when
+/// the kernel lacks the ioctl (btrfs-progs does not print them all).
+///
+/// # Errors
+///
+/// [`Error::NotSubvolume`] when `path` is not a subvolume's root;
+/// [`Error::Path`] when it cannot be opened or asked.
+pub fn transids(path: &Path) -> Result<Option<Transids>, Error> {
+    Ok(get_subvol_info(path)?.map(|a| Transids {
+        ctransid: a.ctransid,
+        otransid: a.otransid,
+        stransid: a.stransid,
+        rtransid: a.rtransid,
+        received_at: (a.rtransid != 0).then(|| time(a.rtime)).flatten(),
+    }))
+}
+
+fn time(t: Timespec) -> Option<DateTime<Utc>> {
+    i64::try_from(t.sec)
+        .ok()
+        .and_then(|s| DateTime::from_timestamp(s, t.nsec))
+}
+
+/// `BTRFS_IOC_GET_SUBVOL_INFO` on `path`, which must be a subvolume's root.
+fn get_subvol_info(path: &Path) -> Result<Option<SubvolInfoArgs>, Error> {
     let meta = std::fs::metadata(path).map_err(|e| Error::path(path, e))?;
     // The ioctl answers for the subvolume *containing* any path; `show` refuses
     // what is not a subvolume's root, and so must we.
@@ -43,25 +90,7 @@ pub(super) fn subvolume_info(path: &Path) -> Result<Option<Subvolume>, Error> {
         Err(nix::errno::Errno::ENOTTY) => return Ok(None),
         Err(e) => return Err(Error::path(path, e.into())),
     }
-    let name_len = args
-        .name
-        .iter()
-        .position(|&b| b == 0)
-        .unwrap_or(args.name.len());
-    let optional = |bytes: [u8; 16]| Some(Uuid::from_bytes(bytes)).filter(|u| !u.is_nil());
-    Ok(Some(Subvolume {
-        path: path.to_path_buf(),
-        name: String::from_utf8_lossy(&args.name[..name_len]).into_owned(),
-        uuid: Uuid::from_bytes(args.uuid),
-        parent_uuid: optional(args.parent_uuid),
-        received_uuid: optional(args.received_uuid),
-        readonly: args.flags & ROOT_SUBVOL_RDONLY != 0,
-        generation: args.generation,
-        ctransid: Some(args.ctransid),
-        created: i64::try_from(args.otime.sec)
-            .ok()
-            .and_then(|s| DateTime::from_timestamp(s, args.otime.nsec)),
-    }))
+    Ok(Some(args))
 }
 
 /// Creates `dest` as a read-only snapshot of the subvolume `source`. `Ok(false)`

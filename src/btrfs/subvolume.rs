@@ -6,6 +6,22 @@ use std::path::PathBuf;
 use chrono::{DateTime, Utc};
 use uuid::Uuid;
 
+/// When a subvolume changed, in btrfs transaction ids (counts of the
+/// filesystem's commits, not times), from `BTRFS_IOC_GET_SUBVOL_INFO`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Transids {
+    /// The last transaction that changed anything in it.
+    pub ctransid: u64,
+    /// The transaction that created it.
+    pub otransid: u64,
+    /// On a received subvolume: the sender's ctransid of what was sent; else 0.
+    pub stransid: u64,
+    /// On a received subvolume: the transaction that marked it received; else 0.
+    pub rtransid: u64,
+    /// When it was marked received.
+    pub received_at: Option<DateTime<Utc>>,
+}
+
 /// What `btrfs subvolume show` says about one subvolume.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Subvolume {

@@ -6,9 +6,10 @@ use clap::{Args, Subcommand};
 use serde::Serialize;
 
 use super::ctx::{bad_input, Ctx};
-use super::output::{or_dash, print_json, time, Table};
+use super::output::{or_dash, outln, print_json, time, Table};
+use super::values;
 use crate::config::{DEFAULT_DATA_PORT, DEFAULT_META_PORT};
-use crate::identity::{self, Fingerprint};
+use crate::identity::Fingerprint;
 use crate::names;
 use crate::store::{Appliance, NewAppliance, Store};
 
@@ -33,9 +34,9 @@ pub struct SetArgs {
     /// The peer's new certificate fingerprint, from `ferry id` on the peer.
     #[arg(long)]
     fingerprint: Option<String>,
-    #[arg(long, value_parser = clap::value_parser!(u16).range(1..))]
+    #[arg(long, allow_negative_numbers = true, value_parser = values::port)]
     meta_port: Option<u16>,
-    #[arg(long, value_parser = clap::value_parser!(u16).range(1..))]
+    #[arg(long, allow_negative_numbers = true, value_parser = values::port)]
     data_port: Option<u16>,
 }
 
@@ -50,10 +51,10 @@ pub struct AddArgs {
     #[arg(long)]
     fingerprint: String,
     /// The peer receiver's meta (control) port.
-    #[arg(long, default_value_t = DEFAULT_META_PORT, value_parser = clap::value_parser!(u16).range(1..))]
+    #[arg(long, default_value_t = DEFAULT_META_PORT, allow_negative_numbers = true, value_parser = values::port)]
     meta_port: u16,
     /// The peer receiver's data (bulk) port.
-    #[arg(long, default_value_t = DEFAULT_DATA_PORT, value_parser = clap::value_parser!(u16).range(1..))]
+    #[arg(long, default_value_t = DEFAULT_DATA_PORT, allow_negative_numbers = true, value_parser = values::port)]
     data_port: u16,
 }
 
@@ -104,6 +105,11 @@ fn add(ctx: &Ctx, args: AddArgs) -> anyhow::Result<()> {
         bad_input!("{e}");
     }
     check_address(&args.address)?;
+    values::distinct_ports(
+        args.meta_port,
+        args.data_port,
+        "--meta-port and --data-port",
+    )?;
     let fingerprint = check_fingerprint(ctx, &store, &args.fingerprint, None)?;
     if store.appliance(&args.name)?.is_some() {
         bad_input!(
@@ -118,9 +124,12 @@ fn add(ctx: &Ctx, args: AddArgs) -> anyhow::Result<()> {
         meta_port: args.meta_port,
         data_port: args.data_port,
     })?;
-    println!(
+    outln!(
         "added appliance {} at {} (meta port {}, data port {})",
-        args.name, args.address, args.meta_port, args.data_port
+        args.name,
+        args.address,
+        args.meta_port,
+        args.data_port
     );
     Ok(())
 }
@@ -143,6 +152,15 @@ fn set(ctx: &Ctx, args: SetArgs) -> anyhow::Result<()> {
     if let Some(address) = &args.address {
         check_address(address)?;
     }
+    values::distinct_ports(
+        args.meta_port.unwrap_or(current.meta_port),
+        args.data_port.unwrap_or(current.data_port),
+        &match (args.meta_port, args.data_port) {
+            (Some(_), Some(_)) => "--meta-port and --data-port".to_string(),
+            (Some(_), None) => format!("--meta-port and {}'s data port", current.name),
+            (None, _) => format!("{}'s meta port and --data-port", current.name),
+        },
+    )?;
     let fingerprint = match &args.fingerprint {
         Some(fp) => check_fingerprint(ctx, &store, fp, Some(current.id))?,
         None => current.fingerprint.clone(),
@@ -160,7 +178,7 @@ fn set(ctx: &Ctx, args: SetArgs) -> anyhow::Result<()> {
         },
         new_identity,
     )?;
-    println!("updated appliance {}", current.name);
+    outln!("updated appliance {}", current.name);
     Ok(())
 }
 
@@ -192,7 +210,7 @@ fn check_fingerprint(
             );
         }
     }
-    if identity::load(&ctx.state_dir)?.fingerprint.to_string() == fingerprint {
+    if ctx.identity()?.fingerprint.to_string() == fingerprint {
         bad_input!("fingerprint {fingerprint} is this appliance's own; give the peer's, from `ferry id` on the peer");
     }
     Ok(fingerprint)
@@ -224,7 +242,7 @@ fn list(ctx: &Ctx, args: ListArgs) -> anyhow::Result<()> {
             a.fingerprint.clone(),
         ]);
     }
-    table.print();
+    table.print()?;
     Ok(())
 }
 
@@ -241,7 +259,7 @@ fn remove(ctx: &Ctx, name: &str) -> anyhow::Result<()> {
         );
     }
     store.remove_appliance(name)?;
-    println!("removed appliance {name}; its history rows are kept");
+    outln!("removed appliance {name}; its history rows are kept");
     Ok(())
 }
 

@@ -36,8 +36,8 @@ pub struct CompletionsArgs {
 /// Writing stdout failed (a closed pipe).
 /// Writes the script for `args.shell`, generated from `command` (the whole CLI).
 pub fn run(args: CompletionsArgs, mut command: clap::Command) -> anyhow::Result<()> {
-    let mut out = std::io::stdout().lock();
-    clap_complete::generate(args.shell.generator(), &mut command, "ferry", &mut out);
-    std::io::Write::flush(&mut out)?;
-    Ok(())
+    // Generated into memory first: clap_complete panics on a failed write.
+    let mut script = Vec::new();
+    clap_complete::generate(args.shell.generator(), &mut command, "ferry", &mut script);
+    super::output::write_stdout(format_args!("{}", String::from_utf8_lossy(&script)))
 }

@@ -38,10 +38,27 @@ pub struct Ctx {
 }
 
 impl Ctx {
-    /// Opens the state database; an uninitialized state dir is the user's mistake.
+    /// Opens the state database; a state dir that is missing, misplaced or
+    /// unusable as it is (see [`store::Error::is_state_dir_problem`]) is the
+    /// user's to fix.
     pub fn store(&self) -> anyhow::Result<Store> {
         match Store::open(&self.state_dir) {
-            Err(e @ store::Error::NotInitialized(_)) => Err(BadInput(e.to_string()).into()),
+            Err(store::Error::NotInitialized(dir)) if crate::identity::exists(&dir) => {
+                Err(BadInput(lost_database(&dir)).into())
+            }
+            Err(e) if e.is_state_dir_problem() => Err(BadInput(e.to_string()).into()),
+            other => Ok(other?),
+        }
+    }
+
+    /// This appliance's key and certificate; a deleted, damaged or exposed
+    /// one is the user's to fix (the message names how), not a failure.
+    pub fn identity(&self) -> anyhow::Result<crate::identity::Identity> {
+        use crate::identity::{self, Error};
+        match identity::load(&self.state_dir) {
+            Err(
+                e @ (Error::Missing { .. } | Error::Corrupt { .. } | Error::KeyPermissions { .. }),
+            ) => Err(BadInput(e.to_string()).into()),
             other => Ok(other?),
         }
     }
@@ -53,4 +70,13 @@ pub fn existing(store: &Store, name: &str) -> anyhow::Result<Task> {
         Some(t) => Ok(t),
         None => bad_input!("no task named {name}; `ferry task list` shows the tasks"),
     }
+}
+
+/// A state dir that has this appliance's key and certificate but no database.
+pub fn lost_database(dir: &std::path::Path) -> String {
+    format!(
+        "{} has this appliance's key and certificate but no state database (lost?); \
+         `ferry init --repair` rebuilds it, keeping this appliance's uuid, key and certificate",
+        dir.display()
+    )
 }

@@ -3,7 +3,8 @@
 use clap::{Args, Subcommand};
 
 use super::ctx::{bad_input, Ctx};
-use super::output::{bytes, elapsed, or_dash, print_json, rate, span, time, Table};
+use super::output::{bytes, elapsed, or_dash, outln, print_json, rate, span, time, Table};
+use super::values;
 use crate::store::{Attempt, ReceiveFilter, SendFilter};
 
 /// Rows shown when --limit is not given.
@@ -38,7 +39,7 @@ pub struct ReceiveArgs {
 #[derive(Debug, Args)]
 pub struct Common {
     /// How many rows, newest first.
-    #[arg(long, default_value_t = DEFAULT_LIMIT, value_parser = clap::value_parser!(u32).range(1..))]
+    #[arg(long, default_value_t = DEFAULT_LIMIT, allow_negative_numbers = true, value_parser = values::count)]
     limit: u32,
     /// Print JSON (see the README for the fields).
     #[arg(long)]
@@ -74,8 +75,7 @@ fn send(ctx: &Ctx, args: SendArgs) -> anyhow::Result<()> {
         let own = [r.task.clone(), r.target.clone()];
         table.row(attempt_row(r.id, &r.attempt, &own, snapshot));
     }
-    print_or_empty(&table, rows.is_empty(), "no sends recorded yet");
-    Ok(())
+    print_or_empty(&table, rows.is_empty(), "no sends recorded yet")
 }
 
 fn receive(ctx: &Ctx, args: ReceiveArgs) -> anyhow::Result<()> {
@@ -98,8 +98,7 @@ fn receive(ctx: &Ctx, args: ReceiveArgs) -> anyhow::Result<()> {
         let snapshot = r.attempt.snapshot.clone();
         table.row(attempt_row(r.id, &r.attempt, &own, snapshot));
     }
-    print_or_empty(&table, rows.is_empty(), "no receives recorded yet");
-    Ok(())
+    print_or_empty(&table, rows.is_empty(), "no receives recorded yet")
 }
 
 /// A history table: ID and STARTED, the row kind's own columns, then the
@@ -129,10 +128,11 @@ fn attempt_row<S>(id: i64, a: &Attempt<S>, own: &[String], snapshot: String) -> 
     cells
 }
 
-fn print_or_empty(table: &Table, empty: bool, message: &str) {
+fn print_or_empty(table: &Table, empty: bool, message: &str) -> anyhow::Result<()> {
     if empty {
-        println!("{message}");
+        outln!("{message}");
     } else {
-        table.print();
+        table.print()?;
     }
+    Ok(())
 }

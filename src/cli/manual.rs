@@ -64,7 +64,7 @@ pub fn run(args: ManArgs, command: clap::Command) -> anyhow::Result<()> {
     let top = command.disable_help_subcommand(true);
     let mut written = 0;
     write_pages(top, &args.dir, &mut written)?;
-    println!("{written} man pages in {}", args.dir.display());
+    super::output::outln!("{written} man pages in {}", args.dir.display());
     Ok(())
 }
 

@@ -1,5 +1,7 @@
 //! The `ferry` command line: one file per command group, each thin over the library.
 //! Errors are `anyhow` here; `BadInput` marks the user's mistakes (exit 2).
+// `println!` panics on a closed pipe; everything goes through `output` instead.
+#![deny(clippy::print_stdout, clippy::print_stderr)]
 
 mod appliance;
 mod check;
@@ -7,11 +9,15 @@ mod completions;
 mod ctx;
 mod history;
 mod init;
+mod init_repair;
 mod logging;
 mod manual;
 mod output;
+mod own_dirs;
 mod pool;
 mod receiver;
+mod replica;
+mod replica_adopt;
 mod sender;
 mod signals;
 mod status;
@@ -21,6 +27,8 @@ mod task_opts;
 mod task_prune;
 mod task_run;
 mod task_set;
+mod usage;
+mod values;
 mod version;
 
 use output::one_line;
@@ -64,6 +72,9 @@ enum Command {
     /// Local btrfs pools that accept replicas from peers.
     #[command(subcommand)]
     Pool(pool::PoolCommand),
+    /// Replicas this appliance holds as a receiver.
+    #[command(subcommand)]
+    Replica(replica::ReplicaCommand),
     /// Replication tasks: one share, sent to one appliance on a schedule.
     #[command(subcommand)]
     Task(task::TaskCommand),
@@ -100,29 +111,31 @@ pub fn main() -> ExitCode {
     // A monitoring plugin answers UNKNOWN to whatever keeps it from looking.
     let checking = check::requested(&args);
     let cli = match command
-        .try_get_matches_from(args)
+        .try_get_matches_from(&args)
         .and_then(|m| Cli::from_arg_matches(&m))
     {
         Ok(cli) => cli,
         Err(e) if checking && e.use_stderr() => {
             return check_unknown("bad usage", &e.render().to_string())
         }
-        Err(e) => return usage_error(e),
+        Err(e) => return usage::usage_error(e, self::command(), &args),
     };
     let config = match config::load_or_default(cli.config.as_deref()) {
         Ok(config) => config,
         Err(e) if checking => return check_unknown("bad configuration", &e.to_string()),
         Err(e) => {
-            eprintln!("ferry: {e}");
+            output::write_stderr(&format!("ferry: {e}"));
             return ExitCode::from(2);
         }
     };
-    // Daemons log what they do at the configured level; commands only warnings.
+    // Daemons log what they do at the configured level. Commands log errors
+    // only: what failed is their one `ferry:` line, which a warning logged on
+    // the way would only repeat.
     let daemon = matches!(cli.command, Command::Sender(_) | Command::Receiver(_));
     let logging = logging::init(if daemon {
         config.log_level.as_str()
     } else {
-        "warn"
+        "error"
     });
     let ctx = Ctx {
         state_dir: cli.state_dir.unwrap_or_else(|| config.state_dir.clone()),
@@ -130,11 +143,12 @@ pub fn main() -> ExitCode {
         config_path: cli.config,
         logging,
     };
-    let result = match cli.command {
+    let result = absolute_state_dir(&ctx).and_then(|()| match cli.command {
         Command::Init(args) => init::init(&ctx, args),
         Command::Id(args) => init::id(&ctx, args),
         Command::Appliance(cmd) => appliance::run(&ctx, cmd),
         Command::Pool(cmd) => pool::run(&ctx, cmd),
+        Command::Replica(cmd) => replica::run(&ctx, cmd),
         Command::Task(cmd) => task::run(&ctx, cmd),
         Command::History(cmd) => history::run(&ctx, cmd),
         Command::Status(args) => status::run(&ctx, args),
@@ -142,14 +156,17 @@ pub fn main() -> ExitCode {
         Command::Receiver(args) => receiver::run(&ctx, args),
         Command::Completions(args) => completions::run(args, self::command()),
         Command::Man(args) => manual::run(args, self::command()),
-    };
+    });
     match result {
         Ok(()) => ExitCode::SUCCESS,
+        Err(e) if e.chain().any(|c| c.is::<output::ClosedOutput>()) => {
+            ExitCode::from(output::CLOSED_PIPE_EXIT)
+        }
         Err(e) if e.downcast_ref::<Exit>().is_some() => {
             ExitCode::from(e.downcast_ref::<Exit>().map_or(1, |x| x.0))
         }
         Err(e) => {
-            eprintln!("ferry: {}", one_line(&e));
+            output::write_stderr(&format!("ferry: {}", one_line(&e)));
             if e.downcast_ref::<BadInput>().is_some() {
                 ExitCode::from(2)
             } else {
@@ -168,41 +185,32 @@ fn check_unknown(what: &str, detail: &str) -> ExitCode {
         .collect::<Vec<_>>()
         .join(" ");
     let detail = detail.strip_prefix("error: ").unwrap_or(&detail);
-    print!("{}", check::unknown(&format!("{what}: {detail}")).text);
+    // A closed stdout leaves nothing to tell; the exit code still says UNKNOWN.
+    let _ = output::write_stdout(format_args!(
+        "{}",
+        check::unknown(&format!("{what}: {detail}")).text
+    ));
     ExitCode::from(check::State::Unknown.code())
 }
 
-/// clap's own errors are several lines; users get the first, plus where to look.
-fn usage_error(e: clap::Error) -> ExitCode {
-    if !e.use_stderr() {
-        // --help and --version are not errors.
-        let _ = e.print();
-        return ExitCode::SUCCESS;
+/// One rule for every way to name the state dir (`--state-dir`,
+/// `FERRY_STATE_DIR`, the config file's `state_dir`): an absolute path. A
+/// relative one would name another directory from each working directory, and
+/// a daemon's is whatever systemd gives it.
+fn absolute_state_dir(ctx: &Ctx) -> anyhow::Result<()> {
+    let dir = &ctx.state_dir;
+    if !dir.is_absolute() {
+        let shown = dir.display();
+        let absolute = std::env::current_dir()
+            .map(|cwd| cwd.join(dir).display().to_string())
+            .unwrap_or_else(|_| format!("/…/{shown}"));
+        return Err(BadInput(format!(
+            "state dir {shown} (--state-dir or FERRY_STATE_DIR) is a relative path; give an \
+             absolute one, e.g. {absolute}, as the config file's state_dir must be"
+        ))
+        .into());
     }
-    let rendered = e.render().to_string();
-    // The message runs until the first blank line; its indented lines (say, the
-    // missing arguments) belong to it.
-    let message = rendered
-        .lines()
-        .take_while(|l| !l.trim().is_empty())
-        .map(str::trim)
-        .collect::<Vec<_>>()
-        .join(" ");
-    let message = message.strip_prefix("error: ").unwrap_or(&message);
-    // "Usage: ferry task add [OPTIONS] ..." names the command to ask for help on.
-    let command = rendered
-        .lines()
-        .find_map(|l| l.trim().strip_prefix("Usage: "))
-        .map(|usage| {
-            usage
-                .split_whitespace()
-                .take_while(|w| !w.starts_with(['-', '<', '[']))
-                .collect::<Vec<_>>()
-                .join(" ")
-        })
-        .unwrap_or_else(|| "ferry".to_string());
-    eprintln!("ferry: {message} (see '{command} --help')");
-    ExitCode::from(2)
+    Ok(())
 }
 
 #[cfg(test)]

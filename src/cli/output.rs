@@ -1,13 +1,59 @@
 //! How the CLI prints: aligned tables, human sizes, rates and times, and `--json`.
+//! Every line goes through [`write_stdout`], so a closed pipe ends a command quietly.
 
+use std::fmt;
+use std::io::{self, Write};
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 use serde::Serialize;
 
+/// Standard output was closed before everything was written (`ferry … | head -1`).
+/// Not a failure to report: the CLI exits [`CLOSED_PIPE_EXIT`] without a word.
+#[derive(Debug, thiserror::Error)]
+#[error("standard output was closed before everything was written")]
+pub struct ClosedOutput;
+
+/// The exit code after [`ClosedOutput`]: 128 + SIGPIPE, what a shell reports
+/// for a Unix tool that a closed pipe ended.
+pub const CLOSED_PIPE_EXIT: u8 = 141;
+
+/// Writes `args` to stdout.
+///
+/// # Errors
+///
+/// [`ClosedOutput`] when the reader went away (EPIPE); any other write error
+/// (a full disk behind a redirection, say) as it is, with what was written to.
+pub fn write_stdout(args: fmt::Arguments<'_>) -> anyhow::Result<()> {
+    let mut out = io::stdout().lock();
+    match out.write_fmt(args).and_then(|()| out.flush()) {
+        Ok(()) => Ok(()),
+        Err(e) if e.kind() == io::ErrorKind::BrokenPipe => Err(ClosedOutput.into()),
+        Err(e) => Err(anyhow::Error::new(e).context("cannot write to standard output")),
+    }
+}
+
+/// `println!` for the CLI: a closed stdout returns [`ClosedOutput`] with `?`
+/// instead of panicking as `println!` does.
+macro_rules! outln {
+    () => {
+        $crate::cli::output::write_stdout(format_args!("\n"))?
+    };
+    ($($arg:tt)*) => {
+        $crate::cli::output::write_stdout(format_args!("{}\n", format_args!($($arg)*)))?
+    };
+}
+pub(crate) use outln;
+
+/// Writes one line to stderr; a closed stderr is ignored, since there is
+/// nowhere left to say anything.
+pub fn write_stderr(line: &str) {
+    let _ = writeln!(io::stderr().lock(), "{line}");
+}
+
 /// Prints `value` as pretty JSON: the stable, documented form for scripts.
 pub fn print_json<T: Serialize + ?Sized>(value: &T) -> anyhow::Result<()> {
-    println!("{}", serde_json::to_string_pretty(value)?);
+    outln!("{}", serde_json::to_string_pretty(value)?);
     Ok(())
 }
 
@@ -24,8 +70,11 @@ impl Table {
         }
     }
 
+    /// Adds a row. A cell is one line whatever it holds (a btrfs error
+    /// spans several): its whitespace runs are folded into single spaces.
     pub fn row(&mut self, cells: Vec<String>) {
-        self.rows.push(cells);
+        self.rows
+            .push(cells.into_iter().map(|c| one_line_cell(&c)).collect());
     }
 
     pub fn render(&self) -> String {
@@ -56,17 +105,25 @@ impl Table {
         out
     }
 
-    pub fn print(&self) {
-        print!("{}", self.render());
+    pub fn print(&self) -> anyhow::Result<()> {
+        write_stdout(format_args!("{}", self.render()))
     }
 }
 
+fn one_line_cell(cell: &str) -> String {
+    if !cell.contains(['\n', '\r', '\t']) {
+        return cell.to_string();
+    }
+    cell.split_whitespace().collect::<Vec<_>>().join(" ")
+}
+
 /// Prints `key: value` lines with the keys aligned (for `show` commands).
-pub fn print_fields(fields: &[(&str, String)]) {
+pub fn print_fields(fields: &[(&str, String)]) -> anyhow::Result<()> {
     let width = fields.iter().map(|(k, _)| k.len()).max().unwrap_or(0);
     for (key, value) in fields {
-        println!("{key:<width$}  {value}");
+        outln!("{key:<width$}  {}", one_line_cell(value));
     }
+    Ok(())
 }
 
 /// Bytes in binary units: `512 B`, `1.5 KiB`, `3.2 GiB`.
@@ -180,6 +237,20 @@ mod tests {
         assert_eq!(
             t.render(),
             "NAME    STATUS  ERROR\na       failed  long reason\nphotos  ok\n"
+        );
+    }
+
+    /// Pins: a btrfs error of several lines broke a history table into pieces.
+    #[test]
+    fn a_cell_of_several_lines_is_one_line() {
+        let mut t = Table::new(&["ID", "ERROR"]);
+        t.row(vec![
+            "1".into(),
+            "btrfs receive exited 1: ERROR: a\n  ERROR: b\n".into(),
+        ]);
+        assert_eq!(
+            t.render(),
+            "ID  ERROR\n1   btrfs receive exited 1: ERROR: a ERROR: b\n"
         );
     }
 }

@@ -1,7 +1,6 @@
 //! `ferry receiver`: the receiver daemon in the foreground, until SIGINT or SIGTERM.
 //! Prints one readiness line on stdout, and tells systemd READY=1, once both ports are bound.
 
-use std::io::Write;
 use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 use std::time::Duration;
@@ -12,7 +11,9 @@ use tokio::sync::oneshot;
 
 use super::ctx::Ctx;
 use super::logging::Logging;
+use super::output;
 use super::signals::{Asked, Signals};
+use super::values;
 use crate::config;
 use crate::metrics::{Endpoint, ReceiverMetrics};
 use crate::notify::{self, Notifier};
@@ -28,13 +29,13 @@ pub struct ReceiverArgs {
     #[arg(long)]
     listen: Option<IpAddr>,
     /// Meta (control) port; 0 picks a free one, named in the readiness line [default: 10003].
-    #[arg(long)]
+    #[arg(long, allow_negative_numbers = true, value_parser = values::listen_port)]
     meta_port: Option<u16>,
     /// Data (bulk) port; 0 picks a free one, named in the readiness line [default: 10002].
-    #[arg(long)]
+    #[arg(long, allow_negative_numbers = true, value_parser = values::listen_port)]
     data_port: Option<u16>,
     /// Receives running at once, over all peers; more wait for a slot [default: 4].
-    #[arg(long, value_parser = clap::value_parser!(u64).range(1..=1024))]
+    #[arg(long, allow_negative_numbers = true, value_parser = values::receive_slots)]
     max_receives: Option<u64>,
     /// Serve Prometheus metrics at http://ADDR:PORT/metrics [default: the config
     /// file's receiver.metrics_listen, else off]. Port 0 picks a free port.
@@ -45,11 +46,22 @@ pub struct ReceiverArgs {
 pub fn run(ctx: &Ctx, args: ReceiverArgs) -> anyhow::Result<()> {
     // Refuses an uninitialized state dir as bad input before anything starts.
     drop(ctx.store()?);
+    ctx.identity()?;
     let file = &ctx.config.receiver;
     let mut config = Config::new(&ctx.state_dir);
     config.listen = args.listen.unwrap_or(file.listen);
     config.meta_port = args.meta_port.unwrap_or(file.meta_port);
     config.data_port = args.data_port.unwrap_or(file.data_port);
+    // 0 and 0 are two free ports; any other pair must differ, wherever each came from.
+    if config.meta_port != 0 {
+        let which = match (args.meta_port, args.data_port) {
+            (Some(_), Some(_)) => "--meta-port and --data-port",
+            (Some(_), None) => "--meta-port and the configured data port",
+            (None, Some(_)) => "the configured meta port and --data-port",
+            (None, None) => "the configured meta and data ports",
+        };
+        values::distinct_ports(config.meta_port, config.data_port, which)?;
+    }
     let max = args.max_receives.unwrap_or(u64::from(file.max_receives));
     config.max_receives = usize::try_from(max).unwrap_or(usize::MAX);
     config.handshake_timeout = file.handshake_timeout;
@@ -66,10 +78,13 @@ pub fn run(ctx: &Ctx, args: ReceiverArgs) -> anyhow::Result<()> {
         let receiver = Receiver::bind(config).await?;
         if let Some(addr) = args.metrics.or(file.metrics_listen) {
             let endpoint = Endpoint::bind(addr).await?;
-            println!(
-                "ferry metrics: http://{}/metrics",
+            // A daemon whose stdout went away keeps serving.
+            if let Err(e) = output::write_stdout(format_args!(
+                "ferry metrics: http://{}/metrics\n",
                 endpoint.addr().unwrap_or(addr)
-            );
+            )) {
+                tracing::warn!(error = %e, "cannot print the metrics address");
+            }
             let scrape = ReceiverMetrics::new(ctx.state_dir.clone(), receiver.shared());
             endpoint.serve(Arc::new(scrape));
         }
@@ -78,11 +93,12 @@ pub fn run(ctx: &Ctx, args: ReceiverArgs) -> anyhow::Result<()> {
             receiver.meta_addr(),
             receiver.data_addr()
         );
-        let mut out = std::io::stdout().lock();
-        writeln!(out, "ferry receiver {listening}")?;
-        out.flush()?;
-        drop(out);
+        // Before the readiness line: a SIGTERM right after it must stop the
+        // receiver cleanly, not kill it.
         let shutdown = signals(ctx, notifier.clone(), listening.clone())?;
+        if let Err(e) = output::write_stdout(format_args!("ferry receiver {listening}\n")) {
+            tracing::warn!(error = %e, "cannot print the readiness line");
+        }
         notifier.ready(&format!("{listening}; 0 receive(s) in flight"));
         if let Some(period) = notify::watchdog_period() {
             notify::spawn_watchdog(notifier.clone(), period, None);

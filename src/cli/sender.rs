@@ -12,6 +12,7 @@ use tokio_util::sync::CancellationToken;
 use tracing::warn;
 
 use super::ctx::Ctx;
+use super::output;
 use super::signals::{Asked, Signals};
 use crate::config;
 use crate::metrics::{Endpoint, SenderMetrics};
@@ -31,6 +32,7 @@ pub struct SenderArgs {
 
 pub fn run(ctx: &Ctx, args: SenderArgs) -> anyhow::Result<()> {
     ctx.store()?;
+    ctx.identity()?;
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -39,10 +41,13 @@ pub fn run(ctx: &Ctx, args: SenderArgs) -> anyhow::Result<()> {
         let notifier = Notifier::from_env();
         if let Some(addr) = args.metrics.or(ctx.config.sender.metrics_listen) {
             let endpoint = Endpoint::bind(addr).await?;
-            println!(
-                "ferry metrics: http://{}/metrics",
+            // A daemon whose stdout went away keeps working.
+            if let Err(e) = output::write_stdout(format_args!(
+                "ferry metrics: http://{}/metrics\n",
                 endpoint.addr().unwrap_or(addr)
-            );
+            )) {
+                warn!(error = %e, "cannot print the metrics address");
+            }
             endpoint.serve(Arc::new(SenderMetrics::new(ctx.state_dir.clone())));
         }
         let mut config = DaemonConfig::new(ctx.state_dir.clone(), ctx.config.sender.clone());
@@ -112,7 +117,11 @@ async fn report(mut events: broadcast::Receiver<Event>, notifier: Notifier, hear
         let status = format!("{tasks} task(s) scheduled, {sending} send(s) in flight");
         if !ready && matches!(event, Event::Loaded { .. }) {
             ready = true;
-            println!("ferry sender running: {tasks} task(s) scheduled");
+            if let Err(e) = output::write_stdout(format_args!(
+                "ferry sender running: {tasks} task(s) scheduled\n"
+            )) {
+                warn!(error = %e, "cannot print the readiness line");
+            }
             notifier.ready(&status);
         } else if ready && before != (tasks, sending) {
             notifier.status(&status);

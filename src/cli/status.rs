@@ -6,7 +6,9 @@ use clap::Args;
 use serde::Serialize;
 
 use super::ctx::Ctx;
-use super::output::{bytes, elapsed, one_line, or_dash, print_json, rate, span, time, Table};
+use super::output::{
+    bytes, elapsed, one_line, or_dash, outln, print_json, rate, span, time, write_stdout, Table,
+};
 use super::{check, Exit};
 use crate::health;
 
@@ -97,7 +99,7 @@ pub fn run(ctx: &Ctx, args: StatusArgs) -> anyhow::Result<()> {
             Ok(report) => report,
             Err(e) => check::unknown(&one_line(&e)),
         };
-        print!("{}", report.text);
+        write_stdout(format_args!("{}", report.text))?;
         return Err(Exit(report.state.code()).into());
     }
     let store = ctx.store()?;
@@ -122,9 +124,9 @@ pub fn run(ctx: &Ctx, args: StatusArgs) -> anyhow::Result<()> {
     if args.json {
         return print_json(&status);
     }
-    print_tasks(&status.tasks);
+    print_tasks(&status.tasks)?;
     if !status.replicas.is_empty() {
-        println!();
+        outln!();
         let mut table = Table::new(&[
             "SOURCE", "SHARE", "POOL", "REPLICAS", "ARRIVED", "AGE", "NEWEST",
         ]);
@@ -139,7 +141,7 @@ pub fn run(ctx: &Ctx, args: StatusArgs) -> anyhow::Result<()> {
                 r.newest.clone(),
             ]);
         }
-        table.print();
+        table.print()?;
     }
     Ok(())
 }
@@ -158,9 +160,9 @@ fn age(seconds: i64) -> String {
     ))
 }
 
-fn print_tasks(tasks: &[TaskStatus]) {
+fn print_tasks(tasks: &[TaskStatus]) -> anyhow::Result<()> {
     if tasks.is_empty() {
-        println!("no tasks on this appliance");
+        outln!("no tasks on this appliance");
     } else {
         let mut table = Table::new(&[
             "TASK",
@@ -195,8 +197,9 @@ fn print_tasks(tasks: &[TaskStatus]) {
                 t.last_error.clone().unwrap_or_default(),
             ]);
         }
-        table.print();
+        table.print()?;
     }
+    Ok(())
 }
 
 fn task_status(h: health::TaskHealth) -> TaskStatus {

@@ -4,7 +4,7 @@ use clap::{Args, Subcommand};
 use serde::Serialize;
 
 use super::ctx::{bad_input, existing, Ctx};
-use super::output::{compression, or_dash, print_fields, print_json, time, Table};
+use super::output::{compression, or_dash, outln, print_fields, print_json, time, Table};
 use super::task_add::{self, AddArgs};
 use super::task_prune::{self, PruneArgs};
 use super::task_run;
@@ -179,7 +179,7 @@ fn list(ctx: &Ctx, json: bool) -> anyhow::Result<()> {
             v.share.display().to_string(),
         ]);
     }
-    table.print();
+    table.print()?;
     Ok(())
 }
 
@@ -232,7 +232,7 @@ fn show(ctx: &Ctx, name: &str, json: bool) -> anyhow::Result<()> {
         ("last run", or_dash(v.last_run.map(time))),
         ("last status", or_dash(v.last_status)),
         ("last error", or_dash(v.last_error.clone())),
-    ]);
+    ])?;
     Ok(())
 }
 
@@ -241,9 +241,9 @@ fn set_enabled(ctx: &Ctx, name: &str, enabled: bool) -> anyhow::Result<()> {
     existing(&store, name)?;
     let word = if enabled { "enabled" } else { "disabled" };
     if store.set_task_enabled(name, enabled)? {
-        println!("task {name} {word}");
+        outln!("task {name} {word}");
     } else {
-        println!("task {name} was already {word}; nothing changed");
+        outln!("task {name} was already {word}; nothing changed");
     }
     Ok(())
 }
@@ -272,12 +272,12 @@ fn delete(ctx: &Ctx, args: DeleteArgs) -> anyhow::Result<()> {
     };
     store.delete_task(&task.name)?;
     if args.purge_snapshots {
-        println!(
+        outln!(
             "deleted task {} and {purged} of its snapshots; history is kept",
             task.name
         );
     } else {
-        println!(
+        outln!(
             "deleted task {}; its snapshots stay in {}, history is kept",
             task.name,
             task.snapshot_dir.display()

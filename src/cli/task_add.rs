@@ -6,15 +6,17 @@ use std::path::{Path, PathBuf};
 use clap::Args;
 
 use super::ctx::{bad_input, Ctx};
-use super::output::compression;
-use super::pool::btrfs_subvolume_path;
+use super::output::{compression, outln};
+use super::own_dirs::{self, refuse_own};
+use super::pool::{btrfs_subvolume_path, resolve};
 use super::task_opts::TaskOptions;
+use super::values;
 use crate::schedule::Schedule;
 use crate::store::NewTask;
 use crate::{btrfs, names};
 
 /// Where snapshots go by default: a directory beside the share, on its filesystem.
-pub const DEFAULT_SNAPSHOT_DIR: &str = ".ferry-snapshots";
+pub const DEFAULT_SNAPSHOT_DIR: &str = own_dirs::SNAPSHOT_DIR;
 
 #[derive(Debug, Args)]
 pub struct AddArgs {
@@ -58,6 +60,17 @@ pub fn add(ctx: &Ctx, args: AddArgs) -> anyhow::Result<()> {
         bad_input!("{e}");
     }
     let settings = args.options.for_new_task()?;
+    values::distinct_ports(
+        settings.meta_port.unwrap_or(target.meta_port),
+        settings.data_port.unwrap_or(target.data_port),
+        &match (settings.meta_port, settings.data_port) {
+            (Some(_), Some(_)) => "--meta-port and --data-port".to_string(),
+            (Some(_), None) => format!("--meta-port and {}'s data port", target.name),
+            (None, Some(_)) => format!("{}'s meta port and --data-port", target.name),
+            (None, None) => format!("{}'s meta and data ports", target.name),
+        },
+    )?;
+    refuse_own("share", &resolve("share", &args.share)?, &store)?;
     let share = btrfs_subvolume_path("share", &args.share)?;
     let share_path = Path::new(&share);
     let share_name = share_path
@@ -86,6 +99,7 @@ pub fn add(ctx: &Ctx, args: AddArgs) -> anyhow::Result<()> {
             .join(&share_name),
     };
     check_snapshot_dir(share_path, &snapshot_dir)?;
+    refuse_own("snapshot dir", &snapshot_dir, &store)?;
     let Some(snapshot_dir) = snapshot_dir.to_str() else {
         bad_input!("snapshot dir {} is not valid UTF-8", snapshot_dir.display());
     };
@@ -100,7 +114,7 @@ pub fn add(ctx: &Ctx, args: AddArgs) -> anyhow::Result<()> {
     })?;
     let schedule = Schedule::parse(&settings.frequency)
         .map_or_else(|_| settings.frequency.clone(), |s| s.to_string());
-    println!(
+    outln!(
         "added task {}: {share} to {} pool {}, {schedule}, {}; snapshots in {snapshot_dir}",
         args.name,
         target.name,

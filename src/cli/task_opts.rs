@@ -5,6 +5,7 @@
 use clap::Args;
 
 use super::ctx::bad_input;
+use super::values;
 use crate::bandwidth::Rate;
 use crate::retention::Grid;
 use crate::schedule::Schedule;
@@ -24,7 +25,7 @@ const AUTO_START: i32 = 3;
 pub struct TaskOptions {
     /// How often: seconds (300), a duration (5m, 1h) or a cron expression; at
     /// least every 60s. Required by `task add`.
-    #[arg(long)]
+    #[arg(long, allow_hyphen_values = true, value_parser = values::frequency)]
     frequency: Option<String>,
     /// The IANA time zone a cron --frequency is evaluated in, and retention
     /// periods are counted in (Europe/Berlin); `system` for the system's
@@ -32,16 +33,16 @@ pub struct TaskOptions {
     #[arg(long, value_name = "ZONE")]
     timezone: Option<String>,
     /// Override the target's meta port for this task (`default`: the appliance's).
-    #[arg(long, value_parser = parse_port)]
+    #[arg(long, allow_negative_numbers = true, value_parser = parse_port)]
     meta_port: Option<Port>,
     /// Override the target's data port for this task (`default`: the appliance's).
-    #[arg(long, value_parser = parse_port)]
+    #[arg(long, allow_negative_numbers = true, value_parser = parse_port)]
     data_port: Option<Port>,
     /// Always keep the newest N snapshots on this appliance [add: 3].
-    #[arg(long, value_parser = clap::value_parser!(u32).range(1..))]
+    #[arg(long, allow_negative_numbers = true, value_parser = values::count)]
     keep_source: Option<u32>,
     /// Always keep the newest N replicas on the target [add: 5].
-    #[arg(long, value_parser = clap::value_parser!(u32).range(1..))]
+    #[arg(long, allow_negative_numbers = true, value_parser = values::count)]
     keep_target: Option<u32>,
     /// Retention grid on this appliance: keep the oldest snapshot of each of the
     /// last N hours/days/weeks/months/years, e.g. '24h 7d', or none [add: none].
@@ -54,7 +55,7 @@ pub struct TaskOptions {
     /// Stream compression: `auto` (zstd whose level follows the bottleneck:
     /// higher on a slow link, lower on a fast one), a fixed zstd level 1-19,
     /// or 0 for none [add: auto].
-    #[arg(long, value_parser = parse_compress)]
+    #[arg(long, allow_negative_numbers = true, value_parser = parse_compress)]
     compress: Option<Compress>,
     /// Bandwidth limit on the wire, bytes per second: 500KiB, 10MiB, 1GiB
     /// (or kB, MB, GB); 0 for none. `sender.bwlimit` caps all tasks together

@@ -8,7 +8,7 @@ use clap::Args;
 use serde::Serialize;
 
 use super::ctx::{existing, Ctx};
-use super::output::{print_json, time, Table};
+use super::output::{outln, print_json, time, Table};
 use crate::retention::{Rule, Verdict};
 use crate::sender::{self, Entry, PruneReport};
 use crate::store::Task;
@@ -75,8 +75,7 @@ pub fn prune(ctx: &Ctx, args: PruneArgs) -> anyhow::Result<()> {
     if args.json {
         return print_json(&view);
     }
-    print_text(&task, &view);
-    Ok(())
+    print_text(&task, &view)
 }
 
 fn entry(e: &Entry) -> EntryView {
@@ -118,10 +117,10 @@ fn view(task: &Task, r: &PruneReport, dry_run: bool) -> PruneView {
     }
 }
 
-fn table(entries: &[EntryView]) {
+fn table(entries: &[EntryView]) -> anyhow::Result<()> {
     if entries.is_empty() {
-        println!("  (none)");
-        return;
+        outln!("  (none)");
+        return Ok(());
     }
     let mut t = Table::new(&["ACTION", "CREATED", "NAME", "WHY"]);
     for e in entries {
@@ -135,7 +134,7 @@ fn table(entries: &[EntryView]) {
             },
         ]);
     }
-    t.print();
+    t.print()
 }
 
 fn policy(newest: u32, grid: &str) -> String {
@@ -146,13 +145,13 @@ fn policy(newest: u32, grid: &str) -> String {
     }
 }
 
-fn print_text(task: &Task, v: &PruneView) {
-    println!(
+fn print_text(task: &Task, v: &PruneView) -> anyhow::Result<()> {
+    outln!(
         "on this appliance ({}):",
         policy(task.keep_source, &task.preserve_source)
     );
-    table(&v.source);
-    println!();
+    table(&v.source)?;
+    outln!();
     let asked = if v.target.grid_applied {
         policy(task.keep_target, &task.preserve_target)
     } else {
@@ -163,21 +162,21 @@ fn print_text(task: &Task, v: &PruneView) {
         .cap
         .map(|c| format!(", at most {c} per line"))
         .unwrap_or_default();
-    println!("on {}, pool {} ({asked}{cap}):", task.target, task.pool);
-    table(&v.target.replicas);
+    outln!("on {}, pool {} ({asked}{cap}):", task.target, task.pool);
+    table(&v.target.replicas)?;
     if let Some(note) = &v.target.note {
-        println!("note: {note}");
+        outln!("note: {note}");
     }
     let doomed = |entries: &[EntryView]| entries.iter().filter(|e| e.action == "delete").count();
-    println!();
+    outln!();
     if v.dry_run {
-        println!(
+        outln!(
             "dry run: would delete {} snapshot(s) here and {} replica(s) on {}; nothing changed",
             doomed(&v.source),
             doomed(&v.target.replicas),
             task.target
         );
-        return;
+        return Ok(());
     }
     let target = match &v.deleted_target {
         Some(gone) => format!("{} replica(s) on {}", gone.len(), task.target),
@@ -186,8 +185,9 @@ fn print_text(task: &Task, v: &PruneView) {
             task.target
         ),
     };
-    println!(
+    outln!(
         "deleted {} snapshot(s) here and {target}",
         v.deleted_source.len()
     );
+    Ok(())
 }

@@ -9,7 +9,7 @@ use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
 
 use super::ctx::{bad_input, Ctx};
-use super::output::{bytes, elapsed, rate};
+use super::output::{bytes, elapsed, outln, rate};
 use super::signals::Signals;
 use crate::sender::{self, Outcome, Progress};
 
@@ -47,12 +47,12 @@ pub fn run(ctx: &Ctx, name: &str, progress: bool) -> anyhow::Result<()> {
         let outcome = match result.with_context(|| format!("task {name} failed"))? {
             Outcome::Sent(sent) => sent,
             Outcome::Unchanged { since, .. } => {
-                println!("task {name}: no change since {since}, which the target holds; no snapshot taken");
+                outln!("task {name}: no change since {since}, which the target holds; no snapshot taken");
                 return Ok(());
             }
         };
         let took = started.elapsed();
-        println!(
+        outln!(
             "task {name}: sent {} ({}{}), {} stream, {} on the wire, {} in {}; confirmed received_uuid {}",
             outcome.snapshot,
             outcome.kind,

@@ -8,7 +8,9 @@ use std::path::PathBuf;
 use clap::Args;
 
 use super::ctx::{bad_input, existing, Ctx};
+use super::output::outln;
 use super::task_opts::TaskOptions;
+use super::values;
 use crate::store::{TaskHooks, TaskSettings};
 
 #[derive(Debug, Args)]
@@ -93,13 +95,23 @@ pub fn set(ctx: &Ctx, args: SetArgs) -> anyhow::Result<()> {
         after.hooks = TaskHooks::default();
     }
     args.options.apply(&mut after)?;
+    if let Some(target) = store.appliance(&task.target)? {
+        values::distinct_ports(
+            after.meta_port.unwrap_or(target.meta_port),
+            after.data_port.unwrap_or(target.data_port),
+            &format!(
+                "task {}'s meta and data ports (its own, else {}'s)",
+                task.name, target.name
+            ),
+        )?;
+    }
     let changes = differences(&before, &after);
     if changes.is_empty() {
-        println!("task {}: nothing changed", task.name);
+        outln!("task {}: nothing changed", task.name);
         return Ok(());
     }
     store.set_task_settings(&task.name, &after)?;
-    println!("task {}: {}", task.name, changes.join(", "));
+    outln!("task {}: {}", task.name, changes.join(", "));
     Ok(())
 }
 

@@ -24,6 +24,13 @@ pub fn certificate_uuid(der: &[u8]) -> Option<Uuid> {
     found.next().is_none().then_some(first)
 }
 
+/// The appliance name `ferry init` put in `der`'s common name (`ferry NAME`).
+pub fn certificate_name(der: &[u8]) -> Option<String> {
+    let (_, cert) = X509Certificate::from_der(der).ok()?;
+    let cn = cert.subject().iter_common_name().next()?.as_str().ok()?;
+    cn.strip_prefix("ferry ").map(str::to_string)
+}
+
 /// The uuid in the peer's end-entity certificate, once the handshake has completed.
 pub fn peer_uuid(conn: &CommonState) -> Option<Uuid> {
     conn.peer_certificates()
@@ -42,6 +49,8 @@ mod tests {
         let id = super::super::create(dir.path(), "nas1", uuid).expect("create");
         assert_eq!(certificate_uuid(&id.cert), Some(uuid));
         assert_eq!(certificate_uuid(b"not a certificate"), None);
+        // `ferry init --repair` reads the name back too.
+        assert_eq!(certificate_name(&id.cert).as_deref(), Some("nas1"));
     }
 
     #[test]

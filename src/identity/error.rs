@@ -7,7 +7,7 @@ use std::path::PathBuf;
 pub enum Error {
     #[error("an identity already exists: {} is present; refusing to overwrite it", path.display())]
     AlreadyExists { path: PathBuf },
-    #[error("{} is missing; run `ferry init` to create this appliance's identity", path.display())]
+    #[error("{} is missing; `ferry init --repair` makes a new key and certificate with this appliance's uuid (peers then need its new fingerprint)", path.display())]
     Missing { path: PathBuf },
     #[error("cannot {action} {}: {source}", path.display())]
     Io {
@@ -16,7 +16,7 @@ pub enum Error {
         #[source]
         source: std::io::Error,
     },
-    #[error("{} is not a valid {what}: {reason}", path.display())]
+    #[error("{} is not a valid {what}: {reason}; `ferry init --repair` makes a new key and certificate with this appliance's uuid (peers then need its new fingerprint)", path.display())]
     Corrupt {
         path: PathBuf,
         what: &'static str,

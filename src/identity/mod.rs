@@ -9,7 +9,7 @@ mod tls;
 #[cfg(test)]
 mod tls_tests;
 
-pub use cert_uuid::{certificate_uuid, peer_uuid};
+pub use cert_uuid::{certificate_name, certificate_uuid, peer_uuid};
 pub use disk::{create, exists, load, Identity, CERT_FILE, KEY_FILE};
 pub use error::Error;
 pub use fingerprint::{Fingerprint, ParseFingerprintError};

@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use uuid::Uuid;
 
-use crate::{btrfs, identity, store};
+use crate::{btrfs, identity, state_lock, store};
 
 /// Why the receiver cannot start.
 #[derive(Debug, thiserror::Error)]
@@ -16,7 +16,7 @@ pub enum Error {
     Store(#[from] store::Error),
     #[error(transparent)]
     Identity(#[from] identity::Error),
-    #[error("the state database has no identity row; run `ferry init` first")]
+    #[error("the state database has no identity row; `ferry init --repair` restores it from this appliance's certificate")]
     NoIdentity,
     #[error("cannot listen for the {port} port on {addr}: {source}")]
     Bind {
@@ -26,6 +26,9 @@ pub enum Error {
     },
     #[error("startup recovery: {0}")]
     Recovery(#[from] btrfs::Error),
+    /// Another receiver uses the state directory.
+    #[error(transparent)]
+    Locked(#[from] state_lock::Error),
 }
 
 /// Why a registered pool cannot take or offer replicas right now. Temporary:

@@ -8,6 +8,7 @@
 //! `recovery` is the startup sweep.
 
 mod admit;
+pub mod adopt;
 pub mod audit;
 mod chores;
 mod config;
@@ -47,11 +48,17 @@ pub use session::serve_meta;
 pub use shared::Shared;
 pub use stats::{Refusal, Stats};
 
+use crate::state_lock::{self, StateLock};
+
 /// A bound receiver, ready to [`serve`](Receiver::serve).
 pub struct Receiver {
     shared: Arc<Shared>,
     meta: TcpListener,
     data: TcpListener,
+    /// Held from before startup recovery until `serve` returns: a second
+    /// receiver on this state dir would fail this one's rows and delete its
+    /// partials at its start.
+    _lock: StateLock,
 }
 
 impl Receiver {
@@ -64,6 +71,7 @@ impl Receiver {
     /// [`Error::Bind`] for a port in use.
     pub async fn bind(config: Config) -> Result<Receiver, Error> {
         let shared = Arc::new(Shared::open(config.clone())?);
+        let lock = StateLock::acquire(&config.state_dir, state_lock::Daemon::Receiver)?;
         recovery::recover(&shared).await?;
         let bind = |port: &'static str, n: u16| {
             let addr = SocketAddr::new(config.listen, n);
@@ -75,7 +83,12 @@ impl Receiver {
         };
         let meta = bind("meta", config.meta_port).await?;
         let data = bind("data", config.data_port).await?;
-        Ok(Receiver { shared, meta, data })
+        Ok(Receiver {
+            shared,
+            meta,
+            data,
+            _lock: lock,
+        })
     }
 
     pub fn meta_addr(&self) -> SocketAddr {
@@ -103,6 +116,7 @@ impl Receiver {
         if let Some(h) = housekeeping {
             h.stop().await;
         }
+        drop(self._lock);
         Ok(())
     }
 }

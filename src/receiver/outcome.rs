@@ -3,6 +3,7 @@
 
 use uuid::Uuid;
 
+use crate::store::Pool;
 use crate::wire::{self, Meta, Prefix, StreamStats};
 
 /// What the session does after a transfer.
@@ -41,6 +42,9 @@ pub(super) struct Seen {
     /// Set when the stream broke in a way a new connection could repair, to
     /// what btrfs receive took: the receive may be parked for a resume.
     pub resumable: Option<Prefix>,
+    /// The pool being received into: its removal (`ferry pool remove
+    /// --force`) ends the transfer.
+    pub pool: Option<Pool>,
 }
 
 /// Why a receive failed, whom to tell, and whether sending it again could help.
@@ -87,6 +91,14 @@ impl Failure {
         }
     }
 
+    /// `pool` was removed from this receiver `me` during the receive; the same
+    /// stream would be refused now.
+    pub fn pool_removed(pool: &str, me: &str) -> Self {
+        Failure::permanent(format!(
+            "pool {pool} was removed from {me} during the receive (`ferry pool remove --force`)"
+        ))
+    }
+
     pub fn shutdown() -> Self {
         Failure {
             reason: "interrupted by shutdown".into(),
@@ -95,12 +107,16 @@ impl Failure {
         }
     }
 
-    /// A meta message (or its absence) that ends a transfer before its verdict;
-    /// `bytes` of the stream had arrived.
-    pub fn from_meta(m: Result<Meta, wire::Error>, bytes: u64) -> Self {
+    /// A meta message (or its absence) from the sender `peer` that ends a
+    /// transfer before its verdict; `bytes` of the stream had arrived. The
+    /// reason says which side gave up, and why.
+    pub fn from_meta(m: Result<Meta, wire::Error>, bytes: u64, peer: &str) -> Self {
         let (reason, tell) = match m {
             Ok(Meta::Abort(r)) => (
-                format!("the sender aborted after {bytes} bytes: {}", r.reason),
+                format!(
+                    "{peer} aborted the transfer after {bytes} bytes: {}",
+                    r.reason
+                ),
                 Tell::PeerAborted,
             ),
             Ok(other) => (
@@ -110,8 +126,18 @@ impl Failure {
                 ),
                 Tell::Error,
             ),
+            Err(wire::Error::Timeout { after }) => (
+                format!(
+                    "this receiver gave up on {peer} after {bytes} bytes: no word from it for \
+                     {after:?}, not even an answer to keepalive pings"
+                ),
+                Tell::Lost,
+            ),
             Err(e) => (
-                format!("connection lost after {bytes} bytes ({e})"),
+                format!(
+                    "{peer} closed the connection after {bytes} bytes without a verdict (it \
+                     stopped, crashed or gave up on this receiver): {e}"
+                ),
                 Tell::Lost,
             ),
         };

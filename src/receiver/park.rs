@@ -83,8 +83,19 @@ pub(super) async fn discard(shared: &Shared, parked: Parked, why: &str) {
 }
 
 /// Discards the parked receives whose window has ended (all of them, at
-/// shutdown: a parked receive does not survive the receiver).
+/// shutdown: a parked receive does not survive the receiver), and those whose
+/// pool was removed (`ferry pool remove --force`).
 pub(super) async fn reap(shared: &Shared, all: bool) {
+    for (source, share) in shared.parked_in_removed_pools() {
+        if let Some((parked, lock)) = shared.unpark(source, &share) {
+            let why = format!(
+                "pool {} was removed from {} (`ferry pool remove --force`)",
+                parked.begin.pool, shared.me.name
+            );
+            discard(shared, parked, &why).await;
+            drop(lock);
+        }
+    }
     let now = tokio::time::Instant::now();
     for (source, share) in shared.parked_keys((!all).then_some(now)) {
         if let Some((parked, lock)) = shared.unpark(source, &share) {

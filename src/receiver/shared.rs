@@ -16,8 +16,11 @@ use super::error::{Error, RouteError};
 use super::stats::Stats;
 use crate::btrfs::Receive;
 use crate::identity::{self, Fingerprint, Identity, TrustedPeers};
-use crate::store::{self, LocalIdentity, Store};
+use crate::store::{self, LocalIdentity, Pool, Store};
 use crate::wire::{Begin, ChunkReader, Feature, Features, Prefix};
+
+/// How often a running receive checks that its pool is still registered.
+const POOL_CHECK_EVERY: std::time::Duration = std::time::Duration::from_secs(1);
 
 /// A data connection's byte source, boxed so sessions need not know TLS.
 pub type DataStream = Box<dyn AsyncRead + Unpin + Send>;
@@ -235,6 +238,36 @@ impl Shared {
             .filter(|(_, p)| now.is_none_or(|now| p.until <= now))
             .map(|(k, _)| k.clone())
             .collect()
+    }
+
+    /// The keys of parked receives into pools that are no longer registered
+    /// (`ferry pool remove --force`). A database that cannot answer names none.
+    pub(super) fn parked_in_removed_pools(&self) -> Vec<(Uuid, String)> {
+        let pools: Vec<String> = lock(&self.parked)
+            .values()
+            .map(|p| p.begin.pool.clone())
+            .collect();
+        let gone: Vec<String> = pools
+            .into_iter()
+            .filter(|name| matches!(self.db(|s| s.pool(name)), Ok(None)))
+            .collect();
+        lock(&self.parked)
+            .iter()
+            .filter(|(_, p)| gone.contains(&p.begin.pool))
+            .map(|(k, _)| k.clone())
+            .collect()
+    }
+
+    /// Resolves once `pool` is no longer registered at its path (`ferry pool
+    /// remove --force` during a receive). A database that cannot answer right
+    /// now is not a removal.
+    pub(super) async fn pool_removed(&self, pool: &Pool) {
+        loop {
+            tokio::time::sleep(POOL_CHECK_EVERY).await;
+            if let Ok(false) = self.db(|s| s.pool_registered(&pool.name, &pool.path)) {
+                return;
+            }
+        }
     }
 
     pub(super) fn begin_shutdown(&self) {

@@ -92,7 +92,7 @@ where
                 if let Ok(said @ Ok(Meta::Abort(_))) =
                     timeout(REASON_WAIT, s.conn.recv_alive()).await
                 {
-                    return Err(Failure::from_meta(said, n));
+                    return Err(Failure::from_meta(said, n, s.peer.name()));
                 }
             }
             if e.resumable() {
@@ -100,7 +100,7 @@ where
             }
             return Err(match e {
                 PumpError::Meta(f) => f,
-                PumpError::Data(e) => Failure::failed(data_failure(&e, n)),
+                PumpError::Data(e) => Failure::failed(data_failure(&e, n, s.peer.name())),
                 PumpError::ReadStalled => Failure::failed(format!(
                     "the data stream stalled: nothing arrived for {wait:?} after {n} bytes"
                 )),
@@ -204,20 +204,22 @@ where
             seen.commit = true;
             Ok(c)
         }
-        Ok(other) => Err(Failure::from_meta(other, n)),
+        Ok(other) => Err(Failure::from_meta(other, n, s.peer.name())),
         Err(_) => Err(Failure::failed(format!(
             "no commit within {wait:?} after the stream ended"
         ))),
     }
 }
 
-/// The data connection broke: lost, or sent something that is not a stream.
-fn data_failure(e: &wire::Error, bytes: u64) -> String {
+/// The data connection from the sender `peer` broke: closed, or sent
+/// something that is not a stream.
+fn data_failure(e: &wire::Error, bytes: u64, peer: &str) -> String {
     match e {
-        wire::Error::Io(_) | wire::Error::Closed | wire::Error::Truncated { .. } => {
-            format!("connection lost after {bytes} bytes")
-        }
-        other => format!("bad data stream after {bytes} bytes: {other}"),
+        wire::Error::Io(_) | wire::Error::Closed | wire::Error::Truncated { .. } => format!(
+            "{peer} closed the data connection after {bytes} bytes without a verdict (it \
+             stopped, crashed or gave up on this receiver)"
+        ),
+        other => format!("bad data stream from {peer} after {bytes} bytes: {other}"),
     }
 }
 
@@ -310,15 +312,20 @@ mod tests {
     #[test]
     fn lost_connections_name_the_byte_count() {
         assert_eq!(
-            data_failure(&wire::Error::Closed, 7),
-            "connection lost after 7 bytes"
+            data_failure(&wire::Error::Closed, 7, "nas1"),
+            "nas1 closed the data connection after 7 bytes without a verdict (it stopped, \
+             crashed or gave up on this receiver)"
         );
         let bad = data_failure(
             &wire::Error::Malformed {
                 what: "unknown frame tag 9".into(),
             },
             7,
+            "nas1",
         );
-        assert!(bad.starts_with("bad data stream after 7 bytes"), "{bad}");
+        assert!(
+            bad.starts_with("bad data stream from nas1 after 7 bytes"),
+            "{bad}"
+        );
     }
 }

@@ -21,7 +21,7 @@ use super::shared::{Parked, Pending, Shared};
 use super::stats::Refusal;
 use super::stream::stream;
 use crate::btrfs::Receive;
-use crate::store::{Kind, NewReceive, NewReplica, Pool, Status};
+use crate::store::{self, Kind, NewReceive, NewReplica, Pool, Status};
 use crate::wire::{Begin, Failed, Feature, Meta, Prefix, Ready, Reason, Received, ResumeAt};
 
 /// How long a btrfs receive whose input was cut gets to exit before it is killed.
@@ -119,7 +119,10 @@ where
         snapshot = %b.snapshot, parent = ?b.parent.as_ref().map(|p| &p.name), %session,
         offset = start.offset(), features = %s.peer.features, "receive started");
 
-    let mut seen = Seen::default();
+    let mut seen = Seen {
+        pool: Some(pool.clone()),
+        ..Seen::default()
+    };
     let resume = (start.offset() > 0).then(|| ResumeAt {
         offset: start.offset(),
         blake3: start.digest(),
@@ -128,7 +131,7 @@ where
         Ok(()) => stream(s, &b, &dir, &mut receive, data, &row, &mut seen, &start).await,
         Err(e) => {
             seen.resumable = (start.offset() > 0).then(|| start.clone());
-            Err(Failure::from_meta(Err(e), start.offset()))
+            Err(Failure::from_meta(Err(e), start.offset(), s.peer.name()))
         }
     };
     drop(expecting);
@@ -271,6 +274,7 @@ where
     row.progress(&v.stats);
     let new = NewReplica {
         pool: &pool.name,
+        pool_path: &pool.path,
         source: s.peer.name(),
         source_uuid: s.peer.uuid,
         share: &b.share,
@@ -284,11 +288,15 @@ where
     let committed = match row.commit(&new) {
         Ok(id) => id,
         Err(e) => {
-            let f = Failure::failed(format!("cannot record the replica: {e}"));
+            let f = match e {
+                store::Error::PoolGone(_) => Failure::pool_removed(&pool.name, &shared.me.name),
+                e => Failure::failed(format!("cannot record the replica: {e}")),
+            };
             let seen = Seen {
                 commit: true,
                 received: Some(b.snapshot.clone()),
                 resumable: None,
+                pool: None,
             };
             return fail(s, b, &pool.name, dir, f, row, &seen).await;
         }

@@ -7,6 +7,8 @@ use tokio::io::{AsyncRead, AsyncWrite};
 
 use super::link::Link;
 use super::outcome::{Failure, Seen};
+use super::shared::Shared;
+use crate::store::Pool;
 use crate::wire::{self, Commit, Meta};
 
 /// What a meta message means mid-transfer: `None` for the first Commit (kept
@@ -16,6 +18,7 @@ fn on_meta(
     commit: &mut Option<Commit>,
     seen: &mut Seen,
     bytes: u64,
+    peer: &str,
 ) -> Option<Failure> {
     match m {
         Ok(Meta::Commit(c)) if commit.is_none() && !seen.commit => {
@@ -23,7 +26,19 @@ fn on_meta(
             *commit = Some(c);
             None
         }
-        other => Some(Failure::from_meta(other, bytes)),
+        other => Some(Failure::from_meta(other, bytes, peer)),
+    }
+}
+
+/// Resolves, with the pool's name, once `pool` is no longer registered;
+/// never without a pool.
+async fn removed(shared: &Shared, pool: Option<&Pool>) -> String {
+    match pool {
+        Some(p) => {
+            shared.pool_removed(p).await;
+            p.name.clone()
+        }
+        None => std::future::pending().await,
     }
 }
 
@@ -42,16 +57,21 @@ where
     F: Future,
 {
     let shared = s.shared;
+    let pool = seen.pool.clone();
+    let peer = s.peer.name().to_string();
     tokio::pin!(work);
     loop {
         tokio::select! {
             out = &mut work => return Ok(out),
             m = s.conn.recv_alive() => {
-                if let Some(f) = on_meta(m, commit, seen, bytes) {
+                if let Some(f) = on_meta(m, commit, seen, bytes, &peer) {
                     return Err(f);
                 }
             }
             () = shared.shutting_down() => return Err(Failure::shutdown()),
+            name = removed(shared, pool.as_ref()) => {
+                return Err(Failure::pool_removed(&name, &shared.me.name))
+            }
         }
     }
 }
@@ -71,15 +91,18 @@ where
     F: Future,
 {
     let shared = s.shared;
+    let pool = seen.pool.clone();
+    let peer = s.peer.name().to_string();
     tokio::pin!(work);
     loop {
         let event = tokio::select! {
             out = &mut work => return (out, None),
-            m = s.conn.recv_alive() => match on_meta(m, commit, seen, bytes) {
+            m = s.conn.recv_alive() => match on_meta(m, commit, seen, bytes, &peer) {
                 Some(f) => f,
                 None => continue,
             },
             () = shared.shutting_down() => Failure::shutdown(),
+            name = removed(shared, pool.as_ref()) => Failure::pool_removed(&name, &shared.me.name),
         };
         return (work.await, Some(event));
     }

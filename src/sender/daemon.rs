@@ -20,6 +20,7 @@ use super::{run_task, Error, RunOptions};
 use crate::config::SenderSettings;
 use crate::housekeeping::Retention;
 use crate::schedule::{system_zone, Schedule};
+use crate::state_lock::{self, StateLock};
 use crate::store::{NewSend, Store};
 use crate::wire::Throttle;
 
@@ -117,6 +118,9 @@ impl Daemon {
         let state_dir = self.config.state_dir.clone();
         let clock = self.config.clock.clone();
         let store = Store::open(&state_dir)?;
+        // Held for the daemon's life; a second scheduler would fail this one's
+        // running rows and run its tasks beside it.
+        let _lock = StateLock::acquire(&state_dir, state_lock::Daemon::Sender)?;
         let housekeeping = chores::start(&state_dir, self.config.history.as_ref()).await;
         self.logged(
             "failing rows left running",

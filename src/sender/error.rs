@@ -7,7 +7,7 @@ use std::time::Duration;
 use thiserror::Error;
 
 use crate::identity::ParseFingerprintError;
-use crate::{btrfs, identity, store, wire};
+use crate::{btrfs, identity, state_lock, store, wire};
 
 #[derive(Debug, Error)]
 pub enum Error {
@@ -20,7 +20,7 @@ pub enum Error {
         task: String,
         source: std::io::Error,
     },
-    #[error("this appliance has no identity; run `ferry init`")]
+    #[error("the state database has no identity row; `ferry init --repair` restores it from this appliance's certificate")]
     NoIdentity,
     #[error("appliance {0} is gone; point the task at another with a new task")]
     ApplianceGone(String),
@@ -69,7 +69,10 @@ pub enum Error {
         source: wire::Error,
     },
     /// This side gave the receiver up: it answered nothing, not even pings.
-    #[error("gave up on {appliance} after {bytes} bytes: no word from it for {after:?}")]
+    #[error(
+        "this appliance gave up on {appliance} after {bytes} bytes: no word from {appliance} \
+         for {after:?}, not even an answer to keepalive pings (hung, or the network drops packets)"
+    )]
     Silent {
         appliance: String,
         bytes: u64,
@@ -115,6 +118,9 @@ pub enum Error {
     Crashed(String),
     #[error("interrupted by shutdown")]
     Interrupted,
+    /// Another scheduler uses the state directory (the daemon does not start).
+    #[error(transparent)]
+    Locked(#[from] state_lock::Error),
 }
 
 impl Error {
@@ -155,7 +161,8 @@ impl Error {
             | Error::ReadSend(_)
             | Error::Encode(_)
             | Error::Hook(_)
-            | Error::Crashed(_) => false,
+            | Error::Crashed(_)
+            | Error::Locked(_) => false,
         }
     }
 }

@@ -156,7 +156,7 @@ pub async fn run_task(
             // The run's own error is what the caller needs; a history write
             // failing on top of it is logged, not swapped in.
             if let Err(db) = closed {
-                warn!(task = %run.task.name, row = run.row, error = %db, "cannot record the failure");
+                tracing::error!(task = %run.task.name, row = run.row, error = %db, "cannot record the failure");
             }
             facts.status = "failed".into();
             facts.error = e.to_string();

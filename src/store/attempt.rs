@@ -171,8 +171,9 @@ impl Store {
     /// then left as it was.
     pub(super) fn finish(&self, t: Table, id: i64, f: &Finish<'_>) -> Result<bool> {
         let error = match (f.status, f.error) {
-            (Status::Failed | Status::Skipped, None) => Some("no reason recorded"),
-            (_, e) => e,
+            (Status::Failed | Status::Skipped, None) => Some("no reason recorded".to_string()),
+            // A row's reason is one line, whatever a library or a peer sent.
+            (_, e) => e.map(|e| e.split_whitespace().collect::<Vec<_>>().join(" ")),
         };
         let (stream, wire) = f.bytes.map_or((None, None), |(s, w)| (Some(s), Some(w)));
         let n = self.conn().execute(

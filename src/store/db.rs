@@ -12,8 +12,8 @@ use rusqlite::{Connection, OpenFlags};
 use rusqlite_migration::{Migrations, M};
 use thiserror::Error;
 
-/// The database file inside the state directory.
-pub const DB_FILE: &str = "state.db";
+pub use super::preflight::DB_FILE;
+use super::preflight::{self, Problem};
 
 /// How long a writer waits for another process's transaction before giving up.
 /// The CLI, the sender and the receiver all write to one file.
@@ -25,6 +25,22 @@ static MIGRATIONS_DIR: Dir<'static> = include_dir!("$CARGO_MANIFEST_DIR/migratio
 pub enum Error {
     #[error("no ferry state in {0}: run `ferry init` first, or point --state-dir at an initialized directory")]
     NotInitialized(PathBuf),
+    #[error("state dir {0} is not a directory (a file is in the way); point --state-dir, FERRY_STATE_DIR or the config file's state_dir at a directory")]
+    NotADirectory(PathBuf),
+    #[error("cannot use the ferry state in {0}: permission denied; run ferry as root, as its daemons run")]
+    PermissionDenied(PathBuf),
+    #[error("state dir {0} is on a read-only filesystem, and ferry writes its database there; remount it read-write, or point --state-dir at a writable directory")]
+    ReadOnly(PathBuf),
+    #[error("cannot read {0}: {1}")]
+    Unreadable(PathBuf, std::io::Error),
+    #[error("the state database {0} is empty (0 bytes); `ferry init --repair` rebuilds it, keeping this appliance's uuid, key and certificate")]
+    Empty(PathBuf),
+    #[error("the state database {path} was written by a newer ferry (schema {found} > {supported}); upgrade ferry to use it")]
+    Newer {
+        path: PathBuf,
+        found: usize,
+        supported: usize,
+    },
     #[error("cannot open the state database {path}: {source}")]
     Open {
         path: PathBuf,
@@ -39,9 +55,26 @@ pub enum Error {
     MigrationFile { name: String, why: String },
     #[error("state database: {0}")]
     Sql(#[from] rusqlite::Error),
+    #[error("pool {0} was removed (`ferry pool remove`) while the receive ran")]
+    PoolGone(String),
 }
 
 impl Error {
+    /// Whether the state directory itself is unusable as it is (missing, in
+    /// the wrong place, another user's, read-only, empty, from a newer ferry):
+    /// the user's to fix, and nothing was changed.
+    pub fn is_state_dir_problem(&self) -> bool {
+        matches!(
+            self,
+            Error::NotInitialized(_)
+                | Error::NotADirectory(_)
+                | Error::PermissionDenied(_)
+                | Error::ReadOnly(_)
+                | Error::Empty(_)
+                | Error::Newer { .. }
+        )
+    }
+
     /// Whether another writer held the database past the busy timeout: the
     /// database is fine, only busy now, so trying again later may succeed.
     pub fn is_busy(&self) -> bool {
@@ -57,6 +90,51 @@ impl Error {
 }
 
 pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+impl From<Problem> for Error {
+    fn from(p: Problem) -> Self {
+        match p {
+            Problem::NotInitialized(d) => Error::NotInitialized(d),
+            Problem::NotADirectory(d) => Error::NotADirectory(d),
+            Problem::PermissionDenied(d) => Error::PermissionDenied(d),
+            Problem::ReadOnly(d) => Error::ReadOnly(d),
+            Problem::Unreadable(d, e) => Error::Unreadable(d, e),
+            Problem::Empty(d) => Error::Empty(d),
+        }
+    }
+}
+
+/// Checks `state_dir` and its database file before SQLite opens them.
+///
+/// # Errors
+///
+/// [`Error::NotInitialized`] when there is no database yet;
+/// [`Error::NotADirectory`], [`Error::PermissionDenied`], [`Error::ReadOnly`]
+/// and [`Error::Empty`] for what would otherwise surface as SQLite's "unable
+/// to open database file", or as a silently created empty database.
+pub fn check_state_dir(state_dir: &Path) -> Result<()> {
+    Ok(preflight::check_state_dir(state_dir)?)
+}
+
+/// Refuses a database whose schema is newer than this binary's migrations:
+/// rusqlite_migration would only say "migration number that is too high".
+fn not_newer(conn: &Connection, path: &Path) -> Result<()> {
+    let found: i64 = conn
+        .pragma_query_value(None, "user_version", |r| r.get(0))
+        .map_err(|source| Error::Open {
+            path: path.to_path_buf(),
+            source,
+        })?;
+    let supported = MIGRATIONS_DIR.files().count();
+    match usize::try_from(found) {
+        Ok(found) if found > supported => Err(Error::Newer {
+            path: path.to_path_buf(),
+            found,
+            supported,
+        }),
+        _ => Ok(()),
+    }
+}
 
 /// A failed migration says what SQLite said; the migration's whole SQL text
 /// (which rusqlite_migration includes) would not fit in a one-line error.
@@ -85,16 +163,15 @@ impl Store {
     ///
     /// # Errors
     ///
-    /// [`Error::NotInitialized`] when `state_dir` has no database; [`Error::Open`] when
-    /// SQLite cannot open or configure it; [`Error::Migrate`] when its schema cannot be
-    /// brought to this version (say, a newer ferry's database); [`Error::MigrationFile`]
-    /// when a built-in migration is misnamed.
+    /// What [`check_state_dir`](super::check_state_dir) finds wrong before
+    /// SQLite opens anything ([`Error::NotInitialized`] when `state_dir` has no
+    /// database, [`Error::Empty`], [`Error::ReadOnly`], ...); [`Error::Newer`] for
+    /// a newer ferry's database; [`Error::Open`] when SQLite cannot open or
+    /// configure it; [`Error::Migrate`] when its schema cannot be brought to this
+    /// version; [`Error::MigrationFile`] when a built-in migration is misnamed.
     pub fn open(state_dir: &Path) -> Result<Self> {
-        let path = state_dir.join(DB_FILE);
-        if !path.exists() {
-            return Err(Error::NotInitialized(state_dir.to_path_buf()));
-        }
-        Self::open_file(&path, OpenFlags::SQLITE_OPEN_READ_WRITE)
+        check_state_dir(state_dir)?;
+        Self::open_file(&state_dir.join(DB_FILE), OpenFlags::SQLITE_OPEN_READ_WRITE)
     }
 
     /// Creates the database of a new state directory (used by `ferry init`).
@@ -119,6 +196,7 @@ impl Store {
         let mut conn = Connection::open_with_flags(path, flags | OpenFlags::SQLITE_OPEN_NO_MUTEX)
             .map_err(open_err)?;
         conn.busy_timeout(BUSY_TIMEOUT).map_err(open_err)?;
+        not_newer(&conn, path)?;
         // WAL lets the CLI read while a daemon writes; FULL sync because history
         // rows are the user's record of what happened and must survive power loss.
         conn.pragma_update(None, "journal_mode", "WAL")

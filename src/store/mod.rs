@@ -1,12 +1,14 @@
 //! ferry's state database: SQLite in WAL mode, schema from `migrations/NNNN_name.sql`
 //! applied at open. One file per table group; callers get typed rows, never SQL.
 
+mod adopted;
 mod appliances;
 mod attempt;
 mod db;
 mod history;
 mod local;
 mod pools;
+mod preflight;
 mod prune;
 mod receives;
 mod replicas;
@@ -16,7 +18,7 @@ mod tasks;
 
 pub use appliances::{Appliance, NewAppliance};
 pub use attempt::{Attempt, Finish, Kind, Status, UnknownText};
-pub use db::{migrations, now, Error, Result, Store, DB_FILE};
+pub use db::{check_state_dir, migrations, now, Error, Result, Store, DB_FILE};
 pub use history::{NewReceive, NewSend, ReceiveFilter, ReceiveRow, SendFilter, SendRow};
 pub use local::LocalIdentity;
 pub use pools::Pool;

@@ -1,6 +1,6 @@
 //! Pools: local btrfs filesystems that accept replicas from peers.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use chrono::{DateTime, Utc};
 use rusqlite::{OptionalExtension, Row};
@@ -71,6 +71,19 @@ impl Store {
             conn.prepare("SELECT id, name, path, created_at, fs_uuid FROM pools ORDER BY name")?;
         let rows = stmt.query_map([], from_row)?;
         Ok(rows.collect::<rusqlite::Result<_>>()?)
+    }
+
+    /// Whether a pool named `name` is registered at `path`.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Sql`](crate::store::Error::Sql) when SQLite fails.
+    pub fn pool_registered(&self, name: &str, path: &Path) -> Result<bool> {
+        Ok(self.conn().query_row(
+            "SELECT EXISTS (SELECT 1 FROM pools WHERE name = ?1 AND path = ?2)",
+            (name, path.to_string_lossy()),
+            |r| r.get(0),
+        )?)
     }
 
     /// The pool by that name, if there is one.

@@ -125,6 +125,35 @@ impl Store {
         )?)
     }
 
+    /// Receive rows into `pool` that are `running`: receives in flight while the
+    /// receiver is alive, rows a crash left behind otherwise.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Sql`](crate::store::Error::Sql) when SQLite fails.
+    pub fn running_receives(&self, pool: &str) -> Result<Vec<ReceiveRow>> {
+        let conn = self.conn();
+        let mut stmt = conn.prepare(&format!(
+            "SELECT id, source, source_uuid, share, pool, {ATTEMPT_COLUMNS}, parked_until
+             FROM receive_history WHERE status = 'running' AND pool = ?1 ORDER BY id"
+        ))?;
+        let rows = stmt.query_map([pool], from_row)?;
+        Ok(rows.collect::<rusqlite::Result<_>>()?)
+    }
+
+    /// Whether receive row `id` is still `running`.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Sql`](crate::store::Error::Sql) when SQLite fails.
+    pub fn receive_running(&self, id: i64) -> Result<bool> {
+        Ok(self.conn().query_row(
+            "SELECT EXISTS (SELECT 1 FROM receive_history WHERE id = ?1 AND status = 'running')",
+            [id],
+            |r| r.get(0),
+        )?)
+    }
+
     /// Receive rows, newest first.
     ///
     /// # Errors

@@ -1,6 +1,8 @@
 //! Verified replicas this appliance holds as a receiver: the only source of what
 //! Inventory reports and what `latest` points at.
 
+use std::path::Path;
+
 use chrono::{DateTime, Utc};
 use rusqlite::{OptionalExtension, Row};
 use uuid::Uuid;
@@ -36,6 +38,10 @@ impl Replica {
 #[derive(Debug, Clone)]
 pub struct NewReplica<'a> {
     pub pool: &'a str,
+    /// Where the pool's replicas are: the replica is recorded only while a
+    /// pool of that name is registered at that path (`ferry pool remove` may
+    /// have run during the receive).
+    pub pool_path: &'a Path,
     pub source: &'a str,
     pub source_uuid: Uuid,
     pub share: &'a str,
@@ -70,6 +76,8 @@ impl Store {
     ///
     /// # Errors
     ///
+    /// [`Error::PoolGone`](crate::store::Error::PoolGone) when no pool `r.pool` is
+    /// registered at `r.pool_path` any more (a `pool remove` during the receive);
     /// [`Error::Sql`](crate::store::Error::Sql) when SQLite fails: the database is busy past
     /// the 10 s busy timeout, the disk is full, or the file is damaged.
     /// The same snapshot already recorded in that pool fails the UNIQUE constraint, and
@@ -77,6 +85,14 @@ impl Store {
     pub fn commit_replica(&mut self, receive_id: i64, r: &NewReplica<'_>) -> Result<i64> {
         let mut conn = self.conn();
         let tx = conn.transaction()?;
+        let registered: bool = tx.query_row(
+            "SELECT EXISTS (SELECT 1 FROM pools WHERE name = ?1 AND path = ?2)",
+            (r.pool, r.pool_path.to_string_lossy()),
+            |row| row.get(0),
+        )?;
+        if !registered {
+            return Err(super::Error::PoolGone(r.pool.to_string()));
+        }
         tx.execute(
             "INSERT INTO replicas (pool, source, source_uuid, share, snapshot, received_uuid,
                 stream_bytes, received_at, created_at)
@@ -215,6 +231,7 @@ mod tests {
     fn new_replica<'a>(source_uuid: Uuid, snapshot: &'a str) -> NewReplica<'a> {
         NewReplica {
             pool: "backup",
+            pool_path: Path::new("/mnt/backup"),
             source: "nas1",
             source_uuid,
             share: "photos",
@@ -242,6 +259,9 @@ mod tests {
     #[test]
     fn commit_records_the_replica_and_succeeds_the_row_together() {
         let mut store = in_memory();
+        store
+            .add_pool("backup", "/mnt/backup", None)
+            .expect("pool 1");
         let src = Uuid::new_v4();
         let row = receive(&store, "s1");
         let r = new_replica(src, "s1");
@@ -271,6 +291,9 @@ mod tests {
     #[test]
     fn newest_is_the_last_committed_whatever_the_clock_says() {
         let mut store = in_memory();
+        store
+            .add_pool("backup", "/mnt/backup", None)
+            .expect("pool 1");
         let src = Uuid::new_v4();
         for snap in ["s1", "s2"] {
             let row = receive(&store, snap);
@@ -291,9 +314,41 @@ mod tests {
         assert_eq!(newest[0].0.snapshot, "s2");
     }
 
+    /// Pins: `pool remove` during a receive let the replica land in a pool
+    /// that was no longer registered.
+    #[test]
+    fn a_replica_is_not_recorded_into_a_pool_removed_during_its_receive() {
+        let mut store = in_memory();
+        store
+            .add_pool("backup", "/mnt/backup", None)
+            .expect("pool 1");
+        let src = Uuid::new_v4();
+        let row = receive(&store, "s1");
+        store.remove_pool("backup").expect("removed");
+        match store.commit_replica(row, &new_replica(src, "s1")) {
+            Err(crate::store::Error::PoolGone(p)) => assert_eq!(p, "backup"),
+            other => panic!("expected PoolGone, got {other:?}"),
+        }
+        // Re-added under the same name elsewhere is another pool.
+        store
+            .add_pool("backup", "/mnt/other", None)
+            .expect("pool 2");
+        assert!(store.commit_replica(row, &new_replica(src, "s1")).is_err());
+        assert!(store.pool_replicas("backup").expect("all").is_empty());
+        let rows = store.receive_history(&ReceiveFilter::default()).expect("h");
+        assert_eq!(
+            rows[0].attempt.status,
+            Status::Running,
+            "left for the caller to fail"
+        );
+    }
+
     #[test]
     fn newest_first_and_scoped_to_pool_source_and_share() {
         let mut store = in_memory();
+        store
+            .add_pool("backup", "/mnt/backup", None)
+            .expect("pool 1");
         let (a, b) = (Uuid::new_v4(), Uuid::new_v4());
         for (src, snap) in [(a, "s1"), (b, "s1"), (a, "s2"), (a, "s3")] {
             let row = receive(&store, snap);

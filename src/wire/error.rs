@@ -3,11 +3,21 @@
 
 use std::time::Duration;
 
+/// An I/O error's text without the documentation link rustls puts in some
+/// (a closed TLS connection's): rows and logs are read by people, not crates.
+pub fn io_text(e: &std::io::Error) -> String {
+    let text = e.to_string();
+    match text.find(": https://") {
+        Some(at) => text[..at].to_string(),
+        None => text,
+    }
+}
+
 /// Everything that can go wrong on either port. Each message is one line a
 /// person can act on; [`Error::is_temporary`] tells retry logic what to do.
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
-    #[error("connection error: {0}")]
+    #[error("connection error: {}", io_text(.0))]
     Io(#[from] std::io::Error),
     #[error("peer closed the connection")]
     Closed,
@@ -126,5 +136,27 @@ impl Error {
             std::io::ErrorKind::UnexpectedEof => Error::Truncated { what },
             _ => Error::Io(e),
         }
+    }
+}
+
+#[cfg(test)]
+mod io_text_tests {
+    use super::*;
+
+    /// Pins: Ctrl-C during a run left a rustls documentation URL in the
+    /// receiver's history row.
+    #[test]
+    fn io_errors_carry_no_documentation_links() {
+        let rustls = std::io::Error::new(
+            std::io::ErrorKind::UnexpectedEof,
+            "peer closed connection without sending TLS close_notify: \
+             https://docs.rs/rustls/latest/rustls/manual/_03_howto/index.html#unexpected-eof",
+        );
+        assert_eq!(
+            Error::Io(rustls).to_string(),
+            "connection error: peer closed connection without sending TLS close_notify"
+        );
+        let plain = std::io::Error::from(std::io::ErrorKind::ConnectionReset);
+        assert_eq!(io_text(&plain), plain.to_string());
     }
 }

@@ -73,5 +73,16 @@ fn a_database_newer_than_this_binary_is_refused() {
         .pragma_update(None, "user_version", 999)
         .expect("bump");
     let err = Store::open(dir.path()).expect_err("must refuse");
-    assert!(err.to_string().contains("current schema"), "{err}");
+    let text = err.to_string();
+    assert!(
+        text.contains("was written by a newer ferry (schema 999 > ")
+            && text.ends_with("); upgrade ferry to use it"),
+        "{text}"
+    );
+    // Refused before anything was written: the version is still the newer one's.
+    let version: i64 = Connection::open(&path)
+        .expect("open")
+        .pragma_query_value(None, "user_version", |r| r.get(0))
+        .expect("version");
+    assert_eq!(version, 999);
 }

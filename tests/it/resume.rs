@@ -203,7 +203,7 @@ async fn a_resume_that_would_not_continue_the_same_stream_starts_over() {
     );
     c.wire.abort("resume: the regenerated stream differs").await;
     wait_for_log(&[
-        "the sender aborted",
+        "nas1 aborted the transfer",
         "resume: the regenerated stream differs",
     ])
     .await;

@@ -116,11 +116,34 @@ impl Node {
     }
 }
 
+fn dump_db_immutable(path: &Path) -> String {
+    use rusqlite::OpenFlags;
+    let uri = format!("file:{}?immutable=1", path.display());
+    let conn = rusqlite::Connection::open_with_flags(
+        uri,
+        OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_URI,
+    )
+    .expect("open db read-only");
+    dump_conn(&conn)
+}
+
 pub fn dump_db(path: &Path) -> String {
     if !path.exists() {
         return "(no database)".to_string();
     }
     let conn = rusqlite::Connection::open(path).expect("open db");
+    if conn
+        .pragma_query_value(None, "user_version", |r| r.get::<_, i64>(0))
+        .is_err()
+    {
+        // A database on a read-only mount: read as is, without WAL's side files.
+        return dump_db_immutable(path);
+    }
+    dump_conn(&conn)
+}
+
+/// Every row of every table of `conn`'s database, as text.
+fn dump_conn(conn: &rusqlite::Connection) -> String {
     let mut out = String::new();
     let version: i64 = conn
         .pragma_query_value(None, "user_version", |r| r.get(0))

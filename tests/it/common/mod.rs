@@ -8,6 +8,7 @@ pub mod daemon;
 pub mod ferry;
 pub mod nodes;
 pub mod pair;
+pub mod process;
 pub mod proxy;
 mod tree;
 
