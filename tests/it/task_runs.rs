@@ -155,7 +155,18 @@ async fn hooks_run_with_their_environment_around_the_snapshot() {
         })
         .await,
     );
-    let err = pair.run_failed().await;
+    // Refused as busy, without reconnecting to resume for ten minutes.
+    let config = d.join("ferry.toml");
+    std::fs::write(&config, "[sender]\nresume_for = \"0s\"\n").expect("config");
+    let out = pair
+        .nas1
+        .command(&["task", "run", "photos"])
+        .env("FERRY_CONFIG", &config)
+        .output()
+        .await
+        .expect("run");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{err}");
     assert!(err.contains("receives"), "{err}");
     let newest = pair.local_snapshots().last().cloned().expect("a snapshot");
     let snap = pair
