@@ -90,7 +90,12 @@ impl Transfer<'_> {
                         client.abort(e.to_string()).await;
                         return Err(e);
                     }
-                    if !(client.features().has(Feature::Resume) && e.is_temporary()) {
+                    // Only a stream that got going is worth reconnecting for: a
+                    // refusal or an unreachable target before the first byte is
+                    // the scheduler's to retry, with its backoff and the
+                    // receiver's retry_after.
+                    let streaming = resume || report.sent.stream_bytes > 0;
+                    if !(streaming && client.features().has(Feature::Resume) && e.is_temporary()) {
                         return Err(e);
                     }
                     warn!(target = %self.target.name, error = %e,
