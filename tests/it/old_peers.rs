@@ -322,8 +322,8 @@ async fn this_sender_replicates_to_the_predecessors_receiver() {
 
     let mut held = None;
     for round in 0..2 {
-        let meta_l = TcpListener::bind(meta).await.expect("bind");
-        let data_l = TcpListener::bind(data).await.expect("bind");
+        let meta_l = crate::common::rebind(meta).await;
+        let data_l = crate::common::rebind(data).await;
         let old = tokio::spawn(old_receiver(
             meta_l,
             data_l,

@@ -16,7 +16,6 @@ use ferry::identity::{self, StaticPeers};
 use ferry::sender::{self, Progress, TaskLock};
 use ferry::wire::{self, ChunkReader, Hello, Meta, MetaConn};
 use tokio::io::{AsyncBufReadExt, BufReader};
-use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
 fn only_row(rows: &serde_json::Value) -> &serde_json::Value {
@@ -293,8 +292,8 @@ async fn scripted_receiver(
     let tls = tokio_rustls::TlsAcceptor::from(
         identity::server_config(&nas2, Arc::new(trusted)).expect("config"),
     );
-    let meta_l = TcpListener::bind(meta).await.expect("bind");
-    let data_l = TcpListener::bind(data).await.expect("bind");
+    let meta_l = crate::common::rebind(meta).await;
+    let data_l = crate::common::rebind(data).await;
     tokio::spawn(async move {
         for _ in 0..sessions {
             let (tcp, _) = meta_l.accept().await?;

@@ -162,7 +162,7 @@ async fn tasks_fire_on_schedule_and_follow_cli_edits_without_a_restart() {
 /// TLS handshake until it lets go.
 async fn silent_target(pair: &mut Pair) -> tokio::net::TcpListener {
     let (meta, _) = pair.stop_receiver().await;
-    tokio::net::TcpListener::bind(meta).await.expect("bind")
+    crate::common::rebind(meta).await
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -131,7 +131,20 @@ impl Daemon {
         config.meta_port = 0;
         config.data_port = 0;
         tweak(&mut config);
-        let r = Receiver::bind(config).await.expect("bind the receiver");
+        // Fixed ports are a restarted receiver's, just let go of: see `rebind`.
+        let deadline = std::time::Instant::now() + Duration::from_secs(10);
+        let r = loop {
+            match Receiver::bind(config.clone()).await {
+                Ok(r) => break r,
+                Err(receiver::Error::Bind { source, .. })
+                    if source.kind() == std::io::ErrorKind::AddrInUse
+                        && std::time::Instant::now() < deadline =>
+                {
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                }
+                Err(e) => panic!("bind the receiver: {e}"),
+            }
+        };
         let (meta, data, shared) = (r.meta_addr(), r.data_addr(), r.shared());
         let (stop, stopped) = oneshot::channel::<()>();
         let task = tokio::spawn(r.serve(async move {

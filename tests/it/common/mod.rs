@@ -353,6 +353,26 @@ fn clean_dead_dir(dir: &Path) -> Result<(), String> {
     remove_if_unmounted(dir)
 }
 
+/// Binds a listener on `addr`, a port a stopped receiver just let go of,
+/// waiting up to 10 s while it is busy: with many tests connecting at once, the
+/// kernel may lend the freed port to some connection as its source port for a
+/// moment, and then a listener cannot have it.
+pub async fn rebind(addr: std::net::SocketAddr) -> tokio::net::TcpListener {
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        match tokio::net::TcpListener::bind(addr).await {
+            Ok(l) => return l,
+            Err(e)
+                if e.kind() == std::io::ErrorKind::AddrInUse
+                    && std::time::Instant::now() < deadline =>
+            {
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+            Err(e) => panic!("cannot bind {addr} again: {e}"),
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
