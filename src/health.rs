@@ -41,6 +41,9 @@ pub struct TaskHealth {
     pub failures_in_a_row: u32,
     /// The newest failure's reason, while the streak lasts.
     pub last_error: Option<String>,
+    /// What the newest finished run warned about (nested subvolumes left
+    /// out, bases skipped); empty when nothing.
+    pub warnings: Vec<String>,
     /// The run in progress, if any.
     pub in_flight: Option<SendRow>,
 }
@@ -82,12 +85,11 @@ pub fn task(store: &Store, task: Task, now: DateTime<Utc>) -> store::Result<Task
 
 /// The pure part of [`task`]: `rows` are the task's history, newest first.
 pub fn from_rows(task: Task, rows: &[SendRow], now: DateTime<Utc>) -> TaskHealth {
-    let share = task.share_name();
     let last_success = rows
         .iter()
         .find(|r| r.attempt.status == Status::Succeeded)
         .and_then(|r| r.attempt.snapshot.as_deref())
-        .and_then(|s| names::snapshot_time(&share, &task.name, s));
+        .and_then(names::snapshot_taken);
     // A run that found the share unchanged proved the replica current then.
     let unchanged = rows
         .iter()
@@ -123,6 +125,12 @@ pub fn from_rows(task: Task, rows: &[SendRow], now: DateTime<Utc>) -> TaskHealth
         next_run,
         failures_in_a_row: u32::try_from(failures.len()).unwrap_or(u32::MAX),
         last_error: failures.first().and_then(|r| r.attempt.error.clone()),
+        // From the newest run that got as far as sending: a skip of an
+        // unchanged share looks at nothing the warnings are about.
+        warnings: attempts()
+            .find(|r| matches!(r.attempt.status, Status::Succeeded | Status::Failed))
+            .map(|r| r.warnings.clone())
+            .unwrap_or_default(),
         in_flight: rows
             .iter()
             .find(|r| r.attempt.status == Status::Running)

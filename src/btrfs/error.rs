@@ -52,6 +52,8 @@ pub enum Error {
     Exists { path: PathBuf },
     #[error("{}: not a btrfs subvolume", path.display())]
     NotSubvolume { path: PathBuf },
+    #[error("{}: something wrote into the snapshot before it was read-only; it is not the share as it was", path.display())]
+    ChangedBeforeReadOnly { path: PathBuf },
 }
 
 impl Error {

@@ -79,6 +79,109 @@ pub fn filesystem_uuid(path: &Path) -> Result<Option<Uuid>, Error> {
     Ok(Some(Uuid::from_bytes(args.fsid)))
 }
 
+/// Whether new data written under `path` is compressed: the share's
+/// `compression` property (`btrfs property set PATH compression zstd`; `none`
+/// turns it off), else the filesystem's `compress=` or `compress-force=`
+/// mount option.
+///
+/// # Errors
+///
+/// [`Error::Path`] when the path or `/proc/self/mountinfo` cannot be read.
+pub fn compresses(path: &Path) -> Result<bool, Error> {
+    if let Some(property) = compression_property(path)? {
+        return Ok(!matches!(property.as_str(), "" | "none" | "no"));
+    }
+    let resolved = path.canonicalize().map_err(|e| Error::path(path, e))?;
+    let info = Path::new("/proc/self/mountinfo");
+    let text = std::fs::read_to_string(info).map_err(|e| Error::path(info, e))?;
+    Ok(mount_compresses(&text, &resolved))
+}
+
+/// The `btrfs.compression` xattr btrfs keeps the property in, if set.
+fn compression_property(path: &Path) -> Result<Option<String>, Error> {
+    use std::os::unix::ffi::OsStrExt;
+    let c_path = std::ffi::CString::new(path.as_os_str().as_bytes())
+        .map_err(|e| Error::path(path, std::io::Error::other(e)))?;
+    let mut buf = [0u8; 64];
+    // SAFETY: both strings are NUL-terminated and `buf` is writable for its length.
+    let n = unsafe {
+        nix::libc::getxattr(
+            c_path.as_ptr(),
+            c"btrfs.compression".as_ptr(),
+            buf.as_mut_ptr().cast(),
+            buf.len(),
+        )
+    };
+    if n < 0 {
+        let e = std::io::Error::last_os_error();
+        return match e.raw_os_error() {
+            Some(nix::libc::ENODATA) => Ok(None),
+            _ => Err(Error::path(path, e)),
+        };
+    }
+    let n = usize::try_from(n).unwrap_or_default().min(buf.len());
+    Ok(Some(
+        String::from_utf8_lossy(&buf[..n])
+            .trim_end_matches('\0')
+            .to_string(),
+    ))
+}
+
+/// Whether the btrfs mount that holds `path` (the longest mount point above
+/// it in `mountinfo`) has a compress option.
+fn mount_compresses(mountinfo: &str, path: &Path) -> bool {
+    let mut best: Option<(usize, bool)> = None;
+    for line in mountinfo.lines() {
+        let Some((mount, rest)) = line.split_once(" - ") else {
+            continue;
+        };
+        let Some(point) = mount.split(' ').nth(4) else {
+            continue;
+        };
+        let point = unescape(point);
+        if !path.starts_with(&point) {
+            continue;
+        }
+        let mut fields = rest.split(' ');
+        let (fstype, options) = (fields.next(), fields.nth(1).unwrap_or_default());
+        let compress = fstype == Some("btrfs")
+            && options.split(',').any(|o| {
+                o.starts_with("compress=") || o.starts_with("compress-force=") || o == "compress"
+            });
+        let depth = point.components().count();
+        // Later lines win at equal depth: they are mounted on top.
+        if best.is_none_or(|(d, _)| depth >= d) {
+            best = Some((depth, compress));
+        }
+    }
+    best.is_some_and(|(_, compress)| compress)
+}
+
+/// Undoes mountinfo's octal escapes (`\040` for a space).
+fn unescape(field: &str) -> std::path::PathBuf {
+    use std::os::unix::ffi::OsStringExt;
+    let bytes = field.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        let octal = bytes
+            .get(i + 1..i + 4)
+            .and_then(|d| std::str::from_utf8(d).ok())
+            .and_then(|d| u8::from_str_radix(d, 8).ok());
+        match (bytes[i], octal) {
+            (b'\\', Some(b)) => {
+                out.push(b);
+                i += 4;
+            }
+            (b, _) => {
+                out.push(b);
+                i += 1;
+            }
+        }
+    }
+    std::ffi::OsString::from_vec(out).into()
+}
+
 /// `struct btrfs_ioctl_fs_info_args` from linux/btrfs.h (1024 bytes).
 #[repr(C)]
 struct FsInfoArgs {
@@ -130,6 +233,20 @@ mod tests {
         assert!(!is_btrfs(Path::new("/proc")).unwrap());
         assert!(!is_subvolume(Path::new("/proc")).unwrap());
         assert!(!same_filesystem(Path::new("/proc"), Path::new("/proc")).unwrap());
+    }
+
+    #[test]
+    fn the_innermost_btrfs_mount_decides_compression() {
+        let info = "22 1 0:21 / / rw - ext4 /dev/vda rw\n\
+            44 22 0:39 / /mnt/pool rw,relatime - btrfs /dev/loop0 rw,compress=zstd:3,space_cache=v2,subvolid=5,subvol=/\n\
+            45 22 0:40 / /mnt/plain rw - btrfs /dev/loop1 rw,space_cache=v2,subvolid=5,subvol=/\n\
+            46 45 0:41 / /mnt/plain/a\\040b rw - btrfs /dev/loop2 rw,compress-force=lzo\n";
+        assert!(mount_compresses(info, Path::new("/mnt/pool/share")));
+        assert!(!mount_compresses(info, Path::new("/mnt/plain/share")));
+        assert!(mount_compresses(info, Path::new("/mnt/plain/a b/x")));
+        assert!(!mount_compresses(info, Path::new("/srv")));
+        // A prefix of a name is not a parent directory.
+        assert!(!mount_compresses(info, Path::new("/mnt/pool2/x")));
     }
 
     #[test]

@@ -42,7 +42,10 @@ pub(super) fn subvolume_info(path: &Path) -> Result<Option<Subvolume>, Error> {
         received_uuid: optional(args.received_uuid),
         readonly: args.flags & ROOT_SUBVOL_RDONLY != 0,
         generation: args.generation,
+        otransid: args.otransid,
         ctransid: Some(args.ctransid),
+        stransid: args.stransid,
+        rtransid: args.rtransid,
         created: time(args.otime),
     }))
 }
@@ -93,9 +96,10 @@ fn get_subvol_info(path: &Path) -> Result<Option<SubvolInfoArgs>, Error> {
     Ok(Some(args))
 }
 
-/// Creates `dest` as a read-only snapshot of the subvolume `source`. `Ok(false)`
-/// when the kernel refuses the ioctl itself: the caller runs btrfs-progs.
-pub(super) fn snapshot_readonly(source: &Path, dest: &Path) -> Result<bool, Error> {
+/// Creates `dest` as a snapshot of the subvolume `source`, read-only or
+/// writable. `Ok(false)` when the kernel refuses the ioctl itself: the caller
+/// runs btrfs-progs.
+pub(super) fn snapshot(source: &Path, dest: &Path, readonly: bool) -> Result<bool, Error> {
     let (Some(dir), Some(name)) = (dest.parent(), dest.file_name()) else {
         return Err(Error::path(
             dest,
@@ -117,7 +121,7 @@ pub(super) fn snapshot_readonly(source: &Path, dest: &Path) -> Result<bool, Erro
     let src = File::open(source).map_err(|e| Error::path(source, e))?;
     let parent = File::open(dir).map_err(|e| Error::path(dir, e))?;
     args.fd = i64::from(src.as_raw_fd());
-    args.flags = SUBVOL_RDONLY;
+    args.flags = if readonly { SUBVOL_RDONLY } else { 0 };
     // SAFETY: both fds stay open for the call; `args` is a #[repr(C)] buffer
     // of the kernel struct's size, which the ioctl number encodes.
     match unsafe { btrfs_ioc_snap_create_v2(parent.as_raw_fd(), &args) } {
@@ -127,7 +131,24 @@ pub(super) fn snapshot_readonly(source: &Path, dest: &Path) -> Result<bool, Erro
     }
 }
 
-/// `BTRFS_SUBVOL_RDONLY` in `btrfs_ioctl_vol_args_v2.flags`.
+/// Makes the subvolume `path` read-only (`BTRFS_IOC_SUBVOL_SETFLAGS`).
+/// `Ok(false)` when the kernel refuses the ioctl itself.
+pub(super) fn set_readonly(path: &Path) -> Result<bool, Error> {
+    let file = File::open(path).map_err(|e| Error::path(path, e))?;
+    let flags: u64 = SUBVOL_RDONLY;
+    // SAFETY: the fd is open for the call and the kernel reads one u64.
+    match unsafe { btrfs_ioc_subvol_setflags(file.as_raw_fd(), &flags) } {
+        Ok(_) => Ok(true),
+        Err(nix::errno::Errno::ENOTTY) => Ok(false),
+        Err(e) => Err(Error::path(path, e.into())),
+    }
+}
+
+// BTRFS_IOC_SUBVOL_SETFLAGS = _IOW(BTRFS_IOCTL_MAGIC 0x94, 26, __u64)
+nix::ioctl_write_ptr!(btrfs_ioc_subvol_setflags, 0x94, 26, u64);
+
+/// `BTRFS_SUBVOL_RDONLY` in `btrfs_ioctl_vol_args_v2.flags` (and in the
+/// subvolume flags `BTRFS_IOC_SUBVOL_SETFLAGS` takes).
 const SUBVOL_RDONLY: u64 = 1 << 1;
 
 /// `struct btrfs_ioctl_vol_args_v2` from linux/btrfs.h (4096 bytes): the

@@ -4,19 +4,25 @@
 mod error;
 mod fs;
 mod ioctl;
+mod nested;
 mod parse;
 mod process;
 mod receive;
 mod send;
 mod snapshots;
 mod subvolume;
+mod support;
 
 pub use error::{one_line, Error};
-pub use fs::{filesystem_uuid, is_btrfs, is_subvolume, same_filesystem};
+pub use fs::{compresses, filesystem_uuid, is_btrfs, is_subvolume, same_filesystem};
 pub use ioctl::transids;
+pub use nested::nested_subvolumes;
 pub use parse::{parse_show, ParseShowError};
 pub use process::BTRFS;
 pub use receive::{receive, Receive, Received};
-pub use send::{send, SendExit, SendStream};
-pub use snapshots::{commit_filesystem, delete, list, show, snapshot_readonly};
+pub use send::{send, send_with, SendExit, SendOptions, SendStream};
+pub use snapshots::{
+    commit_filesystem, delete, delete_lazily, list, show, snapshot_readonly, snapshot_to_send,
+};
 pub use subvolume::{Subvolume, Transids};
+pub use support::{send_support, stream_version, SendSupport, STREAM_HEADER_LEN};

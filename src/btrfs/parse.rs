@@ -16,6 +16,8 @@ pub enum ParseShowError {
     NoUuid,
     #[error("Generation `{0}` is not a number")]
     Generation(String),
+    #[error("{field} `{value}` is not a number")]
+    Number { field: &'static str, value: String },
     #[error("{field} `{value}`: {source}")]
     Uuid {
         field: &'static str,
@@ -48,6 +50,9 @@ pub fn parse_show(path: &Path, text: &str) -> Result<Subvolume, ParseShowError> 
     let mut flags = None;
     let mut generation = None;
     let mut created = None;
+    let mut otransid = None;
+    let mut stransid = None;
+    let mut rtransid = None;
     // Indentation of the `Snapshot(s):` line while inside its list.
     let mut in_list: Option<usize> = None;
 
@@ -72,6 +77,9 @@ pub fn parse_show(path: &Path, text: &str) -> Result<Subvolume, ParseShowError> 
             "Flags" => flags = Some(value.to_string()),
             "Generation" => generation = Some(value.to_string()),
             "Creation time" => created = Some(value.to_string()),
+            "Gen at creation" => otransid = Some(value.to_string()),
+            "Send transid" => stransid = Some(value.to_string()),
+            "Receive transid" => rtransid = Some(value.to_string()),
             "Snapshot(s)" => in_list = Some(indent),
             _ => {}
         }
@@ -84,6 +92,14 @@ pub fn parse_show(path: &Path, text: &str) -> Result<Subvolume, ParseShowError> 
         .parse()
         .map_err(|_| ParseShowError::Generation(generation))?;
     let flags = flags.ok_or(ParseShowError::Missing("Flags"))?;
+    let otransid = number(
+        "Gen at creation",
+        otransid.ok_or(ParseShowError::Missing("Gen at creation"))?,
+    )?;
+    // Older btrfs-progs print no send/receive transids; only received
+    // subvolumes have them anyway.
+    let stransid = stransid.map_or(Ok(0), |v| number("Send transid", v))?;
+    let rtransid = rtransid.map_or(Ok(0), |v| number("Receive transid", v))?;
     Ok(Subvolume {
         path: path.to_path_buf(),
         name,
@@ -96,7 +112,16 @@ pub fn parse_show(path: &Path, text: &str) -> Result<Subvolume, ParseShowError> 
         generation,
         ctransid: None,
         created: optional_time(created.as_deref())?,
+        otransid,
+        stransid,
+        rtransid,
     })
+}
+
+fn number(field: &'static str, value: String) -> Result<u64, ParseShowError> {
+    value
+        .parse()
+        .map_err(|_| ParseShowError::Number { field, value })
 }
 
 fn optional_uuid(field: &'static str, value: Option<&str>) -> Result<Option<Uuid>, ParseShowError> {
@@ -203,6 +228,8 @@ mod tests {
         assert_eq!(s.received_uuid, None);
         assert!(s.readonly);
         assert_eq!(s.generation, 7);
+        assert_eq!((s.otransid, s.stransid, s.rtransid), (7, 0, 0));
+        assert_eq!(s.ctransid, None, "btrfs-progs does not print it");
         assert_eq!(
             s.created,
             Some(Utc.with_ymd_and_hms(2026, 11, 21, 5, 43, 21).unwrap())
@@ -219,7 +246,7 @@ mod tests {
 
     #[test]
     fn field_order_and_spacing_do_not_matter() {
-        let text = "x\n  Flags:  readonly\n Generation:12\n\tReceived UUID:\tac2e1e7d-783e-c949-9b31-45c63a2c8167\n\
+        let text = "x\n  Flags:  readonly\n Generation:12\n Gen at creation: 11\n\tReceived UUID:\tac2e1e7d-783e-c949-9b31-45c63a2c8167\n\
                     Name:   x y\n    UUID: 5fe3caf3-e7ca-014f-81e0-a20d484eba63\n  Parent UUID:  -\n\
                     \tCreation time:\t2026-01-02 03:04:05 +0200\n  New field: whatever\n";
         let s = parse_show(Path::new("x"), text).unwrap();

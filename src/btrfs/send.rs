@@ -42,14 +42,58 @@ enum State {
     Failed(String),
 }
 
-/// Starts `btrfs send -q [-p parent] snapshot`. Must be called within a tokio runtime.
+/// What kind of send stream to ask for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SendOptions {
+    /// The send stream version: 1 (what every btrfs-progs receives), or 2
+    /// (`--proto 2`: holes and preallocation cross as such, file attributes too).
+    pub proto: u32,
+    /// With `proto` 2: extents compressed on disk cross compressed
+    /// (`--compressed-data`), not inflated by btrfs send.
+    pub compressed_data: bool,
+}
+
+impl SendOptions {
+    /// Send stream version 1, which every receiver takes.
+    pub const V1: SendOptions = SendOptions {
+        proto: 1,
+        compressed_data: false,
+    };
+}
+
+/// Starts `btrfs send -q [-p parent] snapshot`, a version 1 stream. Must be
+/// called within a tokio runtime.
 ///
 /// # Errors
 ///
 /// [`Error::NotInstalled`] without btrfs-progs; [`Error::Spawn`] when the process
 /// cannot start. Failures of the send itself come from reading the stream.
 pub fn send(snapshot: &Path, parent: Option<&Path>) -> Result<SendStream, Error> {
+    send_with(snapshot, parent, SendOptions::V1)
+}
+
+/// Starts `btrfs send -q [--proto 2 [--compressed-data]] [-p parent] snapshot`.
+/// Must be called within a tokio runtime.
+///
+/// # Errors
+///
+/// [`Error::NotInstalled`] without btrfs-progs; [`Error::Spawn`] when the process
+/// cannot start. Failures of the send itself come from reading the stream.
+pub fn send_with(
+    snapshot: &Path,
+    parent: Option<&Path>,
+    options: SendOptions,
+) -> Result<SendStream, Error> {
     let mut args: Vec<OsString> = vec!["send".into(), "-q".into()];
+    // Version 1 is btrfs-progs' default: asking for it by flag would only
+    // break old btrfs-progs that lack `--proto`.
+    if options.proto != 1 {
+        args.push("--proto".into());
+        args.push(options.proto.to_string().into());
+        if options.compressed_data {
+            args.push("--compressed-data".into());
+        }
+    }
     if let Some(parent) = parent {
         args.push("-p".into());
         args.push(parent.into());

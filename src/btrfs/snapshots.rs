@@ -39,7 +39,7 @@ pub async fn snapshot_readonly(source: &Path, dest: &Path) -> Result<Subvolume, 
     }
     // A snapshot commits a btrfs transaction: milliseconds of blocking work.
     let (from, to) = (source.to_path_buf(), dest.to_path_buf());
-    let made = tokio::task::spawn_blocking(move || ioctl::snapshot_readonly(&from, &to))
+    let made = tokio::task::spawn_blocking(move || ioctl::snapshot(&from, &to, true))
         .await
         .map_err(|e| Error::path(dest, io::Error::other(e)))??;
     if !made {
@@ -53,6 +53,75 @@ pub async fn snapshot_readonly(source: &Path, dest: &Path) -> Result<Subvolume, 
         .await?;
     }
     show(dest).await
+}
+
+/// A read-only snapshot of `source` at `dest` that carries no received_uuid,
+/// to be sent.
+///
+/// A read-only snapshot keeps its source's received_uuid, and btrfs send
+/// announces a subvolume that has one under that uuid (that is how chained
+/// replication finds its parents). A share that was itself received, then
+/// made writable the old way (the plain ioctl, which keeps the field), would
+/// give every snapshot the same announced uuid: its replicas could not be
+/// told apart. So for such a share the snapshot is made writable, which the
+/// kernel makes without received_uuid, and then read-only; a snapshot that
+/// changed in between is refused. Other shares get [`snapshot_readonly`].
+///
+/// # Errors
+///
+/// What [`snapshot_readonly`] returns; [`Error::Path`] when the read-only
+/// flag cannot be set; [`Error::ChangedBeforeReadOnly`] when something wrote
+/// into the snapshot before it was read-only.
+pub async fn snapshot_to_send(source: &Path, dest: &Path) -> Result<Subvolume, Error> {
+    let share = show(source).await?;
+    if share.received_uuid.is_none() {
+        return snapshot_readonly(source, dest).await;
+    }
+    match std::fs::symlink_metadata(dest) {
+        Ok(_) => {
+            return Err(Error::Exists {
+                path: dest.to_path_buf(),
+            })
+        }
+        Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+        Err(e) => return Err(Error::path(dest, e)),
+    }
+    let (from, to) = (source.to_path_buf(), dest.to_path_buf());
+    let made = tokio::task::spawn_blocking(move || {
+        if !ioctl::snapshot(&from, &to, false)? {
+            return Ok(false);
+        }
+        ioctl::set_readonly(&to)
+    })
+    .await
+    .map_err(|e| Error::path(dest, io::Error::other(e)))??;
+    if !made {
+        if !dest.exists() {
+            run([
+                "subvolume".as_ref(),
+                "snapshot".as_ref(),
+                source.as_os_str(),
+                dest.as_os_str(),
+            ])
+            .await?;
+        }
+        run([
+            "property".as_ref(),
+            "set".as_ref(),
+            "-ts".as_ref(),
+            dest.as_os_str(),
+            "ro".as_ref(),
+            "true".as_ref(),
+        ])
+        .await?;
+    }
+    let snapshot = show(dest).await?;
+    if snapshot.changed_since_created() == Some(true) {
+        return Err(Error::ChangedBeforeReadOnly {
+            path: dest.to_path_buf(),
+        });
+    }
+    Ok(snapshot)
 }
 
 /// `btrfs subvolume delete --commit-after path`.
@@ -91,6 +160,21 @@ pub async fn commit_filesystem(path: &Path) -> Result<(), Error> {
     })
     .await
     .map_err(|e| Error::path(path, io::Error::other(e)))?
+}
+
+/// `btrfs subvolume delete path`, without waiting for the transaction to
+/// commit: the subvolume leaves its directory at once, and btrfs makes that
+/// durable within its commit interval (30 s by default). For deletions no
+/// record depends on (the sender's retention: a crash that brings a snapshot
+/// back only means the next run deletes it again); waiting for a commit on a
+/// busy filesystem held runs for half a minute.
+///
+/// # Errors
+///
+/// As [`delete`].
+pub async fn delete_lazily(path: &Path) -> Result<(), Error> {
+    run(["subvolume".as_ref(), "delete".as_ref(), path.as_os_str()]).await?;
+    Ok(())
 }
 
 /// What `btrfs subvolume show path` says: from the kernel directly where it

@@ -1,5 +1,5 @@
 //! What btrfs knows about one subvolume: its uuids (own, parent, received),
-//! whether it is read-only, its generation, ctransid and creation time.
+//! whether it is read-only, its generation, creation time and transids.
 
 use std::path::PathBuf;
 
@@ -37,8 +37,26 @@ pub struct Subvolume {
     /// The transaction that last changed the subvolume's content (`ctransid`).
     /// A snapshot starts with its source's, and taking a snapshot does not
     /// move the source's (its `generation` does move), so a share whose
-    /// ctransid equals its snapshot's is unchanged since. `None` where
-    /// btrfs-progs answered (kernels before 4.18): it does not print it.
+    /// ctransid equals its snapshot's is unchanged since, and a snapshot
+    /// nobody touched has `ctransid <= otransid`. `None` where btrfs-progs
+    /// answered (kernels before 4.18): it does not print it.
     pub ctransid: Option<u64>,
     pub created: Option<DateTime<Utc>>,
+    /// The transaction that created it ("Gen at creation"). Grows with every
+    /// subvolume made on one filesystem, whatever the clock says: it orders
+    /// snapshots.
+    pub otransid: u64,
+    /// For a received subvolume: the sender's `ctransid` when it was sent; else 0.
+    pub stransid: u64,
+    /// For a received subvolume: the transaction that recorded the receive; else 0.
+    pub rtransid: u64,
+}
+
+impl Subvolume {
+    /// Whether its contents changed after it was created, as a snapshot's may
+    /// when someone makes it writable, edits it and makes it read-only again.
+    /// `None` when the kernel did not say (see [`Subvolume::ctransid`]).
+    pub fn changed_since_created(&self) -> Option<bool> {
+        self.ctransid.map(|c| c > self.otransid)
+    }
 }

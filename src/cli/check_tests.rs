@@ -34,6 +34,8 @@ fn task(name: &str, frequency: &str) -> Task {
         snapshot_dir: PathBuf::from("/mnt/main/.ferry-snapshots/photos"),
         compress: 3,
         compress_auto: true,
+        send_compressed: crate::store::SendCompressed::Auto,
+        replica_name: None,
         enabled: true,
         created_at: now() - TimeDelta::days(30),
         updated_at: now() - TimeDelta::days(30),
@@ -59,8 +61,10 @@ fn row(task: &str, status: Status, ago: TimeDelta, error: Option<&str>) -> SendR
             wire_bytes: 0,
             received_uuid: None,
             resumed_from: 0,
+            stream_version: None,
         },
         unchanged: false,
+        warnings: Vec::new(),
     }
 }
 
@@ -193,6 +197,7 @@ fn line(age: TimeDelta, interval: Option<Duration>) -> ReplicaLine {
             stream_bytes: 1,
             received_at: now() - age,
             created_at: None,
+            ctransid: None,
         },
         count: 2,
         age_seconds: age.num_seconds(),

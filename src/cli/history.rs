@@ -73,7 +73,8 @@ fn send(ctx: &Ctx, args: SendArgs) -> anyhow::Result<()> {
     for r in &rows {
         let snapshot = or_dash(r.attempt.snapshot.clone());
         let own = [r.task.clone(), r.target.clone()];
-        table.row(attempt_row(r.id, &r.attempt, &own, snapshot));
+        let last = note(r.attempt.error.as_deref(), &r.warnings);
+        table.row(attempt_row(r.id, &r.attempt, &own, snapshot, last));
     }
     print_or_empty(&table, rows.is_empty(), "no sends recorded yet")
 }
@@ -96,7 +97,8 @@ fn receive(ctx: &Ctx, args: ReceiveArgs) -> anyhow::Result<()> {
     for r in &rows {
         let own = [r.source.clone(), r.share.clone(), r.pool.clone()];
         let snapshot = r.attempt.snapshot.clone();
-        table.row(attempt_row(r.id, &r.attempt, &own, snapshot));
+        let last = r.attempt.error.clone().unwrap_or_default();
+        table.row(attempt_row(r.id, &r.attempt, &own, snapshot, last));
     }
     print_or_empty(&table, rows.is_empty(), "no receives recorded yet")
 }
@@ -110,8 +112,15 @@ fn attempt_table(own: &[&str]) -> Table {
     Table::new(&[&["ID", "STARTED"][..], own, &attempt].concat())
 }
 
-/// One row of an [`attempt_table`]; `snapshot` as the row kind shows its name.
-fn attempt_row<S>(id: i64, a: &Attempt<S>, own: &[String], snapshot: String) -> Vec<String> {
+/// One row of an [`attempt_table`]; `snapshot` as the row kind shows its name,
+/// `last` what goes under ERROR.
+fn attempt_row<S>(
+    id: i64,
+    a: &Attempt<S>,
+    own: &[String],
+    snapshot: String,
+    last: String,
+) -> Vec<String> {
     let took = span(a.started_at, a.ended_at);
     let mut cells = vec![id.to_string(), time(a.started_at)];
     cells.extend_from_slice(own);
@@ -123,9 +132,19 @@ fn attempt_row<S>(id: i64, a: &Attempt<S>, own: &[String], snapshot: String) -> 
         rate(a.stream_bytes, took),
         elapsed(took),
         snapshot,
-        a.error.clone().unwrap_or_default(),
+        last,
     ]);
     cells
+}
+
+/// What a send row shows under ERROR: its error, then its warnings.
+fn note(error: Option<&str>, warnings: &[String]) -> String {
+    error
+        .into_iter()
+        .map(str::to_owned)
+        .chain(warnings.iter().map(|w| format!("warning: {w}")))
+        .collect::<Vec<_>>()
+        .join("; ")
 }
 
 fn print_or_empty(table: &Table, empty: bool, message: &str) -> anyhow::Result<()> {

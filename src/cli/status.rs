@@ -58,6 +58,9 @@ struct TaskStatus {
     next_run: Option<DateTime<Utc>>,
     failures_in_a_row: u32,
     last_error: Option<String>,
+    /// What the last finished run warned about (nested subvolumes left out,
+    /// bases skipped); empty when nothing.
+    warnings: Vec<String>,
     in_flight: Option<InFlight>,
 }
 
@@ -104,6 +107,7 @@ pub fn run(ctx: &Ctx, args: StatusArgs) -> anyhow::Result<()> {
     }
     let store = ctx.store()?;
     let now = Utc::now();
+    refresh_replicas(&store);
     let tasks = health::tasks(&store, now)?
         .into_iter()
         .map(task_status)
@@ -149,9 +153,18 @@ pub fn run(ctx: &Ctx, args: StatusArgs) -> anyhow::Result<()> {
 fn run_check(ctx: &Ctx, limits: check::Limits) -> anyhow::Result<check::Report> {
     let store = ctx.store()?;
     let now = Utc::now();
+    refresh_replicas(&store);
     let tasks = health::tasks(&store, now)?;
     let lines = health::replica_lines(&store, now)?;
     Ok(check::evaluate(&tasks, &lines, limits, now))
+}
+
+/// Replicas deleted by hand leave the record (and `latest`) here, as at the
+/// receiver's next Inventory; a failure only means the view may be stale.
+fn refresh_replicas(store: &crate::store::Store) {
+    if let Err(e) = crate::receiver::refresh(store) {
+        tracing::warn!(error = %e, "cannot bring the replica record up to date");
+    }
 }
 
 fn age(seconds: i64) -> String {
@@ -198,6 +211,11 @@ fn print_tasks(tasks: &[TaskStatus]) -> anyhow::Result<()> {
             ]);
         }
         table.print()?;
+        for t in tasks {
+            for w in &t.warnings {
+                outln!("task {}: warning: {w}", t.task);
+            }
+        }
     }
     Ok(())
 }
@@ -228,6 +246,7 @@ fn task_status(h: health::TaskHealth) -> TaskStatus {
         next_run: h.next_run,
         failures_in_a_row: h.failures_in_a_row,
         last_error: h.last_error,
+        warnings: h.warnings,
         in_flight,
     }
 }

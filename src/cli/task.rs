@@ -9,10 +9,10 @@ use super::task_add::{self, AddArgs};
 use super::task_prune::{self, PruneArgs};
 use super::task_run;
 use super::task_set::{self, SetArgs};
+use crate::btrfs;
 use crate::schedule::Schedule;
-use crate::sender::TaskLock;
-use crate::store::{SendFilter, Status, Store, Task};
-use crate::{btrfs, names};
+use crate::sender::{self, TaskLock};
+use crate::store::{SendCompressed, SendFilter, Status, Store, Task};
 
 #[derive(Debug, Subcommand)]
 pub enum TaskCommand {
@@ -92,6 +92,9 @@ struct TaskView<'a> {
     compress_auto: bool,
     /// Bytes per second on the wire; 0: none.
     bwlimit: u64,
+    send_compressed: SendCompressed,
+    /// The replica line's name on the target.
+    replica_name: String,
     created_at: chrono::DateTime<chrono::Utc>,
     last_status: Option<Status>,
     last_run: Option<chrono::DateTime<chrono::Utc>>,
@@ -132,6 +135,8 @@ impl<'a> TaskView<'a> {
             compress: t.compress,
             compress_auto: t.compress_auto,
             bwlimit: t.bwlimit,
+            send_compressed: t.send_compressed,
+            replica_name: t.share_name(),
             created_at: t.created_at,
             last_status: last.as_ref().map(|r| r.attempt.status),
             last_run: last.as_ref().map(|r| r.attempt.started_at),
@@ -228,6 +233,8 @@ fn show(ctx: &Ctx, name: &str, json: bool) -> anyhow::Result<()> {
             "bandwidth limit",
             crate::bandwidth::Rate(v.bwlimit).to_string(),
         ),
+        ("send compressed", v.send_compressed.as_str().to_string()),
+        ("replica name", v.replica_name.clone()),
         ("created", time(v.created_at)),
         ("last run", or_dash(v.last_run.map(time))),
         ("last status", or_dash(v.last_status)),
@@ -266,7 +273,7 @@ fn delete(ctx: &Ctx, args: DeleteArgs) -> anyhow::Result<()> {
     };
     // Snapshots go first: if a deletion fails, the task is still there to retry.
     let purged = if args.purge_snapshots {
-        purge_snapshots(&task)?
+        purge_snapshots(&store, &task)?
     } else {
         0
     };
@@ -286,22 +293,23 @@ fn delete(ctx: &Ctx, args: DeleteArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Deletes this task's snapshots on this appliance; returns how many.
-fn purge_snapshots(task: &Task) -> anyhow::Result<usize> {
+/// Deletes this task's snapshots on this appliance (those its history records
+/// as its own, see `sender::plan::owned`); returns how many.
+fn purge_snapshots(store: &Store, task: &Task) -> anyhow::Result<usize> {
     if !task.snapshot_dir.exists() {
         return Ok(0);
     }
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()?;
-    let share = task.share_name();
+    let records = store.snapshot_records(task.id)?;
+    let others = store.snapshots_of_others(task.id)?;
     runtime.block_on(async {
+        let found = btrfs::list(&task.snapshot_dir).await?;
         let mut purged = 0;
-        for snap in btrfs::list(&task.snapshot_dir).await? {
-            if names::snapshot_time(&share, &task.name, &snap.name).is_some() {
-                btrfs::delete(&snap.path).await?;
-                purged += 1;
-            }
+        for snap in sender::plan::owned(found, &records, &others).ours {
+            btrfs::delete(&snap.path).await?;
+            purged += 1;
         }
         // Leave the directory if anything else lives there.
         let _ = std::fs::remove_dir(&task.snapshot_dir);

@@ -35,8 +35,23 @@ pub struct AddArgs {
     /// [default: .ferry-snapshots/<share> beside the share].
     #[arg(long)]
     snapshot_dir: Option<PathBuf>,
+    /// The name of the replica line on the target [default: the share's
+    /// directory name]: two shares of the same name can go to one target.
+    #[arg(long, value_name = "NAME")]
+    replica_name: Option<String>,
+    /// Acknowledge that the share's nested subvolumes are left out (btrfs
+    /// send stops at them); without it, a share that has some is refused.
+    #[arg(long, value_enum)]
+    nested: Option<NestedArg>,
     #[command(flatten)]
     options: TaskOptions,
+}
+
+/// `--nested`: what to do with nested subvolumes. Only `skip` exists: btrfs
+/// send cannot include them, so the choice is to acknowledge that.
+#[derive(Debug, Clone, Copy, clap::ValueEnum)]
+enum NestedArg {
+    Skip,
 }
 
 pub fn add(ctx: &Ctx, args: AddArgs) -> anyhow::Result<()> {
@@ -73,21 +88,42 @@ pub fn add(ctx: &Ctx, args: AddArgs) -> anyhow::Result<()> {
     refuse_own("share", &resolve("share", &args.share)?, &store)?;
     let share = btrfs_subvolume_path("share", &args.share)?;
     let share_path = Path::new(&share);
-    let share_name = share_path
-        .file_name()
-        .map(|n| n.to_string_lossy().into_owned())
-        .unwrap_or_default();
-    if let Err(e) = names::validate("share", &share_name) {
-        bad_input!("{e} (the share's directory name names it on the target)");
+    let Some(dir_name) = share_path.file_name().and_then(|n| n.to_str()) else {
+        bad_input!(
+            "share {share}: its directory name is not UTF-8; give the replica line a name with --replica-name NAME"
+        );
+    };
+    let replica_name = match &args.replica_name {
+        Some(name) => name.as_str(),
+        None => dir_name,
+    };
+    if let Err(e) = names::validate_share(replica_name) {
+        match &args.replica_name {
+            Some(_) => bad_input!("{e} (--replica-name names the replica line on the target)"),
+            None => bad_input!(
+                "{e} (the share's directory name names it on the target; give another with --replica-name NAME)"
+            ),
+        }
     }
     if let Some(other) = store
         .tasks()?
         .into_iter()
-        .find(|t| t.target_id == target.id && t.share_name() == share_name)
+        .find(|t| t.target_id == target.id && t.share_name() == replica_name)
     {
         bad_input!(
-            "task {} already sends a share named {share_name} to {}; the target keeps one replica line per share name",
+            "task {} already sends a share named {replica_name} to {}; the target keeps one replica line per name: give this one another with --replica-name NAME",
             other.name, target.name
+        );
+    }
+    let nested = match btrfs::nested_subvolumes(share_path) {
+        Ok(nested) => nested,
+        Err(e) => anyhow::bail!("cannot list the nested subvolumes of {share}: {e}"),
+    };
+    if !nested.is_empty() && args.nested.is_none() {
+        let names: Vec<String> = nested.iter().map(|p| p.display().to_string()).collect();
+        bad_input!(
+            "share {share} has nested subvolumes, which btrfs send leaves out: {}; replicate each with a task of its own, and add this one with --nested skip",
+            names.join(", ")
         );
     }
     let snapshot_dir = match &args.snapshot_dir {
@@ -96,7 +132,7 @@ pub fn add(ctx: &Ctx, args: AddArgs) -> anyhow::Result<()> {
             .parent()
             .unwrap_or(share_path)
             .join(DEFAULT_SNAPSHOT_DIR)
-            .join(&share_name),
+            .join(dir_name),
     };
     check_snapshot_dir(share_path, &snapshot_dir)?;
     refuse_own("snapshot dir", &snapshot_dir, &store)?;
@@ -110,12 +146,21 @@ pub fn add(ctx: &Ctx, args: AddArgs) -> anyhow::Result<()> {
         target_id: target.id,
         pool: &args.pool,
         snapshot_dir,
+        replica_name: args.replica_name.as_deref(),
         settings: &settings,
     })?;
     let schedule = Schedule::parse(&settings.frequency)
         .map_or_else(|_| settings.frequency.clone(), |s| s.to_string());
+    let skipped = if nested.is_empty() {
+        String::new()
+    } else {
+        format!(
+            "; {} nested subvolume(s) left out, each run will name them",
+            nested.len()
+        )
+    };
     outln!(
-        "added task {}: {share} to {} pool {}, {schedule}, {}; snapshots in {snapshot_dir}",
+        "added task {}: {share} to {} pool {} as {replica_name}, {schedule}, {}; snapshots in {snapshot_dir}{skipped}",
         args.name,
         target.name,
         args.pool,

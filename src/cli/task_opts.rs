@@ -9,7 +9,7 @@ use super::values;
 use crate::bandwidth::Rate;
 use crate::retention::Grid;
 use crate::schedule::Schedule;
-use crate::store::{TaskHooks, TaskSettings};
+use crate::store::{SendCompressed, TaskHooks, TaskSettings};
 
 /// What a new task gets for each setting `task add` was not given.
 pub const DEFAULT_KEEP_SOURCE: u32 = 3;
@@ -62,6 +62,11 @@ pub struct TaskOptions {
     /// [add: 0].
     #[arg(long, value_name = "RATE")]
     bwlimit: Option<Rate>,
+    /// Whether version 2 send streams carry extents the share's filesystem
+    /// compressed as they are (`btrfs send --compressed-data`): `auto` where
+    /// the filesystem compresses, `yes`, or `no` [add: auto].
+    #[arg(long, value_enum)]
+    send_compressed: Option<SendCompressedArg>,
     /// Take no snapshot when the share has not changed since the last one the
     /// target confirmed: on or off [add: on].
     #[arg(long, value_name = "on|off", value_parser = parse_switch)]
@@ -108,6 +113,7 @@ impl TaskOptions {
             bwlimit: 0,
             skip_unchanged: true,
             hooks: TaskHooks::default(),
+            send_compressed: SendCompressed::Auto,
         };
         self.apply(&mut settings)?;
         Ok(settings)
@@ -126,6 +132,7 @@ impl TaskOptions {
             preserve_target,
             compress,
             bwlimit,
+            send_compressed,
             skip_unchanged,
             pre_snapshot,
             post_snapshot,
@@ -142,6 +149,7 @@ impl TaskOptions {
             && preserve_target.is_none()
             && compress.is_none()
             && bwlimit.is_none()
+            && send_compressed.is_none()
             && skip_unchanged.is_none()
             && pre_snapshot.is_none()
             && post_snapshot.is_none()
@@ -188,6 +196,7 @@ impl TaskOptions {
             (s.compress, s.compress_auto) = (c.level, c.auto);
         }
         set(&mut s.bwlimit, self.bwlimit.map(|r| r.0));
+        set(&mut s.send_compressed, self.send_compressed.map(Into::into));
         set(&mut s.skip_unchanged, self.skip_unchanged);
         for (hook, given) in [
             (&mut s.hooks.pre_snapshot, &self.pre_snapshot),
@@ -258,5 +267,23 @@ fn parse_compress(text: &str) -> Result<Compress, BadCompress> {
     match text.parse::<i32>() {
         Ok(level @ 0..=19) => Ok(Compress { level, auto: false }),
         _ => Err(BadCompress),
+    }
+}
+
+/// `--send-compressed`.
+#[derive(Debug, Clone, Copy, clap::ValueEnum)]
+enum SendCompressedArg {
+    Auto,
+    Yes,
+    No,
+}
+
+impl From<SendCompressedArg> for SendCompressed {
+    fn from(a: SendCompressedArg) -> Self {
+        match a {
+            SendCompressedArg::Auto => SendCompressed::Auto,
+            SendCompressedArg::Yes => SendCompressed::Yes,
+            SendCompressedArg::No => SendCompressed::No,
+        }
     }
 }

@@ -52,8 +52,13 @@ pub fn run(ctx: &Ctx, name: &str, progress: bool) -> anyhow::Result<()> {
             }
         };
         let took = started.elapsed();
+        let warnings: String = outcome
+            .warnings
+            .iter()
+            .map(|w| format!("; warning: {w}"))
+            .collect();
         outln!(
-            "task {name}: sent {} ({}{}), {} stream, {} on the wire, {} in {}; confirmed received_uuid {}",
+            "task {name}: sent {} ({}{}), {} stream, {} on the wire, {} over {} of transfer ({} in all); confirmed received_uuid {}{warnings}",
             outcome.snapshot,
             outcome.kind,
             outcome
@@ -63,7 +68,8 @@ pub fn run(ctx: &Ctx, name: &str, progress: bool) -> anyhow::Result<()> {
                 .unwrap_or_default(),
             bytes(outcome.stream_bytes),
             bytes(outcome.wire_bytes),
-            rate(outcome.stream_bytes, took),
+            rate(outcome.stream_bytes, outcome.transfer_time),
+            elapsed(outcome.transfer_time),
             elapsed(took),
             outcome.received_uuid
         );

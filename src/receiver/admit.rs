@@ -3,7 +3,7 @@
 
 use tokio::sync::OwnedSemaphorePermit;
 
-use super::layout::{self, replica_dir, LATEST};
+use super::layout::{self, replica_dir, ReplicaState, LATEST};
 use super::link::Peer;
 use super::park;
 use super::pool;
@@ -42,7 +42,7 @@ pub(super) enum BadName {
 ///
 /// The first name that breaks a rule.
 pub(super) fn check_names(b: &Begin) -> Result<(), BadName> {
-    names::validate("share", &b.share)?;
+    names::validate_share(&b.share)?;
     names::validate_snapshot(&b.snapshot)?;
     names::validate("pool", &b.pool)?;
     if let Some(p) = &b.parent {
@@ -115,10 +115,10 @@ pub(super) async fn admit<'a>(
     let held = |name: &str| shared.db(|st| st.replica(&pool.name, peer.uuid, &b.share, name));
     let dir = replica_dir(&pool.path, peer.uuid, &b.share);
     if let Some(row) = held(&b.snapshot).map_err(|e| database(&e))? {
-        if layout::is_intact(&dir, &row.snapshot, row.received_uuid)
+        let state = layout::replica_state(&dir, &row)
             .await
-            .map_err(|e| unreadable(&pool, &row.snapshot, &e))?
-        {
+            .map_err(|e| unreadable(&pool, &row.snapshot, &e))?;
+        if state != ReplicaState::Gone {
             return Err(refused(format!(
                 "snapshot {} of share {} from {} is already held in pool {}",
                 b.snapshot,
@@ -136,20 +136,28 @@ pub(super) async fn admit<'a>(
     }
     if let Some(parent) = &b.parent {
         let row = held(&parent.name).map_err(|e| database(&e))?;
-        let usable = match row {
-            Some(r) if r.received_uuid == parent.uuid => {
-                layout::is_intact(&dir, &r.snapshot, r.received_uuid)
-                    .await
-                    .map_err(|e| unreadable(&pool, &r.snapshot, &e))?
-            }
-            _ => false,
+        let state = match &row {
+            Some(r) if r.received_uuid == parent.uuid => layout::replica_state(&dir, r)
+                .await
+                .map_err(|e| unreadable(&pool, &r.snapshot, &e))?,
+            _ => ReplicaState::Gone,
         };
-        if !usable {
-            return Err(refused(format!(
-                "parent {} ({}) is not held in pool {} for share {}; ask for the inventory and \
-                 send from a parent it lists, or in full",
-                parent.name, parent.uuid, pool.name, b.share
-            )));
+        match state {
+            ReplicaState::Intact { .. } => {}
+            ReplicaState::Withheld(why) => {
+                return Err(refused(format!(
+                    "parent {} ({}) in pool {} for share {} {why}, so it is no parent any more; \
+                     ask for the inventory and send from a parent it lists, or in full",
+                    parent.name, parent.uuid, pool.name, b.share
+                )))
+            }
+            ReplicaState::Gone => {
+                return Err(refused(format!(
+                    "parent {} ({}) is not held in pool {} for share {}; ask for the inventory and \
+                     send from a parent it lists, or in full",
+                    parent.name, parent.uuid, pool.name, b.share
+                )))
+            }
         }
     }
     Ok(Admitted {

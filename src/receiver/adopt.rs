@@ -194,6 +194,8 @@ pub fn record(store: &Store, line: &Line, source: &str) -> Result<usize, AdoptEr
                     // Unknown: the stream that brought it was in the lost database.
                     stream_bytes: 0,
                     created_at: taken_at(name),
+                    // Recorded at its first check, after a commit.
+                    ctransid: None,
                 },
                 received_at.unwrap_or_else(store::now),
             )
@@ -263,6 +265,9 @@ mod tests {
             generation: 1,
             ctransid: Some(1),
             created: None,
+            otransid: 1,
+            stransid: 0,
+            rtransid: 0,
         }
     }
 

@@ -9,7 +9,7 @@
 use std::path::Path;
 
 use super::error::Error;
-use super::layout::{is_intact, repair_latest, replica_dirs, FERRY_DIR};
+use super::layout::{repair_latest, replica_dirs, replica_state, ReplicaState, FERRY_DIR};
 use super::pool;
 use super::shared::Shared;
 use crate::store::Replica;
@@ -31,20 +31,24 @@ pub(super) async fn forget_gone(
     let mut present = Vec::new();
     let mut forgotten = 0;
     for r in held {
-        if std::fs::symlink_metadata(dir.join(&r.snapshot)).is_ok() {
-            match is_intact(dir, &r.snapshot, r.received_uuid).await {
-                Ok(true) => {}
-                Ok(false) => tracing::warn!(pool, snapshot = %r.snapshot,
-                    "replica is no longer read-only with its received uuid; left on disk, not offered as a parent"),
-                Err(e) => tracing::warn!(pool, snapshot = %r.snapshot, error = %e,
-                    "cannot inspect a replica; left on disk"),
+        match replica_state(dir, &r).await {
+            Ok(ReplicaState::Gone) => {
+                shared.db(|s| s.remove_replica(r.id))?;
+                forgotten += 1;
+                tracing::warn!(pool, snapshot = %r.snapshot, "replica's subvolume is gone; forgot it");
+                continue;
             }
-            present.push(r);
-        } else {
-            shared.db(|s| s.remove_replica(r.id))?;
-            forgotten += 1;
-            tracing::warn!(pool, snapshot = %r.snapshot, "replica's subvolume is gone; forgot it");
+            Ok(ReplicaState::Intact { record }) => {
+                if let Some(c) = record {
+                    shared.db(|s| s.set_replica_ctransid(r.id, c))?;
+                }
+            }
+            Ok(ReplicaState::Withheld(why)) => tracing::warn!(pool, snapshot = %r.snapshot,
+                "replica {why}; left on disk, not offered as a parent"),
+            Err(e) => tracing::warn!(pool, snapshot = %r.snapshot, error = %e,
+                "cannot inspect a replica; left on disk"),
         }
+        present.push(r);
     }
     // The last committed, by id: received_at is a wall clock and can jump.
     let newest = present.iter().max_by_key(|r| r.id);

@@ -1,14 +1,17 @@
 //! The Inventory request: the verified replicas of one share in one pool that are
-//! still intact on disk, which the sender may use as a parent.
+//! still intact and unchanged on disk, which the sender may use as a parent. It
+//! also brings the record up to date: replicas deleted by hand are forgotten,
+//! and `latest` follows.
 
 use super::admit::unreadable;
-use super::layout::{is_intact, replica_dir};
+use super::layout::{replica_dir, replica_state, ReplicaState};
 use super::link::Peer;
 use super::pool;
 use super::reply::{busy, database, not_exposed, refused};
 use super::shared::Shared;
+use super::view::repair_line;
 use crate::names;
-use crate::wire::{Feature, Inventory, InventoryReply, Meta, Replica};
+use crate::wire::{Feature, Inventory, InventoryReply, Meta, Replica, Withheld};
 
 /// The reply to `req` from `peer`: `inventory_reply`, or a refusal.
 ///
@@ -17,7 +20,7 @@ use crate::wire::{Feature, Inventory, InventoryReply, Meta, Replica};
 /// "none".
 pub(super) async fn inventory(shared: &Shared, peer: &Peer, req: &Inventory) -> Meta {
     let Inventory { share, pool } = req;
-    if let Err(e) = names::validate("share", share).and(names::validate("pool", pool)) {
+    if let Err(e) = names::validate_share(share).and(names::validate("pool", pool)) {
         return refused(e);
     }
     let pool_row = match shared.db(|s| s.pool(pool)) {
@@ -36,23 +39,56 @@ pub(super) async fn inventory(shared: &Shared, peer: &Peer, req: &Inventory) -> 
     let dir = replica_dir(&pool_row.path, peer.uuid, share);
     // Said only to a peer that knows what to do with it.
     let grid = peer.features.has(Feature::RetentionGrid);
-    let mut replicas = Vec::with_capacity(rows.len());
-    for r in rows {
-        let intact = match is_intact(&dir, &r.snapshot, r.received_uuid).await {
-            Ok(intact) => intact,
+    let (mut replicas, mut withheld, mut gone) = (Vec::new(), Vec::new(), false);
+    for r in rows.iter().cloned() {
+        let state = match replica_state(&dir, &r).await {
+            Ok(state) => state,
             Err(e) => return unreadable(&pool_row, &r.snapshot, &e),
         };
-        if intact {
-            replicas.push(Replica {
-                name: r.snapshot,
-                received_uuid: r.received_uuid,
-                received_at: r.received_at,
-                created: r.created_at.filter(|_| grid),
-            });
+        match state {
+            ReplicaState::Intact { record } => {
+                if let Some(c) = record {
+                    if let Err(e) = shared.db(|s| s.set_replica_ctransid(r.id, c)) {
+                        return database(&e);
+                    }
+                }
+                replicas.push(Replica {
+                    name: r.snapshot,
+                    received_uuid: r.received_uuid,
+                    received_at: r.received_at,
+                    created: r.created_at.filter(|_| grid),
+                });
+            }
+            ReplicaState::Withheld(reason) => {
+                tracing::warn!(pool, share, snapshot = %r.snapshot,
+                    "replica withheld as a parent: it {reason}");
+                withheld.push(Withheld {
+                    name: r.snapshot,
+                    received_uuid: r.received_uuid,
+                    reason,
+                });
+            }
+            ReplicaState::Gone => gone = true,
+        }
+    }
+    if gone {
+        // Someone deleted replicas by hand: forget them and point `latest`
+        // at what is left, unless a receive of this line is running (it
+        // points `latest` itself when it ends).
+        match shared.lock_share(peer.uuid, share) {
+            Some(_lock) => {
+                if let Err(e) = repair_line(&dir, &rows, |id| shared.db(|s| s.remove_replica(id))) {
+                    tracing::warn!(dir = %dir.display(), error = %e, "cannot bring the replica record up to date");
+                }
+            }
+            None => tracing::debug!(
+                share,
+                "a receive is running; forgetting gone replicas later"
+            ),
         }
     }
     tracing::info!(peer = %peer.addr, appliance = %peer.name(), share, pool,
-        replicas = replicas.len(), "inventory");
+        replicas = replicas.len(), withheld = withheld.len(), "inventory");
     // Only a peer that can resume is told of a parked receive.
     let parked = peer
         .features
@@ -61,6 +97,7 @@ pub(super) async fn inventory(shared: &Shared, peer: &Peer, req: &Inventory) -> 
         .flatten();
     Meta::InventoryReply(InventoryReply {
         replicas,
+        withheld,
         parked,
         max_replicas: grid.then_some(shared.config.max_replicas_per_line),
     })

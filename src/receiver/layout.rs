@@ -64,36 +64,108 @@ pub(super) fn create_replica_dir(pool: &Path, source: Uuid, share: &str) -> io::
     Ok(dir)
 }
 
-/// Whether `dir/name` is a read-only subvolume received from `received_uuid`.
+/// What a recorded replica is on disk now.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(super) enum ReplicaState {
+    /// Read-only, with its received_uuid, and unchanged since it was
+    /// received. `record`: its ctransid, to record for a replica that has
+    /// none recorded yet.
+    Intact { record: Option<u64> },
+    /// Still there but no parent any more, and why (it changed after it was
+    /// received, is writable, carries another received_uuid...). Kept: only
+    /// retention deletes a recorded replica.
+    Withheld(String),
+    /// Nothing is there: deleted by hand.
+    Gone,
+}
+
+/// The state of replica `r` in `dir`.
 ///
-/// `Ok(false)` only when the answer is known to be no (nothing there, not a
-/// subvolume, writable, another uuid); `Err` when it cannot be read, which
-/// must never read as "not held": the sender deletes what the target lacks.
-pub(super) async fn is_intact(
-    dir: &Path,
-    name: &str,
-    received_uuid: Uuid,
-) -> Result<bool, btrfs::Error> {
-    if names::validate_snapshot(name).is_err() {
-        return Ok(false);
+/// `Err` only when it cannot be read, which must never read as "not held":
+/// the sender deletes what the target lacks.
+///
+/// A replica's ctransid moves a transaction or two past the receive's
+/// rtransid on its own (btrfs receive's last inode updates are committed
+/// after it records the receive), so the changed-check compares with the
+/// ctransid recorded once the receive was committed, never with rtransid.
+pub(super) async fn replica_state(dir: &Path, r: &Replica) -> Result<ReplicaState, btrfs::Error> {
+    if names::validate_snapshot(&r.snapshot).is_err() {
+        return Ok(ReplicaState::Withheld(
+            "has a name ferry does not use".into(),
+        ));
     }
-    let path = dir.join(name);
+    let path = dir.join(&r.snapshot);
     match std::fs::symlink_metadata(&path) {
-        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(false),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(ReplicaState::Gone),
         Err(source) => return Err(btrfs::Error::Path { path, source }),
-        Ok(meta) if !meta.is_dir() => return Ok(false),
+        Ok(meta) if !meta.is_dir() => {
+            return Ok(ReplicaState::Withheld("is not a directory".into()))
+        }
         Ok(_) => {}
     }
     if !btrfs::is_subvolume(&path)? {
-        return Ok(false);
+        return Ok(ReplicaState::Withheld("is not a subvolume".into()));
+    }
+    if r.ctransid.is_none() {
+        // Recorded now, so it must be what is on disk (see above).
+        btrfs::commit_filesystem(&path).await?;
     }
     let sub = btrfs::show(&path).await?;
-    Ok(sub.readonly && sub.received_uuid == Some(received_uuid))
+    if !sub.readonly {
+        return Ok(ReplicaState::Withheld("is no longer read-only".into()));
+    }
+    if sub.received_uuid != Some(r.received_uuid) {
+        let has = sub
+            .received_uuid
+            .map_or_else(|| "none".to_string(), |u| u.to_string());
+        return Ok(ReplicaState::Withheld(format!(
+            "has received_uuid {has}, not {}",
+            r.received_uuid
+        )));
+    }
+    match (sub.ctransid, r.ctransid) {
+        (Some(now), Some(then)) if now > then => Ok(ReplicaState::Withheld(format!(
+            "changed after it was received (ctransid {now} > {then}, recorded at the receive)"
+        ))),
+        (now, None) => Ok(ReplicaState::Intact { record: now }),
+        _ => Ok(ReplicaState::Intact { record: None }),
+    }
+}
+
+/// `path`'s ctransid once everything written to its filesystem is
+/// committed: what a later change-check compares with. `None` when it cannot
+/// be read (it is then recorded at the replica's next check).
+pub(super) async fn settled_ctransid(path: &Path) -> Option<u64> {
+    if let Err(e) = btrfs::commit_filesystem(path).await {
+        tracing::warn!(path = %path.display(), error = %e, "cannot commit the received replica");
+        return None;
+    }
+    match btrfs::show(path).await {
+        Ok(sub) => sub.ctransid,
+        Err(e) => {
+            tracing::warn!(path = %path.display(), error = %e, "cannot read the replica's ctransid");
+            None
+        }
+    }
+}
+
+/// An exclusive lock on a replica directory (a flock on the directory
+/// itself) for changing its `latest` link: the receiver and `ferry status`,
+/// which repairs a dangling one, may both do so.
+pub(super) fn lock_dir(dir: &Path) -> io::Result<nix::fcntl::Flock<std::fs::File>> {
+    let file = std::fs::File::open(dir)?;
+    nix::fcntl::Flock::lock(file, nix::fcntl::FlockArg::LockExclusive)
+        .map_err(|(_, errno)| errno.into())
 }
 
 /// Points `dir/latest` at `name` atomically: a new link under a temporary name,
 /// renamed over the old one, so readers see the old target or the new, never none.
 pub(super) fn point_latest(dir: &Path, name: &str) -> io::Result<()> {
+    let _lock = lock_dir(dir)?;
+    swap_latest(dir, name)
+}
+
+fn swap_latest(dir: &Path, name: &str) -> io::Result<()> {
     let tmp = dir.join(format!("{LATEST_TMP}{}", Uuid::new_v4().simple()));
     std::os::unix::fs::symlink(name, &tmp)?;
     if let Err(e) = std::fs::rename(&tmp, dir.join(LATEST)) {
@@ -107,6 +179,12 @@ pub(super) fn point_latest(dir: &Path, name: &str) -> io::Result<()> {
 /// Points `latest` at the newest replica or removes it when there is none, and
 /// removes temporary links a crash left behind.
 pub(super) fn repair_latest(dir: &Path, newest: Option<&str>) -> io::Result<()> {
+    let _lock = lock_dir(dir)?;
+    repair_latest_locked(dir, newest)
+}
+
+/// [`repair_latest`] for a caller that holds the directory's lock.
+pub(super) fn repair_latest_locked(dir: &Path, newest: Option<&str>) -> io::Result<()> {
     for entry in std::fs::read_dir(dir)? {
         let entry = entry?;
         if entry.file_name().to_string_lossy().starts_with(LATEST_TMP) {
@@ -116,7 +194,7 @@ pub(super) fn repair_latest(dir: &Path, newest: Option<&str>) -> io::Result<()> 
     let link = dir.join(LATEST);
     let current = std::fs::read_link(&link).ok();
     match newest {
-        Some(name) if current.as_deref() != Some(Path::new(name)) => point_latest(dir, name),
+        Some(name) if current.as_deref() != Some(Path::new(name)) => swap_latest(dir, name),
         Some(_) => Ok(()),
         None if std::fs::symlink_metadata(&link).is_ok() => std::fs::remove_file(&link),
         None => Ok(()),
@@ -206,9 +284,7 @@ pub(super) fn replica_dirs(ferry: &Path) -> Result<Vec<(Uuid, String, PathBuf)>,
             let Some(name) = share.file_name().to_str().map(str::to_owned) else {
                 continue;
             };
-            if names::validate("share", &name).is_ok()
-                && share.file_type().is_ok_and(|t| t.is_dir())
-            {
+            if names::validate_share(&name).is_ok() && share.file_type().is_ok_and(|t| t.is_dir()) {
                 out.push((uuid, name, share.path()));
             }
         }

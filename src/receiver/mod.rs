@@ -32,6 +32,7 @@ mod shared;
 mod stats;
 mod stream;
 mod transfer;
+mod view;
 mod watch;
 
 use std::future::Future;
@@ -47,6 +48,7 @@ pub use listen::serve_data;
 pub use session::serve_meta;
 pub use shared::Shared;
 pub use stats::{Refusal, Stats};
+pub use view::{refresh, RefreshError};
 
 use crate::state_lock::{self, StateLock};
 

@@ -29,6 +29,8 @@ impl Next {
 pub(super) struct Verified {
     pub received_uuid: Uuid,
     pub stats: StreamStats,
+    /// The replica's ctransid once committed (see `layout::replica_state`).
+    pub ctransid: Option<u64>,
 }
 
 /// What a transfer got to before it ended; the failure path needs it to clean

@@ -44,6 +44,21 @@ pub(super) fn check(shared: &Shared, pool: &Pool) -> Result<(), Box<PoolUnavaila
     }
 }
 
+/// Whether `pool` is mounted on the filesystem it was added on (or one not
+/// recorded yet), for readers outside a session that must not mistake an
+/// unmounted pool's empty mount point for deleted replicas.
+pub(super) fn is_there(pool: &Pool) -> bool {
+    let on = btrfs::is_subvolume(&pool.path)
+        .unwrap_or(false)
+        .then(|| btrfs::filesystem_uuid(&pool.path).ok().flatten())
+        .flatten();
+    match (on, pool.fs_uuid) {
+        (Some(found), Some(added)) => found == added,
+        (Some(_), None) => true,
+        (None, _) => false,
+    }
+}
+
 fn record(shared: &Shared, pool: &Pool, fs: Uuid) {
     match shared.db(|s| s.set_pool_fs_uuid(pool.id, fs)) {
         Ok(_) => tracing::info!(pool = %pool.name, path = %pool.path.display(), fs_uuid = %fs,

@@ -12,7 +12,7 @@ use super::outcome::{Failure, Seen, Tell};
 use super::row::Row;
 use super::shared::DataStream;
 use super::watch::{holding, watching};
-use crate::btrfs::Receive;
+use crate::btrfs::{self, Receive};
 use crate::wire::{self, ChunkReader, Commit, StreamStats};
 
 /// History rows get the byte count at most this often.
@@ -69,6 +69,10 @@ where
     S: AsyncRead + AsyncWrite + Unpin + Send,
 {
     let mut reported = Instant::now();
+    // The stream's first bytes say its version, recorded on the row (a
+    // resumed receive starts past them: its row keeps what it had).
+    let mut head = Vec::with_capacity(btrfs::STREAM_HEADER_LEN);
+    let from_start = reader.prefix().offset() == 0;
     loop {
         let at = reader.prefix().offset();
         let next = watching(s, timeout(stall, reader.next_chunk()), commit, seen, at).await;
@@ -79,6 +83,13 @@ where
             Ok(Ok(Ok(None))) => break,
             Ok(Ok(Ok(Some(chunk)))) => chunk,
         };
+        if from_start && head.len() < btrfs::STREAM_HEADER_LEN {
+            let want = btrfs::STREAM_HEADER_LEN - head.len();
+            head.extend_from_slice(&chunk[..want.min(chunk.len())]);
+            if let Some(version) = btrfs::stream_version(&head) {
+                row.stream_version(version);
+            }
+        }
         let (written, event) =
             holding(s, timeout(stall, proc.write_all(chunk)), commit, seen, at).await;
         match written {

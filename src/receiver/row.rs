@@ -83,6 +83,17 @@ impl<'a> Row<'a> {
         }
     }
 
+    /// Records the send stream version the stream declared.
+    pub fn stream_version(&self, version: u32) {
+        let id = self.id;
+        if let Err(e) = self
+            .shared
+            .db(|s| s.set_receive_stream_version(id, version))
+        {
+            tracing::warn!(row = id, error = %e, "cannot record the stream version");
+        }
+    }
+
     /// Writes the byte counts so far (uncompressed stream and wire bytes).
     pub fn progress(&self, stats: &StreamStats) {
         let (id, raw, wire) = (self.id, stats.raw_bytes(), stats.wire_bytes);

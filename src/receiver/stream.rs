@@ -9,6 +9,7 @@ use tokio::sync::oneshot;
 use tokio::time::timeout;
 
 use super::error::RouteError;
+use super::layout::settled_ctransid;
 use super::link::Link;
 use super::outcome::{Failure, Seen, Tell, Verified};
 use super::pump::{pump, PumpError};
@@ -166,10 +167,20 @@ where
         return Err(Failure::failed("the received subvolume is not read-only"));
     }
     match sub.received_uuid {
-        Some(u) if u == b.snapshot_uuid => Ok(Verified {
-            received_uuid: u,
-            stats,
-        }),
+        Some(u) if u == b.snapshot_uuid => {
+            // What a later check compares with to tell whether the replica
+            // changed after it was received.
+            let settle = timeout(show_after, settled_ctransid(&path));
+            let ctransid = watching(s, settle, &mut done, seen, n)
+                .await?
+                .ok()
+                .flatten();
+            Ok(Verified {
+                received_uuid: u,
+                stats,
+                ctransid,
+            })
+        }
         Some(u) => Err(Failure::permanent(format!(
             "received_uuid is {u}, expected {}",
             b.snapshot_uuid

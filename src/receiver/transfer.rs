@@ -284,6 +284,7 @@ where
         created_at: b
             .created
             .filter(|_| s.peer.features.has(Feature::RetentionGrid)),
+        ctransid: v.ctransid,
     };
     let committed = match row.commit(&new) {
         Ok(id) => id,

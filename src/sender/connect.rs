@@ -58,7 +58,11 @@ pub async fn session(
     let me = store.identity()?.ok_or(Error::NoIdentity)?;
     let target = target(store, task)?;
     let tls = identity::client_config(&identity, target.fingerprint)?;
-    let hello = Hello::new(me.uuid, me.name, &capabilities::offered());
+    // The first call probes btrfs-progs (a process): not on an async worker.
+    let offered = tokio::task::spawn_blocking(capabilities::offered)
+        .await
+        .map_err(|e| Error::Crashed(format!("probing btrfs: {e}")))?;
+    let hello = Hello::new(me.uuid, me.name, &offered);
     let client = meta(
         &target,
         tls.clone(),

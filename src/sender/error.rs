@@ -99,6 +99,11 @@ pub enum Error {
     SnapshotExists { path: PathBuf },
     #[error("snapshot {} is not read-only; refusing to send it", path.display())]
     NotReadOnly { path: PathBuf },
+    #[error("snapshot {} carries received_uuid {received_uuid}, so btrfs send would announce it as that received subvolume; refused before sending. Its share carries the received_uuid: make a writable snapshot of the share and replicate that instead", path.display())]
+    CarriesReceivedUuid {
+        path: PathBuf,
+        received_uuid: uuid::Uuid,
+    },
     #[error("reading btrfs send: {0}")]
     ReadSend(std::io::Error),
     /// The regenerated stream does not begin with what the receiver holds.
@@ -158,6 +163,7 @@ impl Error {
             | Error::SnapshotDir { .. }
             | Error::SnapshotExists { .. }
             | Error::NotReadOnly { .. }
+            | Error::CarriesReceivedUuid { .. }
             | Error::ReadSend(_)
             | Error::Encode(_)
             | Error::Hook(_)
@@ -315,6 +321,13 @@ mod tests {
             ),
             (Error::SnapshotExists { path: "/s".into() }, false),
             (Error::NotReadOnly { path: "/s".into() }, false),
+            (
+                Error::CarriesReceivedUuid {
+                    path: "/s".into(),
+                    received_uuid: uuid::Uuid::nil(),
+                },
+                false,
+            ),
             (Error::ReadSend(io()), false),
             (Error::Encode(wire::Error::Zstd(io())), false),
             (Error::Crashed("panic".into()), false),

@@ -2,10 +2,9 @@
 //! is unchanged, snapshot between its hooks, stream, confirm, record, prune.
 //! `ferry task run` and the scheduler both call `run_task`.
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::future::Future;
 use std::path::{Path, PathBuf};
-use std::time::Duration;
 
 use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
@@ -17,66 +16,18 @@ use super::hooks::{self, Facts, Hook};
 use super::lock::TaskLock;
 use super::orphans::{fail_orphaned_rows, Orphans};
 use super::pace;
-use super::plan::{self, LocalSnapshot};
+use super::plan;
 use super::retain::{self, preserve_text, zone_of};
+use super::run::{Outcome, RunOptions, Sent};
+use super::share;
 use super::snapshot;
 use super::stream::{Compression, Progress, Report};
 use super::transfer::Transfer;
 use super::Error;
 use crate::bandwidth::Rate;
 use crate::btrfs;
-use crate::config::HookSettings;
 use crate::store::{Finish, Kind, NewSend, Status, Store, Task};
-use crate::wire::{Begin, Feature, Inventory, Keepalive, Parent, Throttle};
-
-/// How a run that did not fail ended.
-#[derive(Debug, Clone)]
-pub enum Outcome {
-    /// A snapshot was sent and the target confirmed it.
-    Sent(Sent),
-    /// The share had not changed since `since`, which the target holds: no
-    /// snapshot was taken, and the row says `skipped`.
-    Unchanged { row: i64, since: String },
-}
-
-/// A confirmed send.
-#[derive(Debug, Clone)]
-pub struct Sent {
-    pub row: i64,
-    pub snapshot: String,
-    pub parent: Option<String>,
-    pub kind: Kind,
-    pub stream_bytes: u64,
-    pub wire_bytes: u64,
-    pub received_uuid: Uuid,
-    /// Where this run's stream started: 0, or the offset of a parked receive
-    /// it continued (bytes of the send stream).
-    pub resumed_from: u64,
-}
-
-/// How a run behaves beyond what its task says.
-#[derive(Debug, Clone)]
-pub struct RunOptions {
-    /// How long a broken transfer keeps reconnecting to resume before it fails
-    /// (`sender.resume_for`).
-    pub resume_for: Duration,
-    pub keepalive: Keepalive,
-    /// Hook defaults and their timeout (`sender.hooks`).
-    pub hooks: HookSettings,
-    /// The sender-wide bandwidth cap all sends share (`sender.bwlimit`).
-    pub cap: Throttle,
-}
-
-impl Default for RunOptions {
-    fn default() -> Self {
-        RunOptions {
-            resume_for: Duration::from_secs(10 * 60),
-            keepalive: Keepalive::DEFAULT,
-            hooks: HookSettings::default(),
-            cap: Throttle::default(),
-        }
-    }
-}
+use crate::wire::{Begin, Feature, Inventory, Parent, Throttle};
 
 /// Runs `task` once. Every attempt leaves a history row: `skipped` when another
 /// run holds the task or the share is unchanged, else `succeeded` only when the
@@ -125,6 +76,7 @@ pub async fn run_task(
         sent: Progress::default(),
         options,
         snapshot_path: None,
+        warnings: Vec::new(),
     };
     let result = run.execute(&cancel).await;
     let mut facts = run.facts();
@@ -199,6 +151,8 @@ struct Run {
     options: RunOptions,
     /// The snapshot this run took, for the hooks after it.
     snapshot_path: Option<PathBuf>,
+    /// Recorded on the row as they come, so a failed run keeps them too.
+    warnings: Vec<String>,
 }
 
 impl Run {
@@ -244,8 +198,21 @@ impl Run {
         })
         .await?;
         let held = inventory.replicas.iter().map(|r| r.received_uuid).collect();
+        // Replicas the target holds but withholds as parents: they changed.
+        let changed_there: HashMap<_, _> = inventory
+            .withheld
+            .iter()
+            .map(|w| (w.received_uuid, w.reason.clone()))
+            .collect();
         let confirmed = self.store.confirmed_uuids(&self.task.name)?;
-        let plan = plan::plan(&self.local_snapshots().await?, &held, &confirmed);
+        let local = snapshot::owned(&self.store, &self.task).await?;
+        let plan = plan::plan(&local.ours, &held, &changed_there, &confirmed);
+        for skipped in &plan.skipped {
+            self.warn(format!(
+                "base {} skipped: {}",
+                skipped.snapshot, skipped.reason
+            ));
+        }
         // A receive of ours the target parked when its connection broke:
         // continue it rather than take a new snapshot and start over.
         let parked = inventory
@@ -258,7 +225,7 @@ impl Run {
                 continue;
             }
             info!(task = %self.task.name, snapshot = %stale.name, "deleting a snapshot the target never confirmed");
-            btrfs::delete(&stale.path).await?;
+            btrfs::delete_lazily(&stale.path).await?;
         }
         if self.task.skip_unchanged && parked.is_none() {
             let now = snapshot::share_ctransid(&self.task.share).await?;
@@ -275,12 +242,20 @@ impl Run {
             }
         }
 
+        self.check_nested().await;
         let taken = match &parked {
             // Taken, between its hooks, by the run that was cut.
             Some(p) => snapshot::sendable(btrfs::show(&p.path).await?)?,
             // Not cancellable: a pre-snapshot hook is always followed by its
             // post-snapshot hook. A cancel meanwhile is honoured right after.
-            None => snapshot::take_with_hooks(&self.task, &self.share, &self.options.hooks).await?,
+            None => {
+                // A name the target holds (or withholds) is never reused.
+                let names = (inventory.replicas.iter().map(|r| r.name.clone()))
+                    .chain(inventory.withheld.iter().map(|w| w.name.clone()))
+                    .collect();
+                let take = snapshot::take(&self.store, &self.task, &self.share, self.row, names);
+                snapshot::take_with_hooks(&self.task, &self.options.hooks, take).await?
+            }
         };
         self.snapshot_path = Some(taken.path.clone());
         if cancel.is_cancelled() {
@@ -310,8 +285,12 @@ impl Run {
         let parent_name = plan.parent.as_ref().map(|p| p.name.clone());
         self.store
             .set_send_plan(self.row, &snapshot.name, parent_name.as_deref(), kind)?;
+        let options = share::send_options(&self.task, session.client.features());
+        self.store
+            .set_send_stream_version(self.row, options.proto)?;
         info!(task = %self.task.name, snapshot = %snapshot.name, %kind,
-            parent = parent_name.as_deref().unwrap_or("-"), target = %target.name, "streaming");
+            parent = parent_name.as_deref().unwrap_or("-"), target = %target.name,
+            stream_version = options.proto, compressed_data = options.compressed_data, "streaming");
         // The grid, its zone and the snapshot's time go only to a receiver
         // that applies them; an older one keeps the newest `keep`.
         let grid = session.client.features().has(Feature::RetentionGrid);
@@ -341,6 +320,7 @@ impl Run {
             },
             snapshot: snapshot.path.clone(),
             parent: plan.parent.as_ref().map(|p| p.path.clone()),
+            send: options,
             compression: Compression {
                 level: self.task.compress,
                 adaptive: self.task.compress_auto,
@@ -355,9 +335,11 @@ impl Run {
             sent: Progress::default(),
             wire_before: 0,
         };
+        let started = std::time::Instant::now();
         let confirmed = transfer.run(&mut session.client, &mut report, resume).await;
         self.sent = report.sent;
         let confirmed = confirmed?;
+        let transfer_time = started.elapsed();
         if confirmed.resumed_from > 0 {
             self.store
                 .set_send_resumed_from(self.row, confirmed.resumed_from)?;
@@ -388,27 +370,34 @@ impl Run {
             wire_bytes: sent.wire_bytes,
             received_uuid,
             resumed_from: confirmed.resumed_from,
+            transfer_time,
+            warnings: self.warnings.clone(),
         }))
     }
 
-    async fn local_snapshots(&self) -> Result<Vec<LocalSnapshot>, Error> {
-        if !self.task.snapshot_dir.exists() {
-            return Ok(Vec::new());
+    /// A warning for the user: logged, and kept on the run's row.
+    fn warn(&mut self, warning: String) {
+        warn!(task = %self.task.name, "{warning}");
+        if let Err(e) = self.store.add_send_warning(self.row, &warning) {
+            warn!(task = %self.task.name, error = %e, "cannot record a warning on the run's row");
         }
-        let subvolumes = btrfs::list(&self.task.snapshot_dir).await?;
-        Ok(plan::task_snapshots(
-            subvolumes,
-            &self.share,
-            &self.task.name,
-        ))
+        self.warnings.push(warning);
+    }
+
+    /// Names the nested subvolumes of the share: btrfs send leaves them out,
+    /// so a replica lacks them however the run ends.
+    async fn check_nested(&mut self) {
+        if let Some(warning) = share::nested_warning(&self.task.share).await {
+            self.warn(warning);
+        }
     }
 
     /// Source retention, never deleting `common_base` (the snapshot the
     /// target just confirmed, or still holds unchanged).
     async fn prune(&self, common_base: Uuid) {
-        match self.local_snapshots().await {
+        match snapshot::owned(&self.store, &self.task).await {
             Ok(local) => {
-                retain::prune_source(&self.task, &local, &HashSet::from([common_base])).await;
+                retain::prune_source(&self.task, &local.ours, &HashSet::from([common_base])).await;
             }
             Err(e) => warn!(task = %self.task.name, error = %e, "retention skipped"),
         }

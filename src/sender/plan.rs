@@ -1,7 +1,8 @@
-//! What a run sends and what retention deletes, decided from the task's local
-//! snapshots and what the target reports holding. Pure functions, tested alone.
+//! What a run sends and what retention deletes, decided from the task's own
+//! snapshots (by record, ordered by creation transid) and what the target
+//! reports holding. Pure functions, tested alone.
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::path::PathBuf;
 
 use chrono::{DateTime, Utc};
@@ -9,6 +10,7 @@ use uuid::Uuid;
 
 use crate::btrfs::Subvolume;
 use crate::retention::{self, Policy, Verdict, Zone};
+use crate::store::SnapshotRecord;
 use crate::{names, wire};
 
 /// One of this task's snapshots on the source.
@@ -17,63 +19,173 @@ pub struct LocalSnapshot {
     pub name: String,
     pub path: PathBuf,
     pub uuid: Uuid,
-    /// The time in its name.
+    /// The time in its name (else when btrfs made it): for people, never
+    /// for order.
     pub taken: DateTime<Utc>,
     /// When btrfs made it (otime), which places it in the retention grid;
     /// the name's time where btrfs did not say.
     pub created: DateTime<Utc>,
-    /// Its `ctransid`: equal to the share's while the share is unchanged.
+    /// The transaction that created it: snapshots of one filesystem are
+    /// ordered by it, whatever the clock said.
+    pub otransid: u64,
+    /// Its `ctransid`: equal to the share's while the share is unchanged,
+    /// and at most `otransid` while nobody changed the snapshot itself.
     pub ctransid: Option<u64>,
 }
 
-/// The subvolumes of a snapshot directory that belong to this task, oldest first.
-pub fn task_snapshots(subvolumes: Vec<Subvolume>, share: &str, task: &str) -> Vec<LocalSnapshot> {
-    let mut ours: Vec<LocalSnapshot> = subvolumes
-        .into_iter()
-        .filter(|s| s.readonly)
-        .filter_map(|s| {
-            let taken = names::snapshot_time(share, task, &s.name)?;
-            Some(LocalSnapshot {
-                name: s.name,
-                path: s.path,
-                uuid: s.uuid,
-                taken,
-                created: s.created.unwrap_or(taken),
-                ctransid: s.ctransid,
-            })
-        })
+impl LocalSnapshot {
+    fn from_subvolume(s: Subvolume) -> LocalSnapshot {
+        let named = names::snapshot_taken(&s.name);
+        let created = s.created.or(named).unwrap_or(DateTime::UNIX_EPOCH);
+        LocalSnapshot {
+            taken: named.unwrap_or(created),
+            created,
+            name: s.name,
+            path: s.path,
+            uuid: s.uuid,
+            otransid: s.otransid,
+            ctransid: s.ctransid,
+        }
+    }
+
+    /// `(ctransid, otransid)` when its contents changed after it was taken:
+    /// someone made it writable and edited it. It is never a parent again.
+    pub fn changed(&self) -> Option<(u64, u64)> {
+        self.ctransid
+            .filter(|&c| c > self.otransid)
+            .map(|c| (c, self.otransid))
+    }
+}
+
+/// A snapshot a row records by name only (taken before uuids were recorded,
+/// or just before a crash), found on disk: from now on it is recorded by uuid.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Adoption {
+    pub row: i64,
+    pub uuid: Uuid,
+}
+
+/// The subvolumes of a snapshot directory, split by ownership.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Owned {
+    /// This task's read-only snapshots, oldest (lowest otransid) first.
+    pub ours: Vec<LocalSnapshot>,
+    /// Row records to complete with the uuid they name by name only.
+    pub adopt: Vec<Adoption>,
+    /// Everything else: another task's, a user's, a writable leftover. Left
+    /// alone.
+    pub foreign: Vec<String>,
+}
+
+/// Splits `subvolumes` (a snapshot directory's) into this task's own and the
+/// rest. A snapshot is this task's when one of its rows (`records`) names its
+/// uuid, or, for a row that recorded no uuid, its name (and no other task's
+/// row names its uuid: `others`). Names alone never decide: two tasks whose
+/// names run together (`vm` + `images_daily`, `vm_images` + `daily`) make
+/// snapshots of the same name pattern.
+pub fn owned(
+    subvolumes: Vec<Subvolume>,
+    records: &[SnapshotRecord],
+    others: &HashSet<Uuid>,
+) -> Owned {
+    let by_uuid: HashSet<Uuid> = records.iter().filter_map(|r| r.uuid).collect();
+    // The newest row naming it wins, should a name have been taken twice.
+    let by_name: HashMap<&str, i64> = records
+        .iter()
+        .filter(|r| r.uuid.is_none())
+        .map(|r| (r.name.as_str(), r.row))
         .collect();
-    ours.sort_by(|a, b| (a.taken, &a.name).cmp(&(b.taken, &b.name)));
-    ours
+    let mut out = Owned::default();
+    for s in subvolumes {
+        let adoptable = !others.contains(&s.uuid) && s.readonly;
+        if by_uuid.contains(&s.uuid) {
+            if s.readonly {
+                out.ours.push(LocalSnapshot::from_subvolume(s));
+            } else {
+                out.foreign.push(s.name);
+            }
+        } else if let Some(&row) = by_name.get(s.name.as_str()).filter(|_| adoptable) {
+            out.adopt.push(Adoption { row, uuid: s.uuid });
+            out.ours.push(LocalSnapshot::from_subvolume(s));
+        } else {
+            out.foreign.push(s.name);
+        }
+    }
+    out.ours.sort_by_key(|s| (s.otransid, s.uuid));
+    out
+}
+
+/// A base the target holds that the run did not use, and why.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Skipped {
+    pub snapshot: String,
+    pub reason: String,
 }
 
 /// The plan for one run.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Plan {
-    /// The newest local snapshot the target holds: the incremental's parent.
-    /// `None`: a full send.
+    /// The newest untouched local snapshot the target holds untouched: the
+    /// incremental's parent. `None`: a full send.
     pub parent: Option<LocalSnapshot>,
-    /// Snapshots newer than the parent that no target ever confirmed (left by
-    /// failed runs). Deleted before a new one is taken, so at most one
-    /// unconfirmed snapshot per task exists at any time.
+    /// Newer bases passed over because one side changed them after they
+    /// were confirmed, newest first.
+    pub skipped: Vec<Skipped>,
+    /// Snapshots no target ever confirmed and the target does not hold
+    /// (left by failed runs). Deleted before a new one is taken, so at most
+    /// one unconfirmed snapshot per task exists at any time.
     pub unconfirmed: Vec<LocalSnapshot>,
 }
 
-/// Chooses the parent from what the receiver reports (`held`: the received
-/// uuids it holds), never from local memory alone. A snapshot the target once
-/// confirmed (`confirmed`, from this appliance's history) is never called
-/// unconfirmed, even if this inventory misses it (a pool briefly unmounted, a
-/// replica deleted by hand): only retention removes it.
-pub fn plan(local: &[LocalSnapshot], held: &HashSet<Uuid>, confirmed: &HashSet<Uuid>) -> Plan {
-    let parent_index = local.iter().rposition(|s| held.contains(&s.uuid));
-    let newer = parent_index.map_or(0, |i| i + 1);
+/// Chooses the parent from what the receiver reports: `held`, the received
+/// uuids it offers, and `changed_there`, those it holds but will not offer
+/// because they changed after they were received (with why). A snapshot that
+/// changed here after it was taken is no parent either: its contents are no
+/// longer what the target received. A snapshot the target once confirmed
+/// (`confirmed`, from this appliance's history) is never called unconfirmed,
+/// even if this inventory misses it (a pool briefly unmounted, a replica
+/// deleted by hand): only retention removes it.
+pub fn plan(
+    local: &[LocalSnapshot],
+    held: &HashSet<Uuid>,
+    changed_there: &HashMap<Uuid, String>,
+    confirmed: &HashSet<Uuid>,
+) -> Plan {
+    let mut skipped = Vec::new();
+    let mut parent = None;
+    for s in local.iter().rev() {
+        if let Some(why) = changed_there.get(&s.uuid) {
+            skipped.push(Skipped {
+                snapshot: s.name.clone(),
+                reason: format!("its replica on the target {why}"),
+            });
+            continue;
+        }
+        if !held.contains(&s.uuid) {
+            continue;
+        }
+        if let Some((ctransid, otransid)) = s.changed() {
+            skipped.push(Skipped {
+                snapshot: s.name.clone(),
+                reason: format!(
+                    "it changed on this appliance after it was taken (ctransid {ctransid} > otransid {otransid})"
+                ),
+            });
+            continue;
+        }
+        parent = Some(s.clone());
+        break;
+    }
+    let unconfirmed = local
+        .iter()
+        .filter(|s| !confirmed.contains(&s.uuid) && !held.contains(&s.uuid))
+        .filter(|s| !changed_there.contains_key(&s.uuid))
+        .cloned()
+        .collect();
     Plan {
-        parent: parent_index.map(|i| local[i].clone()),
-        unconfirmed: local[newer..]
-            .iter()
-            .filter(|s| !confirmed.contains(&s.uuid))
-            .cloned()
-            .collect(),
+        parent,
+        skipped,
+        unconfirmed,
     }
 }
 
@@ -102,6 +214,20 @@ pub fn unchanged_since(plan: &Plan, share_ctransid: Option<u64>) -> Option<&Loca
     (parent.ctransid.is_some() && parent.ctransid == share_ctransid).then_some(parent)
 }
 
+/// A name for the next snapshot: `base`, or `base-2`, `base-3`, ... when a
+/// name is taken (`taken`: what the snapshot directory holds, what the target
+/// holds, what this task's rows name). A clock stepped back makes the same
+/// name twice; reusing one the target holds would make the receive fail.
+pub fn unique_name(base: &str, taken: &HashSet<String>) -> String {
+    if !taken.contains(base) {
+        return base.to_owned();
+    }
+    (2u32..)
+        .map(|n| format!("{base}-{n}"))
+        .find(|name| !taken.contains(name))
+        .unwrap_or_else(|| base.to_owned())
+}
+
 /// Source retention: a verdict per snapshot of `local` (oldest first) under
 /// `policy`, with every snapshot in `bases` (the common base with the target)
 /// kept whatever the policy says.
@@ -118,137 +244,5 @@ pub fn retain(
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use chrono::TimeZone;
-
-    fn snap(minute: u32) -> LocalSnapshot {
-        let taken = Utc
-            .with_ymd_and_hms(2026, 11, 21, 5, minute, 0)
-            .single()
-            .expect("valid time");
-        let name = names::snapshot_name("photos", "t", taken);
-        LocalSnapshot {
-            path: PathBuf::from("/snaps").join(&name),
-            name,
-            uuid: Uuid::from_u128(u128::from(minute) + 1),
-            taken,
-            created: taken,
-            ctransid: Some(u64::from(minute)),
-        }
-    }
-
-    fn subvolume(s: &LocalSnapshot, readonly: bool) -> Subvolume {
-        Subvolume {
-            path: s.path.clone(),
-            name: s.name.clone(),
-            uuid: s.uuid,
-            parent_uuid: None,
-            received_uuid: None,
-            readonly,
-            generation: 1,
-            ctransid: s.ctransid,
-            created: Some(s.created),
-        }
-    }
-
-    #[test]
-    fn only_this_tasks_read_only_snapshots_count_oldest_first() {
-        let (a, b) = (snap(2), snap(1));
-        let mut foreign = subvolume(&snap(3), true);
-        foreign.name = "photos_other_20261121T050300Z".into();
-        let writable = subvolume(&snap(4), false);
-        let found = task_snapshots(
-            vec![subvolume(&a, true), foreign, writable, subvolume(&b, true)],
-            "photos",
-            "t",
-        );
-        assert_eq!(found, vec![b, a]);
-    }
-
-    #[test]
-    fn nothing_held_means_a_full_send() {
-        let local = vec![snap(1), snap(2)];
-        let p = plan(&local, &HashSet::new(), &HashSet::new());
-        assert_eq!(p.parent, None);
-        assert_eq!(p.unconfirmed, local);
-    }
-
-    #[test]
-    fn the_parent_is_the_newest_snapshot_the_target_holds() {
-        let local = vec![snap(1), snap(2), snap(3), snap(4)];
-        // The target lost snapshot 3 (deleted by hand) but holds 1 and 2.
-        let held = HashSet::from([local[0].uuid, local[1].uuid]);
-        let p = plan(&local, &held, &held);
-        assert_eq!(p.parent.as_ref(), Some(&local[1]));
-        assert_eq!(p.unconfirmed, local[2..].to_vec());
-        let held = HashSet::from([local[3].uuid]);
-        let p = plan(&local, &held, &held);
-        assert_eq!(p.parent.as_ref(), Some(&local[3]));
-        assert!(p.unconfirmed.is_empty());
-    }
-
-    #[test]
-    fn a_snapshot_once_confirmed_is_never_deleted_as_unconfirmed() {
-        // Pins: an inventory that missed everything (target pool unmounted)
-        // made the sender delete its confirmed snapshots and the common base.
-        let local: Vec<_> = (1..=4).map(snap).collect();
-        let confirmed = HashSet::from([local[0].uuid, local[1].uuid, local[2].uuid]);
-        let p = plan(&local, &HashSet::new(), &confirmed);
-        assert_eq!(p.parent, None);
-        assert_eq!(p.unconfirmed, vec![local[3].clone()]);
-    }
-
-    fn gone(local: &[LocalSnapshot], keep: u32, grid: &str, base: &[usize]) -> Vec<LocalSnapshot> {
-        let policy = Policy {
-            newest: keep,
-            grid: grid.parse().expect("grid"),
-            cap: None,
-        };
-        let bases = base.iter().map(|&i| local[i].uuid).collect();
-        let now = local.last().map_or_else(Utc::now, |s| s.created);
-        retain(local, &policy, &bases, &Zone::UTC, now)
-            .iter()
-            .zip(local)
-            .filter(|(v, _)| !v.keeps())
-            .map(|(_, s)| s.clone())
-            .collect()
-    }
-
-    #[test]
-    fn retention_keeps_the_newest_and_never_the_common_base() {
-        let local: Vec<_> = (1..=5).map(snap).collect();
-        assert_eq!(gone(&local, 2, "none", &[4]), local[..3].to_vec());
-        // The common base is old (newer ones unconfirmed): it survives anyway.
-        assert_eq!(
-            gone(&local, 1, "none", &[1]),
-            vec![local[0].clone(), local[2].clone(), local[3].clone()]
-        );
-        assert_eq!(
-            gone(&local, 0, "none", &[]).len(),
-            4,
-            "keep is at least one"
-        );
-        assert!(gone(&local, 9, "none", &[]).is_empty());
-        // All five fall in one hour: the hourly grid keeps the oldest of it.
-        assert_eq!(gone(&local, 1, "1h", &[]), local[1..4].to_vec());
-    }
-
-    #[test]
-    fn only_an_unchanged_held_parent_lets_a_run_skip() {
-        let local: Vec<_> = (1..=3).map(snap).collect();
-        let held = HashSet::from([local[2].uuid]);
-        let p = plan(&local, &held, &held);
-        assert_eq!(unchanged_since(&p, local[2].ctransid), Some(&local[2]));
-        assert_eq!(unchanged_since(&p, Some(99)), None, "the share moved on");
-        assert_eq!(unchanged_since(&p, None), None, "unknown is changed");
-        // The target lost the newest replica: the parent is older, and the
-        // share (equal to the newest) differs from it, so the run sends.
-        let held = HashSet::from([local[1].uuid]);
-        let p = plan(&local, &held, &held);
-        assert_eq!(unchanged_since(&p, local[2].ctransid), None);
-        // Nothing held: a full send, never a skip.
-        let p = plan(&local, &HashSet::new(), &HashSet::new());
-        assert_eq!(unchanged_since(&p, local[2].ctransid), None);
-    }
-}
+#[path = "plan_tests.rs"]
+mod tests;

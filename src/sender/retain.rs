@@ -11,6 +11,7 @@ use uuid::Uuid;
 use super::connect;
 use super::lock::TaskLock;
 use super::plan::{self, LocalSnapshot};
+use super::snapshot;
 use super::Error;
 use crate::retention::{self, Grid, Policy, Verdict, Zone};
 use crate::store::{Store, Task};
@@ -85,7 +86,9 @@ pub async fn prune_source(
         let Verdict::Delete(why) = verdict else {
             continue;
         };
-        match btrfs::delete(&old.path).await {
+        // Not waiting for the commit: no record depends on it, and on a busy
+        // filesystem the wait held the run for half a minute.
+        match btrfs::delete_lazily(&old.path).await {
             Ok(()) => {
                 info!(task = %task.name, snapshot = %old.name, "retention deleted a snapshot ({why})");
                 deleted.push(old.name.clone());
@@ -167,11 +170,7 @@ pub async fn prune_task(state_dir: &Path, name: &str, dry_run: bool) -> Result<P
         .map_err(wire_err)?;
     let grid_on_target = session.client.features().has(Feature::RetentionGrid);
 
-    let local = if task.snapshot_dir.exists() {
-        plan::task_snapshots(btrfs::list(&task.snapshot_dir).await?, &share, &task.name)
-    } else {
-        Vec::new()
-    };
+    let local = snapshot::owned(&store, &task).await?.ours;
     let held: HashSet<Uuid> = reply.replicas.iter().map(|r| r.received_uuid).collect();
     let confirmed = store.confirmed_uuids(&task.name)?;
     // The next run's parent (newest held) and the newest ever confirmed.

@@ -26,6 +26,8 @@ fn task(enabled: bool) -> Task {
         snapshot_dir: PathBuf::from("/mnt/main/.ferry-snapshots/photos"),
         compress: 3,
         compress_auto: true,
+        send_compressed: crate::store::SendCompressed::Auto,
+        replica_name: None,
         enabled,
         created_at: now,
         updated_at: now,

@@ -1,18 +1,50 @@
-//! Taking a task's snapshot: the pre-snapshot hook, the read-only snapshot
-//! named for its time, and the post-snapshot hook after every attempt. Not
-//! cancellable in between: a hook that froze something is always followed by
-//! the one that thaws it.
+//! A task's snapshots: which are its own (the uuids its send rows record,
+//! never a name alone), and taking the next one between the pre- and
+//! post-snapshot hooks, under a name never used. Not cancellable between the
+//! hooks: a hook that froze something is always followed by the one that
+//! thaws it.
 
+use std::collections::HashSet;
+use std::future::Future;
 use std::path::Path;
 
-use chrono::{DurationRound, TimeDelta, Utc};
-use tracing::warn;
+use chrono::Utc;
+use tracing::{debug, info, warn};
 
 use super::hooks::{self, Facts, Hook};
+use super::plan::{self, Owned};
 use super::Error;
 use crate::config::HookSettings;
-use crate::store::Task;
+use crate::store::{Store, Task};
 use crate::{btrfs, names};
+
+/// The task's own snapshots in its snapshot directory (see [`plan::owned`]);
+/// snapshots its rows name without a uuid get it recorded now. Everything
+/// else there is left alone.
+///
+/// # Errors
+///
+/// The store's, and btrfs's when the directory cannot be listed.
+pub async fn owned(store: &Store, task: &Task) -> Result<Owned, Error> {
+    let dir = &task.snapshot_dir;
+    if !dir.exists() {
+        return Ok(Owned::default());
+    }
+    let subvolumes = btrfs::list(dir).await?;
+    let records = store.snapshot_records(task.id)?;
+    let others = store.snapshots_of_others(task.id)?;
+    let found = plan::owned(subvolumes, &records, &others);
+    for a in &found.adopt {
+        store.set_send_snapshot_uuid(a.row, a.uuid)?;
+        info!(task = %task.name, row = a.row, uuid = %a.uuid,
+            "recorded the uuid of a snapshot this task's history names");
+    }
+    if !found.foreign.is_empty() {
+        debug!(task = %task.name, dir = %dir.display(), subvolumes = ?found.foreign,
+            "left alone: subvolumes in the snapshot directory that this task did not take");
+    }
+    Ok(found)
+}
 
 /// Runs the pre-snapshot hook, takes the snapshot, runs the post-snapshot
 /// hook (even when the snapshot failed), and returns the snapshot.
@@ -24,8 +56,8 @@ use crate::{btrfs, names};
 /// returns. A failing post-snapshot hook is logged; the snapshot stands.
 pub async fn take_with_hooks(
     task: &Task,
-    share: &str,
     defaults: &HookSettings,
+    take: impl Future<Output = Result<btrfs::Subvolume, Error>>,
 ) -> Result<btrfs::Subvolume, Error> {
     let mut facts = Facts {
         task: task.name.clone(),
@@ -37,7 +69,7 @@ pub async fn take_with_hooks(
     if let Some(cmd) = Hook::PreSnapshot.command(task, defaults) {
         hooks::run(Hook::PreSnapshot, cmd, &facts, defaults.timeout).await?;
     }
-    let taken = take(task, share).await;
+    let taken = take.await;
     if let Some(cmd) = Hook::PostSnapshot.command(task, defaults) {
         match &taken {
             Ok(s) => {
@@ -56,38 +88,44 @@ pub async fn take_with_hooks(
     taken
 }
 
-/// Takes the read-only snapshot `<share>_<task>_<UTC time>` in the task's
-/// snapshot directory.
+/// Takes the next read-only snapshot of the task's share for the run `row`,
+/// named `<share>_<task>_<UTC time>`, with `-2`, `-3`... when that name is in
+/// `taken` (what the target holds) or in the snapshot directory. The name
+/// goes on the row before the snapshot exists, its uuid right after: the row
+/// is the record that makes it this task's.
 ///
 /// # Errors
 ///
-/// [`Error::SnapshotDir`], [`Error::SnapshotExists`], btrfs errors, and
-/// [`Error::NotReadOnly`].
-pub async fn take(task: &Task, share: &str) -> Result<btrfs::Subvolume, Error> {
+/// [`Error::SnapshotDir`], the store's, btrfs's, [`Error::NotReadOnly`],
+/// [`Error::CarriesReceivedUuid`].
+pub async fn take(
+    store: &Store,
+    task: &Task,
+    share: &str,
+    row: i64,
+    mut taken: HashSet<String>,
+) -> Result<btrfs::Subvolume, Error> {
     let dir = &task.snapshot_dir;
     std::fs::create_dir_all(dir).map_err(|source| Error::SnapshotDir {
         path: dir.clone(),
         source,
     })?;
-    // Names carry the time to the second; a run in the same second as the
-    // previous one (a manual run right after another) waits for the next.
-    let mut now = Utc::now();
-    let mut name = names::snapshot_name(share, &task.name, now);
-    if dir.join(&name).exists() {
-        let next = now
-            .duration_trunc(TimeDelta::seconds(1))
-            .unwrap_or(now)
-            .checked_add_signed(TimeDelta::seconds(1))
-            .unwrap_or(now);
-        tokio::time::sleep((next - now).to_std().unwrap_or_default()).await;
-        now = Utc::now().max(next);
-        name = names::snapshot_name(share, &task.name, now);
-    }
+    let entries = std::fs::read_dir(dir).map_err(|source| Error::SnapshotDir {
+        path: dir.clone(),
+        source,
+    })?;
+    taken.extend(
+        entries
+            .flatten()
+            .map(|e| e.file_name().to_string_lossy().into_owned()),
+    );
+    taken.extend(store.snapshot_records(task.id)?.into_iter().map(|r| r.name));
+    let base = names::snapshot_name(share, &task.name, Utc::now());
+    let name = plan::unique_name(&base, &taken);
+    store.set_send_snapshot(row, &name)?;
     let path = dir.join(&name);
-    if path.exists() {
-        return Err(Error::SnapshotExists { path });
-    }
-    let snapshot = btrfs::snapshot_readonly(&task.share, &path).await?;
+    let snapshot = btrfs::snapshot_to_send(&task.share, &path).await?;
+    store.set_send_snapshot_uuid(row, snapshot.uuid)?;
     sendable(snapshot)
 }
 
@@ -104,18 +142,26 @@ pub async fn share_ctransid(share: &Path) -> Result<Option<u64>, Error> {
 
 /// `snapshot` if it may be sent: only a read-only snapshot is a stable send
 /// source (btrfs send itself insists), and only it can become a common base.
+/// One that carries a received_uuid is refused before a byte is streamed:
+/// btrfs send would announce it under that uuid, which the target holds for
+/// the snapshot's share already or can never confirm as this snapshot.
 ///
 /// # Errors
 ///
-/// [`Error::NotReadOnly`].
+/// [`Error::NotReadOnly`], [`Error::CarriesReceivedUuid`].
 pub fn sendable(snapshot: btrfs::Subvolume) -> Result<btrfs::Subvolume, Error> {
-    if snapshot.readonly {
-        Ok(snapshot)
-    } else {
-        Err(Error::NotReadOnly {
+    if !snapshot.readonly {
+        return Err(Error::NotReadOnly {
             path: snapshot.path,
-        })
+        });
     }
+    if let Some(received_uuid) = snapshot.received_uuid {
+        return Err(Error::CarriesReceivedUuid {
+            path: snapshot.path,
+            received_uuid,
+        });
+    }
+    Ok(snapshot)
 }
 
 #[cfg(test)]
@@ -140,6 +186,9 @@ mod tests {
             generation: 9,
             ctransid: Some(8),
             created: None,
+            otransid: 9,
+            stransid: 0,
+            rtransid: 0,
         };
         let err = sendable(sub(false)).expect_err("writable");
         assert!(matches!(err, Error::NotReadOnly { .. }));
@@ -148,5 +197,15 @@ mod tests {
             .to_string()
             .contains("photos_t_20261129T000000Z is not read-only"));
         assert_eq!(sendable(sub(true)).expect("read-only"), sub(true));
+        // Pins issue 10, fault 4: a snapshot carrying a received_uuid was
+        // streamed whole, then failed "received_uuid is R, expected U".
+        let mut received = sub(true);
+        received.received_uuid = Some(Uuid::from_u128(9));
+        let err = sendable(received).expect_err("carries a received_uuid");
+        assert!(matches!(err, Error::CarriesReceivedUuid { .. }));
+        assert!(!err.is_temporary());
+        assert!(err
+            .to_string()
+            .contains("make a writable snapshot of the share"));
     }
 }

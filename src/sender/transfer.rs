@@ -28,6 +28,9 @@ pub(super) struct Transfer<'a> {
     pub begin: Begin,
     pub snapshot: PathBuf,
     pub parent: Option<PathBuf>,
+    /// The send stream's version and whether compressed extents cross as
+    /// they are: the same on every attempt, so a resumed stream is the same.
+    pub send: btrfs::SendOptions,
     pub compression: Compression,
     /// How long the transfer keeps reconnecting after a break before it fails.
     pub resume_for: Duration,
@@ -124,8 +127,8 @@ impl Transfer<'_> {
         // connection waits for Ready: the receiver expects its hello within
         // the handshake timeout, and Begin may take longer (cleaning up
         // partial receives).
-        let send =
-            btrfs::send(&self.snapshot, self.parent.as_deref()).map_err(|e| (e.into(), 0))?;
+        let send = btrfs::send_with(&self.snapshot, self.parent.as_deref(), self.send)
+            .map_err(|e| (e.into(), 0))?;
         let begin = Begin {
             resume,
             ..self.begin.clone()

@@ -74,6 +74,7 @@ mod tests {
             received_uuid: Uuid::new_v4(),
             stream_bytes: 0,
             created_at: None,
+            ctransid: None,
         };
         let t = DateTime::from_timestamp(1_700_000_000, 0).expect("time");
         let n = store

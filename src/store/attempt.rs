@@ -97,11 +97,14 @@ pub struct Attempt<S> {
     /// Where this attempt's stream started, in bytes of the send stream: 0 for
     /// a fresh one, the offset of the parked receive it resumed otherwise.
     pub resumed_from: u64,
+    /// The send stream version the attempt used (1 or 2); `None` when it
+    /// ended before streaming, or predates the record.
+    pub stream_version: Option<u32>,
 }
 
 /// The columns [`Attempt::from_row`] reads, in its order.
 pub(super) const ATTEMPT_COLUMNS: &str = "snapshot, parent, kind, status, error, \
-    started_at, ended_at, stream_bytes, wire_bytes, received_uuid, resumed_from";
+    started_at, ended_at, stream_bytes, wire_bytes, received_uuid, resumed_from, stream_version";
 
 impl<S: FromSql> Attempt<S> {
     /// Reads [`ATTEMPT_COLUMNS`] from `row`, starting at column `first`.
@@ -119,6 +122,7 @@ impl<S: FromSql> Attempt<S> {
             wire_bytes: row.get(at(8))?,
             received_uuid: row.get::<_, Option<DbUuid>>(at(9))?.map(|u| u.0),
             resumed_from: row.get(at(10))?,
+            stream_version: row.get(at(11))?,
         })
     }
 }
@@ -152,6 +156,15 @@ impl Table {
 }
 
 impl Store {
+    /// Records the send stream version an attempt uses.
+    pub(super) fn set_stream_version(&self, t: Table, id: i64, version: u32) -> Result<()> {
+        self.conn().execute(
+            &format!("UPDATE {} SET stream_version = ?2 WHERE id = ?1", t.name()),
+            (id, version),
+        )?;
+        Ok(())
+    }
+
     /// Records the byte counts of a row that is still `running`. A closed row
     /// keeps its final counts: a late progress write (they run off the data
     /// path, on their own clock) must not undo them.

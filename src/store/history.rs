@@ -19,6 +19,9 @@ pub struct SendRow {
     /// A `skipped` run that found the share unchanged since `snapshot`, which
     /// the target held: the replica equalled the share at `started_at`.
     pub unchanged: bool,
+    /// What the attempt found that the user should know, one sentence each
+    /// (nested subvolumes left out, bases skipped); empty when nothing.
+    pub warnings: Vec<String>,
 }
 
 /// One receive attempt, as `ferry history receive` shows it.
@@ -252,12 +255,14 @@ mod tests {
                 wire_bytes: 400,
                 received_uuid: Some(u),
                 resumed_from: 0,
+                stream_version: Some(2),
             },
             unchanged: false,
+            warnings: vec!["nested subvolumes are not replicated".into()],
         };
         assert_eq!(
             serde_json::to_string(&send).expect("json"),
-            r#"{"id":7,"task":"photos","target":"nas2","share":"photos","snapshot":"photos_photos_20261121T053756Z","parent":null,"kind":"full","status":"succeeded","error":null,"started_at":"2026-11-21T05:37:56Z","ended_at":"2026-11-21T05:38:01.500Z","stream_bytes":1000,"wire_bytes":400,"received_uuid":"9b2a1c3e-0000-4000-8000-000000000001","resumed_from":0,"unchanged":false}"#
+            r#"{"id":7,"task":"photos","target":"nas2","share":"photos","snapshot":"photos_photos_20261121T053756Z","parent":null,"kind":"full","status":"succeeded","error":null,"started_at":"2026-11-21T05:37:56Z","ended_at":"2026-11-21T05:38:01.500Z","stream_bytes":1000,"wire_bytes":400,"received_uuid":"9b2a1c3e-0000-4000-8000-000000000001","resumed_from":0,"stream_version":2,"unchanged":false,"warnings":["nested subvolumes are not replicated"]}"#
         );
         let receive = ReceiveRow {
             id: 3,
@@ -277,12 +282,30 @@ mod tests {
                 wire_bytes: 5,
                 received_uuid: None,
                 resumed_from: 4096,
+                stream_version: None,
             },
             parked_until: Some(at("2026-11-21T05:52:56Z")),
         };
         assert_eq!(
             serde_json::to_string(&receive).expect("json"),
-            r#"{"id":3,"source":"nas1","source_uuid":"9b2a1c3e-0000-4000-8000-000000000001","share":"photos","pool":"backup","snapshot":"s2","parent":"s1","kind":"incremental","status":"failed","error":"disk full","started_at":"2026-11-21T05:37:56Z","ended_at":null,"stream_bytes":10,"wire_bytes":5,"received_uuid":null,"resumed_from":4096,"parked_until":"2026-11-21T05:52:56Z"}"#
+            r#"{"id":3,"source":"nas1","source_uuid":"9b2a1c3e-0000-4000-8000-000000000001","share":"photos","pool":"backup","snapshot":"s2","parent":"s1","kind":"incremental","status":"failed","error":"disk full","started_at":"2026-11-21T05:37:56Z","ended_at":null,"stream_bytes":10,"wire_bytes":5,"received_uuid":null,"resumed_from":4096,"stream_version":null,"parked_until":"2026-11-21T05:52:56Z"}"#
         );
+    }
+
+    #[test]
+    fn warnings_are_kept_in_order_whatever_the_status() {
+        let store = in_memory();
+        let id = store.begin_send(&send("photos")).expect("begin");
+        let rows = store.send_history(&SendFilter::default()).expect("list");
+        assert!(rows[0].warnings.is_empty());
+        store
+            .add_send_warning(id, "first \"quoted\"")
+            .expect("warn");
+        store.add_send_warning(id, "second").expect("warn");
+        store
+            .finish_send(id, Status::Failed, Some("boom"), None)
+            .expect("finish");
+        let rows = store.send_history(&SendFilter::default()).expect("list");
+        assert_eq!(rows[0].warnings, ["first \"quoted\"", "second"]);
     }
 }

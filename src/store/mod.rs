@@ -12,6 +12,7 @@ mod preflight;
 mod prune;
 mod receives;
 mod replicas;
+mod send_compressed;
 mod sends;
 mod tally;
 mod tasks;
@@ -23,5 +24,7 @@ pub use history::{NewReceive, NewSend, ReceiveFilter, ReceiveRow, SendFilter, Se
 pub use local::LocalIdentity;
 pub use pools::Pool;
 pub use replicas::{NewReplica, Replica};
+pub use send_compressed::SendCompressed;
+pub use sends::SnapshotRecord;
 pub use tally::{History, TallyRow};
 pub use tasks::{NewTask, Task, TaskHooks, TaskSettings};

@@ -16,7 +16,7 @@ fn from_row(r: &Row<'_>) -> rusqlite::Result<ReceiveRow> {
         share: r.get(3)?,
         pool: r.get(4)?,
         attempt: Attempt::from_row(r, 5)?,
-        parked_until: r.get::<_, Option<Ts>>(16)?.map(|t| t.0),
+        parked_until: r.get::<_, Option<Ts>>(17)?.map(|t| t.0),
     })
 }
 
@@ -44,6 +44,15 @@ impl Store {
             ],
             |row| row.get(0),
         )?)
+    }
+
+    /// Records the send stream version a receive got (from the stream's header).
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Sql`](crate::store::Error::Sql) when SQLite fails.
+    pub fn set_receive_stream_version(&self, id: i64, version: u32) -> Result<()> {
+        self.set_stream_version(Table::Receive, id, version)
     }
 
     /// Records the bytes a running receive has taken so far (`stream_bytes`

@@ -25,6 +25,8 @@ pub struct Replica {
     /// When its source snapshot was made, as the sender said (btrfs otime);
     /// `None` from senders that do not say.
     pub created_at: Option<DateTime<Utc>>,
+    /// Its ctransid once the receive was on disk; `None` until recorded.
+    pub ctransid: Option<u64>,
 }
 
 impl Replica {
@@ -50,10 +52,12 @@ pub struct NewReplica<'a> {
     /// Bytes of the verified btrfs send stream, uncompressed.
     pub stream_bytes: u64,
     pub created_at: Option<DateTime<Utc>>,
+    /// Its ctransid once the receive was on disk.
+    pub ctransid: Option<u64>,
 }
 
 const COLUMNS: &str = "id, pool, source, source_uuid, share, snapshot, received_uuid,
-    stream_bytes, received_at, created_at";
+    stream_bytes, received_at, created_at, ctransid";
 
 fn from_row(r: &Row<'_>) -> rusqlite::Result<Replica> {
     Ok(Replica {
@@ -67,6 +71,7 @@ fn from_row(r: &Row<'_>) -> rusqlite::Result<Replica> {
         stream_bytes: r.get(7)?,
         received_at: r.get::<_, Ts>(8)?.0,
         created_at: r.get::<_, Option<Ts>>(9)?.map(|t| t.0),
+        ctransid: r.get(10)?,
     })
 }
 
@@ -95,8 +100,8 @@ impl Store {
         }
         tx.execute(
             "INSERT INTO replicas (pool, source, source_uuid, share, snapshot, received_uuid,
-                stream_bytes, received_at, created_at)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
+                stream_bytes, received_at, created_at, ctransid)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
             rusqlite::params![
                 r.pool,
                 r.source,
@@ -107,6 +112,7 @@ impl Store {
                 r.stream_bytes,
                 Ts(now()),
                 r.created_at.map(Ts),
+                r.ctransid,
             ],
         )?;
         let id = tx.last_insert_rowid();
@@ -163,7 +169,7 @@ impl Store {
                  ORDER BY n.id DESC LIMIT 1)
              ORDER BY r.source, r.share, r.pool"
         ))?;
-        let rows = stmt.query_map([], |row| Ok((from_row(row)?, row.get(10)?)))?;
+        let rows = stmt.query_map([], |row| Ok((from_row(row)?, row.get(11)?)))?;
         Ok(rows.collect::<rusqlite::Result<_>>()?)
     }
 
@@ -208,6 +214,19 @@ impl Store {
             .optional()?)
     }
 
+    /// Records a replica's ctransid (for replicas received before it was kept).
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Sql`](crate::store::Error::Sql) when SQLite fails.
+    pub fn set_replica_ctransid(&self, id: i64, ctransid: u64) -> Result<()> {
+        self.conn().execute(
+            "UPDATE replicas SET ctransid = ?2 WHERE id = ?1",
+            (id, ctransid),
+        )?;
+        Ok(())
+    }
+
     /// Forgets a replica (after its subvolume was deleted or found gone).
     ///
     /// # Errors
@@ -239,6 +258,7 @@ mod tests {
             received_uuid: Uuid::new_v4(),
             stream_bytes: 42,
             created_at: None,
+            ctransid: Some(9),
         }
     }
 

@@ -18,8 +18,30 @@ fn from_row(r: &Row<'_>) -> rusqlite::Result<SendRow> {
         target: r.get(2)?,
         share: r.get(3)?,
         attempt: Attempt::from_row(r, 4)?,
-        unchanged: r.get(15)?,
+        unchanged: r.get(16)?,
+        warnings: warnings(r, 17)?,
     })
+}
+
+/// The `warnings` column: a JSON list of sentences, NULL for none.
+fn warnings(r: &Row<'_>, i: usize) -> rusqlite::Result<Vec<String>> {
+    match r.get::<_, Option<String>>(i)? {
+        None => Ok(Vec::new()),
+        Some(text) => serde_json::from_str(&text).map_err(|e| {
+            rusqlite::Error::FromSqlConversionFailure(i, rusqlite::types::Type::Text, Box::new(e))
+        }),
+    }
+}
+
+/// A snapshot a task's row records as taken.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SnapshotRecord {
+    /// The send row that took it.
+    pub row: i64,
+    pub name: String,
+    /// Its uuid; `None` for rows from before uuids were recorded (or a crash
+    /// between taking the snapshot and recording it), adopted by name once.
+    pub uuid: Option<Uuid>,
 }
 
 impl Store {
@@ -83,6 +105,106 @@ impl Store {
             ),
         )?;
         Ok(n > 0)
+    }
+
+    /// Records the send stream version a send uses (1 or 2).
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Sql`](crate::store::Error::Sql) when SQLite fails.
+    pub fn set_send_stream_version(&self, id: i64, version: u32) -> Result<()> {
+        self.set_stream_version(Table::Send, id, version)
+    }
+
+    /// Adds a warning to a send row (kept in order, whatever the row's status).
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Sql`](crate::store::Error::Sql) when SQLite fails.
+    pub fn add_send_warning(&self, id: i64, warning: &str) -> Result<()> {
+        self.conn().execute(
+            "UPDATE send_history SET warnings = json_insert(coalesce(warnings, '[]'), '$[#]', ?2)
+             WHERE id = ?1",
+            (id, warning),
+        )?;
+        Ok(())
+    }
+
+    /// Records the name of the snapshot a send is about to take, before it is
+    /// taken: a crash right after leaves a row that names it, by which the
+    /// next run adopts it (see [`SnapshotRecord`]).
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Sql`](crate::store::Error::Sql) when SQLite fails.
+    pub fn set_send_snapshot(&self, id: i64, snapshot: &str) -> Result<()> {
+        self.conn().execute(
+            "UPDATE send_history SET snapshot = ?2 WHERE id = ?1",
+            (id, snapshot),
+        )?;
+        Ok(())
+    }
+
+    /// Records the uuid of the snapshot a send took (or adopted): from now on
+    /// that uuid is the task's, whatever its name.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Sql`](crate::store::Error::Sql) when SQLite fails.
+    pub fn set_send_snapshot_uuid(&self, id: i64, uuid: Uuid) -> Result<()> {
+        self.conn().execute(
+            "UPDATE send_history SET snapshot_uuid = ?2 WHERE id = ?1",
+            (id, DbUuid(uuid)),
+        )?;
+        Ok(())
+    }
+
+    /// Every snapshot the rows of task `task_id` record as taken, oldest row
+    /// first: the task's own snapshots and nothing else.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Sql`](crate::store::Error::Sql) when SQLite fails.
+    pub fn snapshot_records(&self, task_id: i64) -> Result<Vec<SnapshotRecord>> {
+        let conn = self.conn();
+        let mut stmt = conn.prepare(
+            "SELECT id, snapshot, snapshot_uuid,
+                    CASE WHEN status = 'succeeded' THEN received_uuid END
+             FROM send_history
+             WHERE task_id = ?1 AND snapshot IS NOT NULL AND unchanged = 0 ORDER BY id",
+        )?;
+        let rows = stmt.query_map([task_id], |r| {
+            let taken: Option<DbUuid> = r.get(2)?;
+            // A confirmed row's received_uuid is its snapshot's uuid.
+            let confirmed: Option<DbUuid> = r.get(3)?;
+            Ok(SnapshotRecord {
+                row: r.get(0)?,
+                name: r.get(1)?,
+                uuid: taken.or(confirmed).map(|u| u.0),
+            })
+        })?;
+        Ok(rows.collect::<rusqlite::Result<_>>()?)
+    }
+
+    /// Snapshot uuids that rows of tasks other than `task_id` (deleted ones
+    /// included) record: never adopted by `task_id`.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Sql`](crate::store::Error::Sql) when SQLite fails.
+    pub fn snapshots_of_others(&self, task_id: i64) -> Result<HashSet<Uuid>> {
+        let conn = self.conn();
+        let mut stmt = conn.prepare(
+            "SELECT coalesce(snapshot_uuid, CASE WHEN status = 'succeeded' THEN received_uuid END)
+             FROM send_history
+             WHERE task_id IS NOT ?1 AND snapshot IS NOT NULL AND unchanged = 0",
+        )?;
+        let rows = stmt.query_map([task_id], |r| r.get::<_, Option<DbUuid>>(0))?;
+        let mut out = HashSet::new();
+        for u in rows {
+            out.extend(u?.map(|u| u.0));
+        }
+        Ok(out)
     }
 
     /// Records what a send will carry, once the plan is known.
@@ -218,7 +340,7 @@ impl Store {
     pub fn send_history(&self, f: &SendFilter<'_>) -> Result<Vec<SendRow>> {
         let conn = self.conn();
         let mut stmt = conn.prepare(&format!(
-            "SELECT id, task, target, share, {ATTEMPT_COLUMNS}, unchanged FROM send_history
+            "SELECT id, task, target, share, {ATTEMPT_COLUMNS}, unchanged, warnings FROM send_history
              WHERE ?1 IS NULL OR task = ?1 ORDER BY id DESC LIMIT ?2"
         ))?;
         let rows = stmt.query_map((f.task, limit(f.limit)), from_row)?;

@@ -7,6 +7,7 @@ use chrono::{DateTime, Utc};
 use rusqlite::{OptionalExtension, Row};
 
 use super::db::{now, Result, Store, Ts};
+use super::send_compressed::SendCompressed;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Task {
@@ -47,6 +48,11 @@ pub struct Task {
     /// No snapshot when the share has not changed since the last confirmed one.
     pub skip_unchanged: bool,
     pub hooks: TaskHooks,
+    /// Whether version 2 streams carry compressed extents as they are.
+    pub send_compressed: SendCompressed,
+    /// The replica line's name on the target (`--replica-name`); `None`: the
+    /// share's directory name. See [`Task::share_name`].
+    pub replica_name: Option<String>,
 }
 
 /// A task's hook commands. `None` follows the configuration's default; an
@@ -81,6 +87,7 @@ pub struct TaskSettings {
     pub bwlimit: u64,
     pub skip_unchanged: bool,
     pub hooks: TaskHooks,
+    pub send_compressed: SendCompressed,
 }
 
 impl Task {
@@ -100,15 +107,22 @@ impl Task {
             bwlimit: self.bwlimit,
             skip_unchanged: self.skip_unchanged,
             hooks: self.hooks.clone(),
+            send_compressed: self.send_compressed,
         }
     }
 
-    /// The share's name: the last component of its path, which names it on the target.
+    /// The share's name as replicated: its replica line on the target (the
+    /// `share` of Inventory and Begin) and the start of its snapshots' names.
+    /// `--replica-name` when given, else the last component of its path.
     pub fn share_name(&self) -> String {
-        self.share
-            .file_name()
-            .map(|n| n.to_string_lossy().into_owned())
-            .unwrap_or_default()
+        match &self.replica_name {
+            Some(name) => name.clone(),
+            None => self
+                .share
+                .file_name()
+                .map(|n| n.to_string_lossy().into_owned())
+                .unwrap_or_default(),
+        }
     }
 }
 
@@ -119,6 +133,8 @@ pub struct NewTask<'a> {
     pub target_id: i64,
     pub pool: &'a str,
     pub snapshot_dir: &'a str,
+    /// `--replica-name`; `None`: the share's directory name.
+    pub replica_name: Option<&'a str>,
     pub settings: &'a TaskSettings,
 }
 
@@ -126,16 +142,16 @@ const SELECT: &str = "SELECT t.id, t.name, t.share, t.target_id, a.name, t.pool,
         t.meta_port, t.data_port, t.keep_source, t.keep_target, t.snapshot_dir, t.compress,
         t.enabled, t.created_at, t.updated_at, t.compress_auto, t.timezone, t.preserve_source,
         t.preserve_target, t.skip_unchanged, t.pre_snapshot, t.post_snapshot, t.on_success,
-        t.on_failure, t.bwlimit
+        t.on_failure, t.bwlimit, t.send_compressed, t.replica_name
     FROM tasks t JOIN appliances a ON a.id = t.target_id";
 
 /// The columns `task set` writes, in `settings_params` order from ?2 on.
 const SETTINGS: &str = "frequency = ?2, meta_port = ?3, data_port = ?4, keep_source = ?5,
     keep_target = ?6, preserve_source = ?7, preserve_target = ?8, compress = ?9,
     compress_auto = ?10, skip_unchanged = ?11, pre_snapshot = ?12, post_snapshot = ?13,
-    on_success = ?14, on_failure = ?15, timezone = ?16, bwlimit = ?17";
+    on_success = ?14, on_failure = ?15, timezone = ?16, bwlimit = ?17, send_compressed = ?18";
 
-fn settings_params(s: &TaskSettings) -> [&dyn rusqlite::ToSql; 16] {
+fn settings_params(s: &TaskSettings) -> [&dyn rusqlite::ToSql; 17] {
     [
         &s.frequency,
         &s.meta_port,
@@ -153,6 +169,7 @@ fn settings_params(s: &TaskSettings) -> [&dyn rusqlite::ToSql; 16] {
         &s.hooks.on_failure,
         &s.timezone,
         &s.bwlimit,
+        &s.send_compressed,
     ]
 }
 
@@ -186,6 +203,8 @@ fn from_row(r: &Row<'_>) -> rusqlite::Result<Task> {
             on_failure: r.get(24)?,
         },
         bwlimit: r.get(25)?,
+        send_compressed: r.get(26)?,
+        replica_name: r.get(27)?,
     })
 }
 
@@ -205,9 +224,17 @@ impl Store {
         let tx = conn.transaction()?;
         tx.execute(
             "INSERT INTO tasks (name, share, target_id, pool, frequency, keep_source, keep_target,
-                snapshot_dir, compress, enabled, created_at, updated_at)
-             VALUES (?1, ?2, ?3, ?4, '', 1, 1, ?5, 0, 1, ?6, ?6)",
-            rusqlite::params![t.name, t.share, t.target_id, t.pool, t.snapshot_dir, now],
+                snapshot_dir, compress, enabled, created_at, updated_at, replica_name)
+             VALUES (?1, ?2, ?3, ?4, '', 1, 1, ?5, 0, 1, ?6, ?6, ?7)",
+            rusqlite::params![
+                t.name,
+                t.share,
+                t.target_id,
+                t.pool,
+                t.snapshot_dir,
+                now,
+                t.replica_name
+            ],
         )?;
         let id = tx.last_insert_rowid();
         write_settings(&tx, t.name, t.settings, now)?;
@@ -328,7 +355,7 @@ fn write_settings(
     Ok(conn.execute(
         &format!(
             "UPDATE tasks SET {SETTINGS}, updated_at = {} WHERE name = ?1",
-            next_stamp("?18")
+            next_stamp("?19")
         ),
         params.as_slice(),
     )?)

@@ -20,6 +20,7 @@ pub(crate) fn settings() -> TaskSettings {
         bwlimit: 0,
         skip_unchanged: true,
         hooks: TaskHooks::default(),
+        send_compressed: SendCompressed::Auto,
     }
 }
 
@@ -30,6 +31,7 @@ pub(crate) fn photos(target_id: i64, settings: &TaskSettings) -> NewTask<'_> {
         target_id,
         pool: "backup",
         snapshot_dir: "/mnt/main/.ferry-snapshots/photos",
+        replica_name: None,
         settings,
     }
 }

@@ -1,7 +1,7 @@
 use super::*;
 use crate::wire::message::{
     Begin, Commit, Failed, Feature, Features, Inventory, InventoryReply, Parent, Prune, Pruned,
-    Ready, Reason, Received, Refused, Replica,
+    Ready, Reason, Received, Refused, Replica, Withheld,
 };
 use chrono::DateTime;
 use tokio::io::{duplex, AsyncWriteExt, DuplexStream};
@@ -39,6 +39,11 @@ fn every_variant() -> Vec<Meta> {
             }],
             parked: None,
             max_replicas: Some(250),
+            withheld: vec![Withheld {
+                name: "photos_t_20231231T000000Z".into(),
+                received_uuid: u,
+                reason: "changed after it was received".into(),
+            }],
         }),
         Meta::Begin(Begin {
             share: "photos".into(),
@@ -163,6 +168,14 @@ fn fields_that_say_nothing_new_are_left_out() {
     assert_eq!(old.into_error("ready").retry_after(), None);
     let plain = serde_json::to_value(Meta::Hello(hello("nas1", &[]))).unwrap();
     assert!(plain.get("features").is_none(), "{plain}");
+    let reply = Meta::InventoryReply(InventoryReply::default());
+    assert_eq!(
+        serde_json::to_string(&reply).unwrap(),
+        r#"{"type":"inventory_reply","replicas":[]}"#
+    );
+    // And a predecessor's reply, without it, reads as none withheld.
+    let old: Meta = serde_json::from_str(r#"{"type":"inventory_reply","replicas":[]}"#).unwrap();
+    assert_eq!(old, reply);
     let offered =
         serde_json::to_value(Meta::Hello(hello("nas1", &[Feature::SendStreamV2]))).unwrap();
     assert_eq!(offered["features"], serde_json::json!(["send-stream-v2"]));

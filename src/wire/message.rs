@@ -190,6 +190,12 @@ pub struct InventoryReply {
     /// line (`max_replicas_per_line`), whatever a sender asks.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub max_replicas: Option<u32>,
+    /// Replicas the receiver still holds but does not offer as parents, and
+    /// why (changed after they were received, made writable...): the sender
+    /// names them when it passes them over, and does not reuse their names.
+    /// Absent from older receivers: none.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub withheld: Vec<Withheld>,
 }
 
 /// A parked receive, as Inventory reports it.
@@ -200,6 +206,15 @@ pub struct Parked {
     pub parent: Option<Parent>,
     /// Bytes of the send stream it holds.
     pub offset: u64,
+}
+
+/// A replica held but not offered as a parent.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Withheld {
+    pub name: String,
+    pub received_uuid: Uuid,
+    /// Why, as a phrase: "changed after it was received (ctransid ...)".
+    pub reason: String,
 }
 
 /// Sender asks to start a receive of `snapshot`.

@@ -109,7 +109,8 @@ pub use frame::{read_frame, write_frame, MAX_FRAME};
 pub use handshake::{handshake, read_data_hello, Agreed};
 pub use message::{
     Begin, Commit, DataHello, Failed, Feature, Features, Hello, Inventory, InventoryReply, Meta,
-    Parent, Parked, Prune, Pruned, Ready, Reason, Received, Refused, Replica, ResumeAt, PROTOCOL,
+    Parent, Parked, Prune, Pruned, Ready, Reason, Received, Refused, Replica, ResumeAt, Withheld,
+    PROTOCOL,
 };
 pub use reader::ChunkReader;
 pub use throttle::Throttle;

@@ -304,11 +304,20 @@ async fn show_from_the_kernel_agrees_with_btrfs_progs() {
         assert_eq!(kernel, progs, "{}", path.display());
     }
     let received = btrfs::show(&got.path).await.unwrap();
-    assert_eq!(
-        received.received_uuid,
-        Some(btrfs::show(&snap).await.unwrap().uuid)
-    );
+    let sent = btrfs::show(&snap).await.unwrap();
+    assert_eq!(received.received_uuid, Some(sent.uuid));
     assert!(received.readonly);
+    // The transids: a snapshot copies its source's ctransid, so an untouched
+    // one has not changed since it was created; a received one records the
+    // ctransid it was sent at.
+    assert_eq!(sent.changed_since_created(), Some(false));
+    assert_eq!(received.stransid, sent.ctransid.unwrap());
+    assert!(received.rtransid >= received.otransid && received.rtransid > 0);
+    // Each snapshot commits its transaction: the next one is made in a later one.
+    let again = btrfs::snapshot_readonly(&share, &a.mount.join("snap2"))
+        .await
+        .unwrap();
+    assert!(again.otransid > sent.otransid);
 }
 
 fn assert_pool_gone(mount: &Path, dir: &Path) {

@@ -298,15 +298,53 @@ fn task_delete_needs_yes_keeps_snapshots_and_history_unless_purged() {
         .json(&["history", "send", "--task", "photos", "--json"]);
     assert_eq!(rows.as_array().map(Vec::len), Some(1));
 
+    // A new task of the same name owns nothing the old one took: ownership
+    // is what a task's own rows record, never a name.
     add_photos(&s, &[]);
-    let foreign = snapshot(&s, "photos_photos_extra_20261121T053756Z");
-    let snap2 = snapshot(&s, "photos_photos_20261121T060000Z");
+    let store = s.node.store();
+    let task = store.task("photos").expect("q").expect("task");
+    let row = |name: &str, uuid: Option<uuid::Uuid>| {
+        let id = store
+            .begin_send(&NewSend {
+                task_id: Some(task.id),
+                task: "photos",
+                target: "nas2",
+                share: "photos",
+            })
+            .expect("row");
+        store.set_send_snapshot(id, name).expect("name");
+        if let Some(uuid) = uuid {
+            store.set_send_snapshot_uuid(id, uuid).expect("uuid");
+        }
+    };
+    let recorded = snapshot(&s, "photos_photos_20261121T060000Z");
+    let uuid = uuid_of(&recorded);
+    row("photos_photos_20261121T060000Z", Some(uuid));
+    // A row from before uuids were recorded names its snapshot only.
+    let named = snapshot(&s, "photos_photos_20261121T070000Z");
+    row("photos_photos_20261121T070000Z", None);
+    let lookalike = snapshot(&s, "photos_photos_20261121T080000Z");
     let out = s
         .node
         .ok(&["task", "delete", "photos", "--yes", "--purge-snapshots"]);
     assert!(out.contains("2 of its snapshots"), "{out}");
-    assert!(!snap.exists() && !snap2.exists());
-    assert!(foreign.exists(), "another task's snapshot was purged");
+    assert!(!recorded.exists() && !named.exists());
+    assert!(
+        snap.exists(),
+        "the deleted task's snapshot was purged by its namesake"
+    );
+    assert!(lookalike.exists(), "a snapshot no row records was purged");
+}
+
+fn uuid_of(path: &std::path::Path) -> uuid::Uuid {
+    let out = Command::new("btrfs")
+        .args(["subvolume", "show"])
+        .arg(path)
+        .output()
+        .expect("btrfs");
+    ferry::btrfs::parse_show(path, &String::from_utf8_lossy(&out.stdout))
+        .expect("parse")
+        .uuid
 }
 
 #[test]
@@ -433,11 +471,12 @@ fn history_tables_filters_limits_and_json() {
         "wire_bytes",
         "received_uuid",
         "resumed_from",
+        "stream_version",
     ];
     let send_fields = [
         &["id", "task", "target", "share"][..],
         &attempt,
-        &["unchanged"],
+        &["unchanged", "warnings"],
     ]
     .concat();
     for row in rows {

@@ -258,6 +258,17 @@ async fn a_failing_btrfs_send_fails_the_run_with_its_stderr() {
         pair.replicas().is_empty(),
         "a broken stream became a replica"
     );
+    // Pins issue 10, fault 9: the receiver's row only said "connection lost
+    // after 181 bytes"; the sender's reason reaches it.
+    let received = pair.receive_rows();
+    let rx = only_row(&received);
+    assert_eq!(rx["status"], "failed", "{rx}");
+    assert!(
+        rx["error"]
+            .as_str()
+            .is_some_and(|e| e.contains("the sender aborted") && e.contains("Input/output error")),
+        "{rx}"
+    );
 }
 
 fn which(program: &str) -> String {

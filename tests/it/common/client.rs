@@ -146,6 +146,19 @@ impl Client {
         Ok(self.wire.inventory(req).await?.replicas)
     }
 
+    /// The whole Inventory reply, withheld replicas included.
+    pub async fn inventory_reply(
+        &mut self,
+        share: &str,
+        pool: &str,
+    ) -> Result<wire::InventoryReply, wire::Error> {
+        let req = Inventory {
+            share: share.into(),
+            pool: pool.into(),
+        };
+        self.wire.inventory(req).await
+    }
+
     /// Begin for `snap` of `share`; the session id from Ready.
     pub async fn begin(
         &mut self,

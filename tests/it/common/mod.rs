@@ -10,6 +10,7 @@ pub mod nodes;
 pub mod pair;
 pub mod process;
 pub mod proxy;
+pub mod subvol;
 mod tree;
 
 #[allow(unused_imports)] // each test file uses its own subset

@@ -29,8 +29,16 @@ impl Pair {
     /// Both appliances initialized and paired, the receiver up, the task `photos`
     /// added with `task_args` appended.
     pub async fn new(task_args: &[&str]) -> Pair {
+        Pair::with_receiver(task_args, |_| {}).await
+    }
+
+    /// [`Pair::new`] with nas2's receiver configured by `tweak`.
+    pub async fn with_receiver(
+        task_args: &[&str],
+        tweak: impl FnOnce(&mut ferry::receiver::Config),
+    ) -> Pair {
         let nodes = Nodes::with_pool_size(1 << 30);
-        let receiver = Daemon::start(&nodes.nas2.state, |_| {}).await;
+        let receiver = Daemon::start(&nodes.nas2.state, tweak).await;
         nodes.nas1_sends_to(&receiver);
         let share_s = nodes.share.to_str().expect("utf8").to_string();
         let mut args = vec![

@@ -1,5 +1,6 @@
 //! What a replica must preserve, made comparable: every path with its type, contents,
-//! mode, owner, symlink target, xattrs, hard-link group and sparseness.
+//! mode, owner, symlink target, xattrs, hard-link group and sparseness. Nested
+//! subvolumes are left out, as btrfs send leaves them out.
 
 use std::collections::{BTreeMap, HashMap};
 use std::ffi::OsString;
@@ -67,6 +68,9 @@ fn walk(
     let meta =
         std::fs::symlink_metadata(&path).unwrap_or_else(|e| panic!("stat {}: {e}", path.display()));
     let ft = meta.file_type();
+    if rel != Path::new(".") && ft.is_dir() && is_nested(&meta) {
+        return;
+    }
     let kind = if ft.is_dir() {
         Kind::Dir
     } else if ft.is_file() {
@@ -114,6 +118,13 @@ fn walk(
             walk(root, &rel.join(child.file_name()), entries, inodes);
         }
     }
+}
+
+/// A nested subvolume (its root is inode 256), or the empty directory a
+/// snapshot holds where its source had one (inode 2): btrfs send leaves both
+/// out, so they are no part of what a replica must preserve.
+fn is_nested(meta: &std::fs::Metadata) -> bool {
+    matches!(meta.ino(), 256 | 2)
 }
 
 fn hash_file(path: &Path) -> String {
