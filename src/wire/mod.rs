@@ -95,6 +95,7 @@ mod encode;
 mod error;
 mod frame;
 mod handshake;
+mod inventory;
 mod message;
 mod reader;
 mod throttle;

@@ -48,7 +48,13 @@ async fn tasks_whose_names_run_together_keep_each_others_snapshots() {
         ],
     );
     for round in 0..3 {
-        for task in ["images_daily", "daily"] {
+        for (task, share) in [("images_daily", "vm"), ("daily", "vm_images")] {
+            // A change each round: an unchanged share would be skipped.
+            std::fs::write(
+                pair.src.mount.join(share).join("disk"),
+                format!("{task} {round}"),
+            )
+            .expect("write");
             let out = pair.nas1.run_async(&["task", "run", task]).await;
             let stdout = String::from_utf8_lossy(&out.stdout);
             assert!(

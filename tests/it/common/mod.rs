@@ -27,6 +27,9 @@ pub const PREFIX: &str = "ferry-test-";
 
 const DEFAULT_SIZE: u64 = 256 << 20;
 
+/// Where [`TestPool::in_ram`] puts its images.
+const RAM_DIR: &str = "/dev/shm";
+
 /// Panics, saying what is missing and how to get it, unless this process can create
 /// btrfs pools on loop devices. Never a skip: a test that needs btrfs and did not run
 /// must not look like a pass (ferry's CI runs with CI=true and relies on that).
@@ -145,11 +148,21 @@ impl TestPool {
     }
 
     pub fn with_size(bytes: u64) -> TestPool {
+        TestPool::with_size_in(bytes, &std::env::temp_dir())
+    }
+
+    /// A pool whose image lives in RAM (`/dev/shm`, a tmpfs): for tests that
+    /// run hundreds of replications and must stay fast.
+    pub fn in_ram(bytes: u64) -> TestPool {
+        TestPool::with_size_in(bytes, Path::new(RAM_DIR))
+    }
+
+    fn with_size_in(bytes: u64, parent: &Path) -> TestPool {
         require_root_and_btrfs();
         clean_leftovers();
         let dir = tempfile::Builder::new()
             .prefix(&format!("{PREFIX}{}-", std::process::id()))
-            .tempdir_in(std::env::temp_dir())
+            .tempdir_in(parent)
             .expect("create the pool's temp dir")
             .keep();
         // From here on, Drop tears down whatever part of the setup happened.
@@ -314,9 +327,11 @@ fn clean_leftovers() {
 
 /// The work of [`clean_leftovers`], callable directly by the harness's own tests.
 pub fn clean_leftovers_of_dead_processes() {
-    let Ok(entries) = std::fs::read_dir(std::env::temp_dir()) else {
-        return;
-    };
+    let dirs = [std::env::temp_dir(), PathBuf::from(RAM_DIR)];
+    let entries = dirs
+        .iter()
+        .filter_map(|d| std::fs::read_dir(d).ok())
+        .flatten();
     for entry in entries.flatten() {
         let name = entry.file_name().to_string_lossy().into_owned();
         let Some(pid) = name

@@ -41,6 +41,11 @@ impl Nodes {
         Nodes::build(TestPool::with_size(bytes), TestPool::with_size(bytes))
     }
 
+    /// Pools of `bytes` each, in RAM (see [`TestPool::in_ram`]).
+    pub fn in_ram(bytes: u64) -> Nodes {
+        Nodes::build(TestPool::in_ram(bytes), TestPool::in_ram(bytes))
+    }
+
     fn build(src: TestPool, dst: TestPool) -> Nodes {
         let share = src.subvolume("photos");
         std::fs::write(share.join("a.txt"), b"alpha\n").expect("write");
