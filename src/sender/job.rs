@@ -3,7 +3,6 @@
 //! `ferry task run` and the scheduler both call `run_task`.
 
 use std::collections::{HashMap, HashSet};
-use std::future::Future;
 use std::path::{Path, PathBuf};
 
 use tokio::sync::watch;
@@ -18,7 +17,7 @@ use super::orphans::{fail_orphaned_rows, Orphans};
 use super::pace;
 use super::plan;
 use super::retain::{self, preserve_text, zone_of};
-use super::run::{Outcome, RunOptions, Sent};
+use super::run::{until, Outcome, RunOptions, Sent};
 use super::share;
 use super::snapshot;
 use super::stream::{Compression, Progress, Report};
@@ -128,17 +127,6 @@ pub async fn run_task(
     result
 }
 
-/// `fut`, unless `cancel` fires first.
-async fn until<T>(
-    cancel: &CancellationToken,
-    fut: impl Future<Output = Result<T, Error>>,
-) -> Result<T, Error> {
-    tokio::select! {
-        r = fut => r,
-        () = cancel.cancelled() => Err(Error::Interrupted),
-    }
-}
-
 struct Run {
     state_dir: PathBuf,
     store: Store,
@@ -206,13 +194,13 @@ impl Run {
             .collect();
         let confirmed = self.store.confirmed_uuids(&self.task.name)?;
         let local = snapshot::owned(&self.store, &self.task).await?;
-        let plan = plan::plan(&local.ours, &held, &changed_there, &confirmed);
-        for skipped in &plan.skipped {
-            self.warn(format!(
-                "base {} skipped: {}",
-                skipped.snapshot, skipped.reason
-            ));
-        }
+        let plan = plan::plan(
+            &local.ours,
+            &held,
+            &changed_there,
+            &HashMap::new(),
+            &confirmed,
+        );
         // A receive of ours the target parked when its connection broke:
         // continue it rather than take a new snapshot and start over.
         let parked = inventory
@@ -260,6 +248,28 @@ impl Run {
         self.snapshot_path = Some(taken.path.clone());
         if cancel.is_cancelled() {
             return Err(Error::Interrupted);
+        }
+        // A parked receive continues from the parent it began with.
+        let plan = match parked {
+            Some(_) => plan,
+            None => share::recheck(
+                &self.store,
+                self.task.id,
+                plan,
+                &plan::Inputs {
+                    local: &local.ours,
+                    held: &held,
+                    changed_there: &changed_there,
+                    confirmed: &confirmed,
+                },
+                &taken,
+            )?,
+        };
+        for skipped in &plan.skipped {
+            self.warn(format!(
+                "base {} skipped: {}",
+                skipped.snapshot, skipped.reason
+            ));
         }
         let resume = parked.is_some();
         let outcome = until(cancel, self.send(&mut session, &plan, taken, resume)).await?;
@@ -384,10 +394,11 @@ impl Run {
         self.warnings.push(warning);
     }
 
-    /// Names the nested subvolumes of the share: btrfs send leaves them out,
-    /// so a replica lacks them however the run ends.
+    /// Names the nested subvolumes of the share, and records them on the row:
+    /// btrfs send leaves them out, so a replica lacks them however the run
+    /// ends, and a later run checks the directories that held them.
     async fn check_nested(&mut self) {
-        if let Some(warning) = share::nested_warning(&self.task.share).await {
+        if let Some(warning) = share::record_nested(&self.store, &self.task, self.row).await {
             self.warn(warning);
         }
     }

@@ -141,7 +141,8 @@ pub struct Plan {
 /// uuids it offers, and `changed_there`, those it holds but will not offer
 /// because they changed after they were received (with why). A snapshot that
 /// changed here after it was taken is no parent either: its contents are no
-/// longer what the target received. A snapshot the target once confirmed
+/// longer what the target received; nor one in `unfit` (with why: see
+/// `share::orphaning`). A snapshot the target once confirmed
 /// (`confirmed`, from this appliance's history) is never called unconfirmed,
 /// even if this inventory misses it (a pool briefly unmounted, a replica
 /// deleted by hand): only retention removes it.
@@ -149,6 +150,7 @@ pub fn plan(
     local: &[LocalSnapshot],
     held: &HashSet<Uuid>,
     changed_there: &HashMap<Uuid, String>,
+    unfit: &HashMap<Uuid, String>,
     confirmed: &HashSet<Uuid>,
 ) -> Plan {
     let mut skipped = Vec::new();
@@ -162,6 +164,13 @@ pub fn plan(
             continue;
         }
         if !held.contains(&s.uuid) {
+            continue;
+        }
+        if let Some(why) = unfit.get(&s.uuid) {
+            skipped.push(Skipped {
+                snapshot: s.name.clone(),
+                reason: why.clone(),
+            });
             continue;
         }
         if let Some((ctransid, otransid)) = s.changed() {
@@ -186,6 +195,28 @@ pub fn plan(
         parent,
         skipped,
         unconfirmed,
+    }
+}
+
+/// What [`plan`] decides from, but the local reasons: for planning again
+/// with more of them.
+pub struct Inputs<'a> {
+    pub local: &'a [LocalSnapshot],
+    pub held: &'a HashSet<Uuid>,
+    pub changed_there: &'a HashMap<Uuid, String>,
+    pub confirmed: &'a HashSet<Uuid>,
+}
+
+impl Inputs<'_> {
+    /// [`plan`] with `unfit` as the local reasons.
+    pub fn plan(&self, unfit: &HashMap<Uuid, String>) -> Plan {
+        plan(
+            self.local,
+            self.held,
+            self.changed_there,
+            unfit,
+            self.confirmed,
+        )
     }
 }
 

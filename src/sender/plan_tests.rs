@@ -114,14 +114,20 @@ fn order_comes_from_the_creation_transid_not_the_name() {
     let names: Vec<&str> = found.ours.iter().map(|s| s.name.as_str()).collect();
     assert_eq!(names, [&first.name, &second.name, &third.name]);
     let held = HashSet::from([first.uuid, second.uuid, third.uuid]);
-    let p = plan(&found.ours, &held, &HashMap::new(), &held);
+    let p = plan(&found.ours, &held, &HashMap::new(), &HashMap::new(), &held);
     assert_eq!(p.parent.as_ref(), Some(&third));
 }
 
 #[test]
 fn nothing_held_means_a_full_send() {
     let local = vec![snap(1), snap(2)];
-    let p = plan(&local, &HashSet::new(), &HashMap::new(), &HashSet::new());
+    let p = plan(
+        &local,
+        &HashSet::new(),
+        &HashMap::new(),
+        &HashMap::new(),
+        &HashSet::new(),
+    );
     assert_eq!(p.parent, None);
     assert_eq!(p.unconfirmed, local);
 }
@@ -131,12 +137,12 @@ fn the_parent_is_the_newest_snapshot_the_target_holds() {
     let local = vec![snap(1), snap(2), snap(3), snap(4)];
     // The target lost snapshot 3 (deleted by hand) but holds 1 and 2.
     let held = HashSet::from([local[0].uuid, local[1].uuid]);
-    let p = plan(&local, &held, &HashMap::new(), &held);
+    let p = plan(&local, &held, &HashMap::new(), &HashMap::new(), &held);
     assert_eq!(p.parent.as_ref(), Some(&local[1]));
     assert_eq!(p.unconfirmed, local[2..].to_vec());
     assert!(p.skipped.is_empty());
     let held = HashSet::from([local[3].uuid]);
-    let p = plan(&local, &held, &HashMap::new(), &held);
+    let p = plan(&local, &held, &HashMap::new(), &HashMap::new(), &held);
     assert_eq!(p.parent.as_ref(), Some(&local[3]));
 }
 
@@ -146,7 +152,7 @@ fn a_base_changed_on_either_side_is_skipped_for_an_older_one_and_named() {
     // Changed here after it was taken: ro false, rm, ro true.
     local[2].ctransid = Some(45);
     let held: HashSet<Uuid> = local.iter().map(|s| s.uuid).collect();
-    let p = plan(&local, &held, &HashMap::new(), &held);
+    let p = plan(&local, &held, &HashMap::new(), &HashMap::new(), &held);
     assert_eq!(p.parent.as_ref(), Some(&local[1]));
     assert_eq!(p.skipped.len(), 1);
     assert_eq!(p.skipped[0].snapshot, local[2].name);
@@ -156,13 +162,19 @@ fn a_base_changed_on_either_side_is_skipped_for_an_older_one_and_named() {
     // And the target changed its replica of snapshot 2: it does not offer it.
     let offered = HashSet::from([local[0].uuid, local[2].uuid]);
     let changed_there = HashMap::from([(local[1].uuid, "changed".to_string())]);
-    let p = plan(&local, &offered, &changed_there, &held);
+    let p = plan(&local, &offered, &changed_there, &HashMap::new(), &held);
     assert_eq!(p.parent.as_ref(), Some(&local[0]));
     let skipped: Vec<&str> = p.skipped.iter().map(|s| s.snapshot.as_str()).collect();
     assert_eq!(skipped, [&local[2].name, &local[1].name]);
 
     // Every base changed: a full send.
-    let p = plan(&local[1..], &offered, &changed_there, &held);
+    let p = plan(
+        &local[1..],
+        &offered,
+        &changed_there,
+        &HashMap::new(),
+        &held,
+    );
     assert_eq!(p.parent, None);
 }
 
@@ -172,7 +184,13 @@ fn a_snapshot_once_confirmed_is_never_deleted_as_unconfirmed() {
     // made the sender delete its confirmed snapshots and the common base.
     let local: Vec<_> = (1..=4).map(snap).collect();
     let confirmed = HashSet::from([local[0].uuid, local[1].uuid, local[2].uuid]);
-    let p = plan(&local, &HashSet::new(), &HashMap::new(), &confirmed);
+    let p = plan(
+        &local,
+        &HashSet::new(),
+        &HashMap::new(),
+        &HashMap::new(),
+        &confirmed,
+    );
     assert_eq!(p.parent, None);
     assert_eq!(p.unconfirmed, vec![local[3].clone()]);
 }
@@ -184,7 +202,7 @@ fn every_unconfirmed_snapshot_goes_whatever_its_place() {
     // (7 snapshots, 5 unconfirmed, with --keep-source 2).
     let local: Vec<_> = (1..=6).map(snap).collect();
     let held = HashSet::from([local[2].uuid]);
-    let p = plan(&local, &held, &HashMap::new(), &held);
+    let p = plan(&local, &held, &HashMap::new(), &HashMap::new(), &held);
     assert_eq!(p.parent.as_ref(), Some(&local[2]));
     let gone: Vec<u64> = p.unconfirmed.iter().map(|s| s.otransid).collect();
     assert_eq!(gone, [10, 20, 40, 50, 60]);
@@ -237,16 +255,44 @@ fn only_an_unchanged_held_parent_lets_a_run_skip() {
     let local: Vec<_> = (1..=3).map(snap).collect();
     let none = HashMap::new();
     let held = HashSet::from([local[2].uuid]);
-    let p = plan(&local, &held, &none, &held);
+    let p = plan(&local, &held, &none, &HashMap::new(), &held);
     assert_eq!(unchanged_since(&p, local[2].ctransid), Some(&local[2]));
     assert_eq!(unchanged_since(&p, Some(99)), None, "the share moved on");
     assert_eq!(unchanged_since(&p, None), None, "unknown is changed");
     // The target lost the newest replica: the parent is older, and the
     // share (equal to the newest) differs from it, so the run sends.
     let held = HashSet::from([local[1].uuid]);
-    let p = plan(&local, &held, &none, &held);
+    let p = plan(&local, &held, &none, &HashMap::new(), &held);
     assert_eq!(unchanged_since(&p, local[2].ctransid), None);
     // Nothing held: a full send, never a skip.
-    let p = plan(&local, &HashSet::new(), &none, &HashSet::new());
+    let p = plan(
+        &local,
+        &HashSet::new(),
+        &none,
+        &HashMap::new(),
+        &HashSet::new(),
+    );
     assert_eq!(unchanged_since(&p, local[2].ctransid), None);
+}
+
+#[test]
+fn a_base_unfit_here_is_skipped_with_its_reason() {
+    let local: Vec<_> = (1..=3).map(snap).collect();
+    let held: HashSet<Uuid> = local.iter().map(|s| s.uuid).collect();
+    let unfit = HashMap::from([(local[2].uuid, "directory d is gone".to_string())]);
+    let inputs = Inputs {
+        local: &local,
+        held: &held,
+        changed_there: &HashMap::new(),
+        confirmed: &held,
+    };
+    let p = inputs.plan(&unfit);
+    assert_eq!(p.parent.as_ref(), Some(&local[1]));
+    assert_eq!(
+        p.skipped,
+        vec![Skipped {
+            snapshot: local[2].name.clone(),
+            reason: "directory d is gone".into(),
+        }]
+    );
 }

@@ -1,10 +1,14 @@
 //! What a run is given beyond its task, and what it gives back when it does
 //! not fail: a confirmed send, or a skip of an unchanged share.
 
+use std::future::Future;
 use std::time::Duration;
+
+use tokio_util::sync::CancellationToken;
 
 use uuid::Uuid;
 
+use super::Error;
 use crate::config::HookSettings;
 use crate::store::Kind;
 use crate::wire::{Keepalive, Throttle};
@@ -60,5 +64,16 @@ impl Default for RunOptions {
             hooks: HookSettings::default(),
             cap: Throttle::default(),
         }
+    }
+}
+
+/// `fut`, unless `cancel` fires first.
+pub(super) async fn until<T>(
+    cancel: &CancellationToken,
+    fut: impl Future<Output = Result<T, Error>>,
+) -> Result<T, Error> {
+    tokio::select! {
+        r = fut => r,
+        () = cancel.cancelled() => Err(Error::Interrupted),
     }
 }

@@ -130,6 +130,53 @@ impl Store {
         Ok(())
     }
 
+    /// Records the nested subvolumes a send found in its share (paths relative
+    /// to the share).
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Sql`](crate::store::Error::Sql) when SQLite fails.
+    pub fn set_send_nested(&self, id: i64, nested: &[String]) -> Result<()> {
+        let json = serde_json::to_string(nested).unwrap_or_else(|_| "[]".to_string());
+        self.conn().execute(
+            "UPDATE send_history SET nested = ?2 WHERE id = ?1",
+            (id, json),
+        )?;
+        Ok(())
+    }
+
+    /// The nested subvolumes the share of task `task_id` held when it took the
+    /// snapshot `uuid` (see [`Store::set_send_nested`]); empty when none were
+    /// found, or nothing was recorded.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Sql`](crate::store::Error::Sql) when SQLite fails or the
+    /// column does not hold a list.
+    pub fn snapshot_nested(&self, task_id: i64, uuid: Uuid) -> Result<Vec<String>> {
+        let text: Option<String> = self
+            .conn()
+            .query_row(
+                "SELECT nested FROM send_history
+                 WHERE task_id = ?1 AND unchanged = 0 AND nested IS NOT NULL
+                   AND (snapshot_uuid = ?2 OR (status = 'succeeded' AND received_uuid = ?2))
+                 ORDER BY id DESC LIMIT 1",
+                (task_id, DbUuid(uuid)),
+                |r| r.get(0),
+            )
+            .optional()?;
+        Ok(match text {
+            None => Vec::new(),
+            Some(text) => serde_json::from_str(&text).map_err(|e| {
+                rusqlite::Error::FromSqlConversionFailure(
+                    0,
+                    rusqlite::types::Type::Text,
+                    Box::new(e),
+                )
+            })?,
+        })
+    }
+
     /// Records the name of the snapshot a send is about to take, before it is
     /// taken: a crash right after leaves a row that names it, by which the
     /// next run adopts it (see [`SnapshotRecord`]).

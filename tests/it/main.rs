@@ -27,6 +27,7 @@ mod notify;
 mod old_peers;
 mod ownership;
 mod pool_remove;
+mod random_workload;
 mod received_share;
 mod receiver;
 mod receiver_disk;
