@@ -1,6 +1,7 @@
 //! The replica directories on disk, and nothing else: where replicas live, the
 //! `latest` link, whether a replica is intact, and deleting what receives left.
 
+use std::collections::HashSet;
 use std::io;
 use std::os::unix::fs::DirBuilderExt;
 use std::path::{Path, PathBuf};
@@ -203,17 +204,25 @@ pub(super) fn repair_latest_locked(dir: &Path, newest: Option<&str>) -> io::Resu
 
 /// Deletes the partials of failed or interrupted receives in `dir`: subvolumes
 /// that are writable or have no received_uuid (btrfs receive sets both only at
-/// the very end), unless one of `keep` names them. Returns the names deleted.
-/// Only the holder of the share's lock (or startup, before any session) may call this.
+/// the very end), named as one of this receiver's receives of the line
+/// (`attempted`, from its history), unless one of `keep` names them. Returns
+/// the names deleted. Only the holder of the share's lock (or startup, before
+/// any session) may call this.
 ///
-/// A read-only subvolume with a received_uuid is a complete receive, even when
-/// no row names it (a pool re-added under another name, a lost state.db): it
-/// is left alone and logged, never deleted on the database's word alone. A
-/// session deletes its own complete-but-unverified subvolume by name
-/// ([`delete_own`]).
+/// Anything else is left alone and logged: a complete received subvolume no
+/// row names (a pool re-added under another name, a lost state.db) is never
+/// deleted on the database's word alone, nor is a subvolume no receive of
+/// this receiver made (a writable snapshot a user took of a replica to
+/// restore from, say). A session deletes its own complete-but-unverified
+/// subvolume by name ([`delete_own`]).
+///
+/// # Errors
+///
+/// btrfs's, listing or deleting.
 pub(super) async fn delete_partials(
     dir: &Path,
     keep: &[Replica],
+    attempted: &HashSet<String>,
 ) -> Result<Vec<String>, btrfs::Error> {
     let mut deleted = Vec::new();
     for sub in btrfs::list(dir).await? {
@@ -229,6 +238,11 @@ pub(super) async fn delete_partials(
             tracing::warn!(dir = %dir.display(), snapshot = name, received_uuid = ?sub.received_uuid,
                 "a complete received subvolume is not recorded as a replica; left alone \
                  (not offered in Inventory); delete it by hand if it is not wanted");
+            continue;
+        }
+        if !attempted.contains(&name) {
+            tracing::warn!(dir = %dir.display(), subvolume = name,
+                "a subvolume no receive of this receiver made is in a replica directory; left alone");
             continue;
         }
         btrfs::delete(&sub.path).await?;

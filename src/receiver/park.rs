@@ -64,7 +64,10 @@ pub(super) async fn discard(shared: &Shared, parked: Parked, why: &str) {
         let held = shared
             .db(|s| s.replicas(&begin.pool, source, &begin.share))
             .unwrap_or_default();
-        delete_partials(&dir, &held).await
+        let attempted = shared
+            .db(|s| s.received_names(&begin.pool, source, &begin.share))
+            .unwrap_or_default();
+        delete_partials(&dir, &held, &attempted).await
     })
     .await;
     let reason = format!(

@@ -35,8 +35,9 @@ pub(super) async fn prepare(
         }
     })?;
     let held = shared.db(|s| s.replicas(&pool.name, source, share))?;
+    let attempted = shared.db(|s| s.received_names(&pool.name, source, share))?;
     let after = shared.config.btrfs_timeout;
-    match timeout(after, delete_partials(&dir, &held)).await {
+    match timeout(after, delete_partials(&dir, &held, &attempted)).await {
         Err(_) => return Err(PrepareError::ClearTimedOut { dir, after }),
         Ok(Err(source)) => return Err(PrepareError::Clear { dir, source }),
         Ok(Ok(_)) => {}

@@ -1,6 +1,7 @@
 //! The startup sweep: rows a crash left running are failed, partial receives are
 //! deleted, replicas gone from disk are forgotten, and `latest` is repaired.
 
+use std::collections::HashSet;
 use std::path::Path;
 
 use super::audit::forget_gone;
@@ -40,8 +41,9 @@ pub(super) async fn recover(shared: &Shared) -> Result<(), Error> {
                 .filter(|r| r.source_uuid == source && r.share == share)
                 .cloned()
                 .collect();
+            let attempted = shared.db(|s| s.received_names(&pool.name, source, &share))?;
             // One broken directory must not keep the receiver from serving the rest.
-            if let Err(e) = recover_dir(shared, &pool.name, &dir, held).await {
+            if let Err(e) = recover_dir(shared, &pool.name, &dir, held, &attempted).await {
                 tracing::error!(pool = %pool.name, dir = %dir.display(), error = %e,
                     "startup recovery of a replica directory failed; partials may remain");
             }
@@ -55,8 +57,9 @@ async fn recover_dir(
     pool: &str,
     dir: &Path,
     held: Vec<Replica>,
+    attempted: &HashSet<String>,
 ) -> Result<(), Error> {
-    for name in delete_partials(dir, &held).await? {
+    for name in delete_partials(dir, &held, attempted).await? {
         tracing::warn!(pool, dir = %dir.display(), snapshot = name, "deleted a partial receive");
     }
     forget_gone(shared, pool, dir, held).await?;

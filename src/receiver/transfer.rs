@@ -368,7 +368,12 @@ where
         let held = shared
             .db(|st| st.replicas(pool, source, &b.share))
             .map_err(|e| e.to_string())?;
-        delete_partials(dir, &held).await.map_err(|e| e.to_string())
+        let attempted = shared
+            .db(|st| st.received_names(pool, source, &b.share))
+            .map_err(|e| e.to_string())?;
+        delete_partials(dir, &held, &attempted)
+            .await
+            .map_err(|e| e.to_string())
     };
     // Bounded: the share's lock is held until this returns. A timeout kills the
     // delete (kill_on_drop); startup recovery deletes what is left.

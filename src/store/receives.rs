@@ -46,6 +46,28 @@ impl Store {
         )?)
     }
 
+    /// The snapshot names this receiver ever began to receive into one line
+    /// (pool, source, share): a subvolume there under another name is not
+    /// one of its receives, whatever state it is in.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Sql`](crate::store::Error::Sql) when SQLite fails.
+    pub fn received_names(
+        &self,
+        pool: &str,
+        source_uuid: Uuid,
+        share: &str,
+    ) -> Result<std::collections::HashSet<String>> {
+        let conn = self.conn();
+        let mut stmt = conn.prepare(
+            "SELECT DISTINCT snapshot FROM receive_history
+             WHERE pool = ?1 AND source_uuid = ?2 AND share = ?3",
+        )?;
+        let rows = stmt.query_map((pool, DbUuid(source_uuid), share), |r| r.get(0))?;
+        Ok(rows.collect::<rusqlite::Result<_>>()?)
+    }
+
     /// Records the send stream version a receive got (from the stream's header).
     ///
     /// # Errors

@@ -83,3 +83,39 @@ async fn tasks_whose_names_run_together_keep_each_others_snapshots() {
         assert_same_tree(&pair.src.mount.join(share), &latest);
     }
 }
+
+/// The receiver's side of the same rule: it deletes only the partials of its
+/// own receives. A writable snapshot a user took of a replica, in the replica
+/// directory, to restore from, survives receives and restarts (it was swept
+/// as a "partial").
+#[tokio::test]
+async fn the_receiver_deletes_only_partials_of_its_own_receives() {
+    let pair = crate::common::daemon::Pair::new();
+    let (s1, _s2) = pair.two_replicas().await;
+    let dir = pair.replica_dir();
+    let restore = dir.join("restore-me");
+    crate::common::run(
+        "btrfs",
+        &[
+            "subvolume".as_ref(),
+            "snapshot".as_ref(),
+            dir.join(&s1.name).as_os_str(),
+            restore.as_os_str(),
+        ],
+    );
+    std::fs::write(restore.join("recovered"), b"mine").expect("write");
+    // A restart sweeps partials: this is none of its receives.
+    let d = pair.start(|_| {}).await;
+    let mut c = pair.client(&d).await;
+    let s3 = pair.snapshot("s3").await;
+    c.replicate("photos", "backup", &s3, None, 5)
+        .await
+        .expect("a receive sweeps the directory first");
+    assert!(
+        restore.join("recovered").exists(),
+        "the user's subvolume was deleted"
+    );
+    crate::common::daemon::wait_for_log(&["no receive of this receiver made", "restore-me"]).await;
+    drop(c);
+    d.stop().await;
+}

@@ -264,9 +264,9 @@ async fn a_failing_btrfs_send_fails_the_run_with_its_stderr() {
     let rx = only_row(&received);
     assert_eq!(rx["status"], "failed", "{rx}");
     assert!(
-        rx["error"]
-            .as_str()
-            .is_some_and(|e| e.contains("the sender aborted") && e.contains("Input/output error")),
+        rx["error"].as_str().is_some_and(
+            |e| e.contains("nas1 aborted the transfer") && e.contains("Input/output error")
+        ),
         "{rx}"
     );
 }
