@@ -37,6 +37,7 @@ mod repair;
 mod replication;
 mod replication_faults;
 mod resume;
+mod run_timing;
 mod schedule_edges;
 mod scheduler;
 mod share_names;
