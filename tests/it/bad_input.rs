@@ -189,7 +189,8 @@ const CASES: &[Case] = &[
     case(Src, &["task", "add", "a b", "--share", "{docs}", "--target", "nas2", "--pool", "backup", "--frequency", "5m"], 2, "ferry: task name \"a b\"*"),
     case(Src, &["task", "add", "{long}", "--share", "{docs}", "--target", "nas2", "--pool", "backup", "--frequency", "5m"], 2, "ferry: task name*longer than*"),
     case(Src, &["task", "add", "dócs", "--share", "{docs}", "--target", "nas2", "--pool", "backup", "--frequency", "5m"], 2, "ferry: task name*"),
-    case(Src, &["task", "add", "docs", "--share", "{spaced}", "--target", "nas2", "--pool", "backup", "--frequency", "5m"], 2, "ferry: share name \"my docs\"*(the share's directory name names it on the target)"),
+    case(Src, &["task", "add", "docs", "--share", "{dotted}", "--target", "nas2", "--pool", "backup", "--frequency", "5m"], 2, "ferry: share name \".docs\"*starts with '.'*(the share's directory name names it on the target; give another with --replica-name NAME)"),
+    case(Src, &["task", "add", "docs", "--share", "{docs}", "--target", "nas2", "--pool", "backup", "--frequency", "5m", "--replica-name", "a/b"], 2, "ferry: share name \"a/b\"*contains '/'*(--replica-name names the replica line on the target)"),
     case(Src, &["task", "add", "docs", "--share", "{docs}", "--target", "nas2", "--pool", "backup", "--frequency", "30s"], 2, "ferry: *60*"),
     case(Src, &["task", "add", "docs", "--share", "{docs}", "--target", "nas2", "--pool", "backup", "--frequency", "* * * * * *"], 2, "ferry: *60*"),
     case(Src, &["task", "add", "docs", "--share", "{docs}", "--target", "nas2", "--pool", "backup", "--frequency", "soon"], 2, "ferry: *soon*"),
@@ -354,7 +355,7 @@ impl World {
         let (src, dst) = (TestPool::new(), TestPool::new());
         let share = src.subvolume("photos");
         let docs = src.subvolume("docs");
-        let spaced = src.subvolume("my docs");
+        let dotted = src.subvolume(".docs");
         let custom = src.subvolume("custom");
         let plain = src.mount.join("plain dir");
         std::fs::create_dir(&plain).expect("plain dir");
@@ -489,7 +490,7 @@ impl World {
         vars.insert("dst", utf8(&dst.mount));
         vars.insert("share", utf8(&share));
         vars.insert("docs", utf8(&docs));
-        vars.insert("spaced", utf8(&spaced));
+        vars.insert("dotted", utf8(&dotted));
         vars.insert("plain", utf8(&plain));
         vars.insert("file", utf8(&file));
         vars.insert("tmpfs", utf8(files.path()));
