@@ -34,7 +34,7 @@ async fn pool_remove_is_refused_while_a_receive_runs_and_force_aborts_it_cleanly
     w.write_chunk(&stream[..stream.len() - 40])
         .await
         .expect("chunk");
-    assert_eq!(pair.history()[0].attempt.status, Status::Running);
+    pair.receiving().await;
 
     let err = pair.nas2.refused(2, &["pool", "remove", "backup"]);
     let expected = format!(

@@ -241,6 +241,28 @@ pub async fn wait_for_log(needles: &[&str]) -> String {
 }
 
 impl Pair {
+    /// Waits until the newest receive is running and has recorded its stream
+    /// header (the receiver writes the stream version when the header arrives),
+    /// so a test that compares the database next compares a settled row.
+    pub async fn receiving(&self) {
+        let deadline = std::time::Instant::now() + Duration::from_secs(30);
+        loop {
+            let rows = self.history();
+            let settled = rows.first().is_some_and(|r| {
+                r.attempt.status == ferry::store::Status::Running
+                    && r.attempt.stream_version.is_some()
+            });
+            if settled {
+                return;
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "no running receive recorded its stream header within 30 s: {rows:?}"
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+
     /// The target's receive history, newest first.
     pub fn history(&self) -> Vec<ferry::store::ReceiveRow> {
         self.nas2
