@@ -7,7 +7,7 @@ use chrono::{DateTime, TimeDelta, Utc};
 
 use crate::names;
 use crate::schedule::Schedule;
-use crate::store::{self, Replica, SendFilter, SendRow, Status, Store, Task};
+use crate::store::{self, Expected, Replica, SendFilter, SendRow, Status, Store, Task};
 
 /// History rows read per task to find its last success and failure streak; a
 /// longer streak counts as this many.
@@ -46,6 +46,9 @@ pub struct TaskHealth {
     pub warnings: Vec<String>,
     /// The run in progress, if any.
     pub in_flight: Option<SendRow>,
+    /// What the run in progress expects its stream to come to, when it has a
+    /// basis (see `store::Expected`).
+    pub expected: Option<Expected>,
 }
 
 impl TaskHealth {
@@ -80,10 +83,15 @@ pub fn task(store: &Store, task: Task, now: DateTime<Utc>) -> store::Result<Task
         task: Some(&task.name),
         limit: Some(RECENT),
     })?;
-    Ok(from_rows(task, &rows, now))
+    let mut health = from_rows(task, &rows, now);
+    if let Some(running) = &health.in_flight {
+        health.expected = store.send_expected(running.id)?;
+    }
+    Ok(health)
 }
 
-/// The pure part of [`task`]: `rows` are the task's history, newest first.
+/// The pure part of [`task`]: `rows` are the task's history, newest first
+/// (`expected` is left for [`task`] to read).
 pub fn from_rows(task: Task, rows: &[SendRow], now: DateTime<Utc>) -> TaskHealth {
     let last_success = rows
         .iter()
@@ -135,6 +143,7 @@ pub fn from_rows(task: Task, rows: &[SendRow], now: DateTime<Utc>) -> TaskHealth
             .iter()
             .find(|r| r.attempt.status == Status::Running)
             .cloned(),
+        expected: None,
         task,
     }
 }

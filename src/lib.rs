@@ -10,6 +10,7 @@ pub mod capabilities;
 pub mod cli;
 pub mod config;
 pub mod config_text;
+pub mod estimate;
 pub mod health;
 pub mod hook_settings;
 pub mod housekeeping;

@@ -67,6 +67,16 @@ pub fn transids(path: &Path) -> Result<Option<Transids>, Error> {
     }))
 }
 
+/// The id of the subvolume whose root is `path` (its tree id, what qgroup
+/// `0/<id>` counts); `Ok(None)` when the kernel lacks the ioctl.
+///
+/// # Errors
+///
+/// As [`transids`].
+pub(super) fn subvolume_id(path: &Path) -> Result<Option<u64>, Error> {
+    Ok(get_subvol_info(path)?.map(|a| a.treeid))
+}
+
 fn time(t: Timespec) -> Option<DateTime<Utc>> {
     i64::try_from(t.sec)
         .ok()

@@ -7,6 +7,7 @@ mod ioctl;
 mod nested;
 mod parse;
 mod process;
+mod qgroup;
 mod receive;
 mod send;
 mod snapshots;
@@ -19,6 +20,7 @@ pub use ioctl::transids;
 pub use nested::nested_subvolumes;
 pub use parse::{parse_show, ParseShowError};
 pub use process::BTRFS;
+pub use qgroup::referenced;
 pub use receive::{receive, Receive, Received};
 pub use send::{send, send_with, SendExit, SendOptions, SendStream};
 pub use snapshots::{

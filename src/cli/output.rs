@@ -162,6 +162,20 @@ pub fn elapsed(d: Duration) -> String {
     }
 }
 
+/// An estimate as a person reads it, marked as one: `~42% of ~1.2 GiB, ETA
+/// ~1m10s (estimate)`; the ETA is left out while there is none.
+pub fn estimate_text(e: &crate::estimate::Estimate) -> String {
+    let eta = e
+        .eta
+        .map(|d| format!(", ETA ~{}", elapsed(d)))
+        .unwrap_or_default();
+    format!(
+        "~{}% of ~{}{eta} (estimate)",
+        e.percent,
+        bytes(e.total_bytes)
+    )
+}
+
 /// A point in time as the tables show it: local time (the system's zone, or
 /// `TZ`), to the second, with the zone's abbreviation. JSON keeps RFC 3339 UTC.
 pub fn time(t: DateTime<Utc>) -> String {

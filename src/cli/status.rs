@@ -7,10 +7,13 @@ use serde::Serialize;
 
 use super::ctx::Ctx;
 use super::output::{
-    bytes, elapsed, one_line, or_dash, outln, print_json, rate, span, time, write_stdout, Table,
+    bytes, elapsed, estimate_text, one_line, or_dash, outln, print_json, rate, span, time,
+    write_stdout, Table,
 };
 use super::{check, Exit};
+use crate::estimate::{estimate, Estimate};
 use crate::health;
+use crate::store::Basis;
 
 #[derive(Debug, Args)]
 pub struct StatusArgs {
@@ -71,6 +74,16 @@ struct InFlight {
     stream_bytes: u64,
     wire_bytes: u64,
     bytes_per_second: u64,
+    /// Only when the run has a basis for one (see the README).
+    estimate: Option<InFlightEstimate>,
+}
+
+/// An estimate of a running send and where its expected size came from.
+#[derive(Serialize)]
+struct InFlightEstimate {
+    #[serde(flatten)]
+    estimate: Estimate,
+    basis: Basis,
 }
 
 /// What this appliance holds as a receiver, per source and share.
@@ -202,9 +215,13 @@ fn print_tasks(tasks: &[TaskStatus]) -> anyhow::Result<()> {
                 t.failures_in_a_row.to_string(),
                 or_dash(t.in_flight.as_ref().map(|f| {
                     format!(
-                        "{} at {}",
+                        "{} at {}{}",
                         bytes(f.stream_bytes),
-                        rate(f.stream_bytes, span(f.started_at, None))
+                        rate(f.stream_bytes, span(f.started_at, None)),
+                        f.estimate
+                            .as_ref()
+                            .map(|e| format!(", {}", estimate_text(&e.estimate)))
+                            .unwrap_or_default()
                     )
                 })),
                 t.last_error.clone().unwrap_or_default(),
@@ -230,6 +247,12 @@ fn task_status(h: health::TaskHealth) -> TaskStatus {
             stream_bytes: a.stream_bytes,
             wire_bytes: a.wire_bytes,
             bytes_per_second: (a.stream_bytes as f64 / took.as_secs_f64().max(0.001)) as u64,
+            estimate: h.expected.and_then(|x| {
+                estimate(x.bytes, a.stream_bytes, took).map(|estimate| InFlightEstimate {
+                    estimate,
+                    basis: x.basis,
+                })
+            }),
         }
     });
     TaskStatus {

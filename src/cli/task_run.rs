@@ -9,8 +9,9 @@ use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
 
 use super::ctx::{bad_input, Ctx};
-use super::output::{bytes, elapsed, outln, rate};
+use super::output::{bytes, elapsed, estimate_text, outln, rate};
 use super::signals::Signals;
+use crate::estimate::estimate;
 use crate::sender::{self, Outcome, Progress};
 
 pub fn run(ctx: &Ctx, name: &str, progress: bool) -> anyhow::Result<()> {
@@ -78,21 +79,50 @@ pub fn run(ctx: &Ctx, name: &str, progress: bool) -> anyhow::Result<()> {
 }
 
 /// Draws bytes, rate and elapsed time on stderr; indicatif hides the bar when
-/// stderr is not a terminal, so logs and pipes stay clean. The total size of a
-/// btrfs send stream is not known in advance, so there is no ETA.
+/// stderr is not a terminal, so logs and pipes stay clean. A btrfs send
+/// stream's size is not known in advance: when the run has a basis for an
+/// estimate (see `sender::expect`), a bar, the share and an ETA follow it,
+/// marked `~` and "estimate"; else the spinner alone.
 async fn show_progress(mut rx: watch::Receiver<Progress>) {
+    let style = |template| {
+        ProgressStyle::with_template(template).unwrap_or_else(|_| ProgressStyle::default_spinner())
+    };
     let bar = ProgressBar::new_spinner();
-    bar.set_style(
-        ProgressStyle::with_template(
-            "{spinner} {bytes} sent, {binary_bytes_per_sec}, {elapsed_precise} {msg}",
-        )
-        .unwrap_or_else(|_| ProgressStyle::default_spinner()),
-    );
+    bar.set_style(style(
+        "{spinner} {bytes} sent, {binary_bytes_per_sec}, {elapsed_precise} {msg}",
+    ));
     bar.enable_steady_tick(Duration::from_millis(200));
+    let mut estimated = false;
     while rx.changed().await.is_ok() {
         let p = *rx.borrow();
-        bar.set_position(p.stream_bytes);
-        bar.set_message(format!("({} on the wire)", bytes(p.wire_bytes)));
+        let on_wire = format!("({} on the wire)", bytes(p.wire_bytes));
+        let took = bar.elapsed();
+        match p
+            .expected
+            .and_then(|x| estimate(x.bytes, p.stream_bytes, took))
+        {
+            Some(e) => {
+                if !estimated {
+                    // The bar counts percent; bytes and rate are in the message.
+                    bar.set_style(style("{spinner} [{bar:12}] {wide_msg}"));
+                    bar.set_length(100);
+                    estimated = true;
+                }
+                bar.set_position(u64::from(e.percent));
+                // What matters first: a narrow terminal cuts the end off.
+                bar.set_message(format!(
+                    "{}; {} sent at {}, {} {on_wire}",
+                    estimate_text(&e),
+                    bytes(p.stream_bytes),
+                    rate(p.stream_bytes, took),
+                    elapsed(took),
+                ));
+            }
+            None => {
+                bar.set_position(p.stream_bytes);
+                bar.set_message(on_wire);
+            }
+        }
     }
     bar.finish_and_clear();
 }

@@ -14,15 +14,12 @@ use super::connect::{self, Session};
 use super::hooks::{self, Facts, Hook};
 use super::lock::TaskLock;
 use super::orphans::{fail_orphaned_rows, Orphans};
-use super::pace;
-use super::plan;
 use super::retain::{self, preserve_text, zone_of};
 use super::run::{until, Outcome, RunOptions, Sent};
-use super::share;
-use super::snapshot;
 use super::stream::{Compression, Progress, Report};
 use super::transfer::Transfer;
 use super::Error;
+use super::{expect, pace, plan, share, snapshot};
 use crate::bandwidth::Rate;
 use crate::btrfs;
 use crate::store::{Finish, Kind, NewSend, Status, Store, Task};
@@ -295,6 +292,7 @@ impl Run {
         let parent_name = plan.parent.as_ref().map(|p| p.name.clone());
         self.store
             .set_send_plan(self.row, &snapshot.name, parent_name.as_deref(), kind)?;
+        let expected = expect::expected(&self.store, &self.task, kind, self.row).await;
         let options = share::send_options(&self.task, session.client.features());
         self.store
             .set_send_stream_version(self.row, options.proto)?;
@@ -344,6 +342,7 @@ impl Run {
             live: self.progress.as_ref(),
             sent: Progress::default(),
             wire_before: 0,
+            expected,
         };
         let started = std::time::Instant::now();
         let confirmed = transfer.run(&mut session.client, &mut report, resume).await;

@@ -7,6 +7,7 @@ pub mod clock;
 mod connect;
 mod daemon;
 mod error;
+mod expect;
 mod hooks;
 mod job;
 mod lock;

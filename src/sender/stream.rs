@@ -12,7 +12,7 @@ use tracing::debug;
 use super::connect::{Conn, Target};
 use super::Error;
 use crate::btrfs;
-use crate::store::Store;
+use crate::store::{Expected, Store};
 use crate::wire::{self, ChunkWriter, Client, Position, Prefix, Ready, Throttle, CHUNK_SIZE};
 
 /// How often a running send writes its byte counts to the history row.
@@ -28,6 +28,8 @@ pub struct Progress {
     pub stream_bytes: u64,
     /// Bytes written to the data connection: compressed chunks and their headers.
     pub wire_bytes: u64,
+    /// What the run expects the stream to come to, when it has a basis.
+    pub expected: Option<Expected>,
 }
 
 /// How the stream is compressed.
@@ -59,11 +61,17 @@ pub(super) struct Report<'a> {
     pub sent: Progress,
     /// Wire bytes of this run's earlier connections (before a resume).
     pub wire_before: u64,
+    /// What the run expects the stream to come to; goes out with every count.
+    pub expected: Option<Expected>,
 }
 
 impl Report<'_> {
     /// Called for every chunk on the data path: hands the counts over, never waits.
     fn note(&mut self, p: Progress, row: &RowProgress) {
+        let p = Progress {
+            expected: self.expected,
+            ..p
+        };
         self.sent = p;
         if let Some(live) = self.live {
             live.send_replace(p);
@@ -191,6 +199,7 @@ pub(super) async fn stream(
             let now = Progress {
                 stream_bytes: p.offset,
                 wire_bytes: wire_before.saturating_add(p.wire_bytes),
+                expected: None,
             };
             report.note(now, &row);
         });
@@ -240,6 +249,7 @@ pub(super) async fn stream(
     report.sent = Progress {
         stream_bytes: stats.end,
         wire_bytes: report.wire_before.saturating_add(stats.wire_bytes),
+        expected: report.expected,
     };
     // The hash covers the whole stream, a resumed prefix included.
     Ok(Sent {
@@ -330,6 +340,7 @@ mod tests {
             live: None,
             sent: Progress::default(),
             wire_before: 0,
+            expected: None,
         };
         let started = std::time::Instant::now();
         let mut last = Progress::default();
@@ -337,6 +348,7 @@ mod tests {
             last = Progress {
                 stream_bytes: i << 20,
                 wire_bytes: i << 19,
+                expected: None,
             };
             report.note(last, &progress);
             tokio::time::sleep(Duration::from_millis(100)).await;

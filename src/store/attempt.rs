@@ -69,6 +69,10 @@ text_enum!(
     /// Whether a stream carried the whole snapshot or the difference to a parent.
     Kind { Full = "full", Incremental = "incremental" }
 );
+text_enum!(
+    /// Where a send's expected stream size came from (see `store::Expected`).
+    Basis { LastStream = "last_stream", Referenced = "referenced" }
+);
 
 /// One attempt's own columns, shared by send and receive rows; in JSON its fields
 /// follow the row's own (`#[serde(flatten)]`), in this order.

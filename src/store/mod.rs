@@ -5,6 +5,7 @@ mod adopted;
 mod appliances;
 mod attempt;
 mod db;
+mod expected;
 mod history;
 mod local;
 mod pools;
@@ -18,8 +19,9 @@ mod tally;
 mod tasks;
 
 pub use appliances::{Appliance, NewAppliance};
-pub use attempt::{Attempt, Finish, Kind, Status, UnknownText};
+pub use attempt::{Attempt, Basis, Finish, Kind, Status, UnknownText};
 pub use db::{check_state_dir, migrations, now, Error, Result, Store, DB_FILE};
+pub use expected::Expected;
 pub use history::{NewReceive, NewSend, ReceiveFilter, ReceiveRow, SendFilter, SendRow};
 pub use local::LocalIdentity;
 pub use pools::Pool;

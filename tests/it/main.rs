@@ -27,6 +27,7 @@ mod notify;
 mod old_peers;
 mod ownership;
 mod pool_remove;
+mod progress_estimate;
 mod random_workload;
 mod received_share;
 mod receiver;
