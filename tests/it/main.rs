@@ -18,6 +18,7 @@ mod clock_steps;
 mod housekeeping;
 mod install;
 mod invariants;
+mod journal;
 mod messages;
 mod metrics;
 mod migrations;
