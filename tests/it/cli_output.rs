@@ -1,9 +1,11 @@
 //! The real binary's output: into a closed pipe it ends quietly, with the exit
-//! code a shell reports for a tool ended by SIGPIPE.
+//! code a shell reports for a tool ended by SIGPIPE; logs colored only on a
+//! terminal and without NO_COLOR.
 
 use std::process::{Command, Stdio};
 
 use crate::common::ferry::Node;
+use crate::common::pair::Pair;
 
 /// 128 + SIGPIPE.
 const CLOSED_PIPE: i32 = 141;
@@ -82,4 +84,58 @@ fn errors_still_reach_stderr_when_stdout_is_closed() {
     assert_eq!(out.status.code(), Some(2));
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.starts_with("ferry: no pool named nope"), "{err}");
+}
+
+/// `FERRY_LOG=info ferry task run photos` with stderr on a terminal (a pty
+/// from `script`) or a pipe, NO_COLOR as given; what stderr got.
+async fn logged(pair: &Pair, tty: bool, no_color: Option<&str>) -> String {
+    let ferry = env!("CARGO_BIN_EXE_ferry");
+    let mut cmd = if tty {
+        let mut cmd = tokio::process::Command::new("script");
+        cmd.args(["--quiet", "--return", "--command"])
+            .arg(format!("{ferry} task run photos"))
+            .arg("/dev/null");
+        cmd
+    } else {
+        let mut cmd = tokio::process::Command::new(ferry);
+        cmd.args(["task", "run", "photos"]);
+        cmd
+    };
+    cmd.env("FERRY_STATE_DIR", &pair.nas1.state)
+        .env("FERRY_CONFIG", "/dev/null")
+        .env("FERRY_LOG", "info")
+        .env_remove("NO_COLOR")
+        .stdin(Stdio::null());
+    if let Some(v) = no_color {
+        cmd.env("NO_COLOR", v);
+    }
+    let out = cmd.output().await.expect("run");
+    assert!(out.status.success(), "{out:?}");
+    // On the pty, stdout and stderr are one stream, which `script` copies.
+    let shown = if tty { out.stdout } else { out.stderr };
+    let shown = String::from_utf8_lossy(&shown).into_owned();
+    assert!(
+        shown.contains("INFO") && shown.contains("ferry::sender::job"),
+        "no log lines: {shown:?}"
+    );
+    shown
+}
+
+/// Pins: log lines carry ANSI colors only on a terminal, and never when
+/// NO_COLOR is set to something (an empty NO_COLOR is unset, as no-color.org says).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn logs_are_colored_only_on_a_terminal_without_no_color() {
+    let pair = Pair::new(&[]).await;
+    let colored = |s: &str| s.contains("\x1b[");
+    let piped = logged(&pair, false, None).await;
+    assert!(!colored(&piped), "colors into a pipe: {piped:?}");
+    let tty = logged(&pair, true, None).await;
+    assert!(colored(&tty), "no colors on a terminal: {tty:?}");
+    let no_color = logged(&pair, true, Some("1")).await;
+    assert!(!colored(&no_color), "colors despite NO_COLOR: {no_color:?}");
+    let empty = logged(&pair, true, Some("")).await;
+    assert!(
+        colored(&empty),
+        "an empty NO_COLOR turned colors off: {empty:?}"
+    );
 }
