@@ -17,6 +17,7 @@ mod cli_tasks;
 mod clock_steps;
 mod housekeeping;
 mod install;
+mod interrupted_runs;
 mod invariants;
 mod journal;
 mod messages;
