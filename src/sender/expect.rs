@@ -19,12 +19,12 @@ pub(super) async fn expected(store: &Store, task: &Task, kind: Kind, row: i64) -
     let referenced = match kind {
         Kind::Full => {
             let share = task.share.clone();
-            match tokio::task::spawn_blocking(move || btrfs::referenced(&share)).await {
-                Ok(Ok(bytes)) => bytes.filter(|&b| b > 0),
-                Ok(Err(e)) => {
-                    debug!(task = %task.name, error = %e, "no qgroup figure for the estimate");
-                    None
-                }
+            let read = tokio::task::spawn_blocking(move || btrfs::referenced(&share)).await;
+            match read
+                .map_err(|e| e.to_string())
+                .and_then(|r| r.map_err(|e| e.to_string()))
+            {
+                Ok(bytes) => bytes.filter(|&b| b > 0),
                 Err(e) => {
                     debug!(task = %task.name, error = %e, "no qgroup figure for the estimate");
                     None
