@@ -26,6 +26,10 @@ pub fn send_support() -> SendSupport {
 /// every local part it needs is there:
 ///
 /// - `resume` and `retention-grid` need nothing beyond this build;
+/// - `failback-bases`: the kernel marks a copy of a snapshot as received
+///   (`BTRFS_IOC_SET_RECEIVED_SUBVOL`, Linux 3.12+), which a receiver needs
+///   to make a failback base; a sender asks for bases only where it offers
+///   the feature too;
 /// - `send-stream-v2`: the kernel emits version 2 streams and btrfs-progs
 ///   sends (`--proto`) and receives them. Both ends check their own machine,
 ///   so a session uses version 2 only when both can.
@@ -35,10 +39,12 @@ pub fn offered() -> Features {
 
 fn features_of(support: SendSupport) -> Features {
     let v2 = support.stream_v2().then_some(Feature::SendStreamV2);
+    let failback = support.set_received.then_some(Feature::FailbackBases);
     Features::new(
         [Feature::Resume, Feature::RetentionGrid]
             .into_iter()
-            .chain(v2),
+            .chain(v2)
+            .chain(failback),
     )
 }
 
@@ -52,6 +58,7 @@ mod tests {
             kernel: 2,
             progs_proto: true,
             progs_compressed_data: true,
+            set_received: true,
         };
         assert!(features_of(both).has(Feature::SendStreamV2));
         let old_kernel = SendSupport { kernel: 1, ..both };
@@ -63,5 +70,11 @@ mod tests {
         };
         assert!(!features_of(old_progs).has(Feature::SendStreamV2));
         assert!(features_of(old_progs).has(Feature::Resume));
+        assert!(features_of(both).has(Feature::FailbackBases));
+        let old_kernel = SendSupport {
+            set_received: false,
+            ..both
+        };
+        assert!(!features_of(old_kernel).has(Feature::FailbackBases));
     }
 }

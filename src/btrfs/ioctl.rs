@@ -250,3 +250,47 @@ const _: () = assert!(std::mem::size_of::<SubvolInfoArgs>() == 504);
 
 // BTRFS_IOC_GET_SUBVOL_INFO = _IOR(BTRFS_IOCTL_MAGIC 0x94, 60, struct btrfs_ioctl_get_subvol_info_args)
 nix::ioctl_read!(btrfs_ioc_get_subvol_info, 0x94, 60, SubvolInfoArgs);
+
+/// Marks the writable subvolume `path` as received from the subvolume
+/// `uuid` (`BTRFS_IOC_SET_RECEIVED_SUBVOL`, what btrfs receive does at a
+/// stream's end): btrfs receive then finds it by that received_uuid.
+/// `stransid` is the source's ctransid. The kernel refuses a read-only
+/// subvolume (EROFS), so this comes before [`set_readonly`].
+/// `Ok(false)` when the kernel refuses the ioctl itself.
+pub(super) fn set_received(path: &Path, uuid: Uuid, stransid: u64) -> Result<bool, Error> {
+    let file = File::open(path).map_err(|e| Error::path(path, e))?;
+    let mut args = ReceivedSubvolArgs {
+        uuid: *uuid.as_bytes(),
+        stransid,
+        rtransid: 0,
+        stime: Timespec { sec: 0, nsec: 0 },
+        rtime: Timespec { sec: 0, nsec: 0 },
+        flags: 0,
+        reserved: [0; 16],
+    };
+    // SAFETY: the fd is open for the call and `args` is a #[repr(C)] buffer
+    // of the kernel struct's size (checked below), which the ioctl number
+    // encodes.
+    match unsafe { btrfs_ioc_set_received_subvol(file.as_raw_fd(), &mut args) } {
+        Ok(_) => Ok(true),
+        Err(nix::errno::Errno::ENOTTY) => Ok(false),
+        Err(e) => Err(Error::path(path, e.into())),
+    }
+}
+
+/// `struct btrfs_ioctl_received_subvol_args` from linux/btrfs.h (200 bytes).
+#[repr(C)]
+struct ReceivedSubvolArgs {
+    uuid: [u8; 16],
+    stransid: u64,
+    rtransid: u64,
+    stime: Timespec,
+    rtime: Timespec,
+    flags: u64,
+    reserved: [u64; 16],
+}
+
+const _: () = assert!(std::mem::size_of::<ReceivedSubvolArgs>() == 200);
+
+// BTRFS_IOC_SET_RECEIVED_SUBVOL = _IOWR(BTRFS_IOCTL_MAGIC 0x94, 37, struct btrfs_ioctl_received_subvol_args)
+nix::ioctl_readwrite!(btrfs_ioc_set_received_subvol, 0x94, 37, ReceivedSubvolArgs);

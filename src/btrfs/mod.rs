@@ -1,6 +1,7 @@
 //! The only code that runs btrfs-progs: snapshots, subvolume facts, send and receive streams.
 //! Every failure names the command line that ran and what btrfs printed on stderr.
 
+mod copies;
 mod error;
 mod fs;
 mod ioctl;
@@ -14,6 +15,7 @@ mod snapshots;
 mod subvolume;
 mod support;
 
+pub use copies::{snapshot_as_received, snapshot_writable};
 pub use error::{one_line, Error};
 pub use fs::{compresses, filesystem_uuid, is_btrfs, is_subvolume, same_filesystem};
 pub use ioctl::transids;

@@ -22,6 +22,9 @@ pub struct SendSupport {
     pub progs_proto: bool,
     /// btrfs-progs takes `send --compressed-data`.
     pub progs_compressed_data: bool,
+    /// The kernel has `BTRFS_IOC_SET_RECEIVED_SUBVOL` as it is today (Linux
+    /// 3.12 and later), which a failback base needs.
+    pub set_received: bool,
 }
 
 impl SendSupport {
@@ -49,6 +52,25 @@ pub fn send_support() -> SendSupport {
         kernel,
         progs_proto,
         progs_compressed_data,
+        set_received: kernel_at_least(&read_release(), (3, 12)),
+    }
+}
+
+/// The running kernel's release (`6.1.0-18-amd64`), empty when unreadable.
+fn read_release() -> String {
+    std::fs::read_to_string("/proc/sys/kernel/osrelease").unwrap_or_default()
+}
+
+/// Whether the kernel release `release` is `at_least` (major, minor); an
+/// unreadable release is not.
+fn kernel_at_least(release: &str, at_least: (u32, u32)) -> bool {
+    let mut parts = release
+        .trim()
+        .split(|c: char| !c.is_ascii_digit())
+        .map(|p| p.parse::<u32>().ok());
+    match (parts.next().flatten(), parts.next().flatten()) {
+        (Some(major), Some(minor)) => (major, minor) >= at_least,
+        _ => false,
     }
 }
 
@@ -82,6 +104,14 @@ pub const STREAM_HEADER_LEN: usize = STREAM_MAGIC.len() + 4;
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn kernel_releases_compare_by_major_and_minor() {
+        assert!(kernel_at_least("6.1.0-18-amd64\n", (3, 12)));
+        assert!(kernel_at_least("3.12", (3, 12)));
+        assert!(!kernel_at_least("3.11.9", (3, 12)));
+        assert!(!kernel_at_least("", (3, 12)));
+    }
 
     #[test]
     fn reads_the_version_a_stream_declares() {

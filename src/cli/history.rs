@@ -3,6 +3,7 @@
 use clap::{Args, Subcommand};
 
 use super::ctx::{bad_input, Ctx};
+use super::history_restore::{self, RestoreArgs};
 use super::output::{bytes, elapsed, or_dash, outln, print_json, rate, span, time, Table};
 use super::values;
 use crate::store::{Attempt, ReceiveFilter, SendFilter};
@@ -16,6 +17,8 @@ pub enum HistoryCommand {
     Send(SendArgs),
     /// What this appliance received.
     Receive(ReceiveArgs),
+    /// The replicas `ferry replica restore` copied, and where to.
+    Restore(RestoreArgs),
 }
 
 #[derive(Debug, Args)]
@@ -50,6 +53,7 @@ pub fn run(ctx: &Ctx, cmd: HistoryCommand) -> anyhow::Result<()> {
     match cmd {
         HistoryCommand::Send(args) => send(ctx, args),
         HistoryCommand::Receive(args) => receive(ctx, args),
+        HistoryCommand::Restore(args) => history_restore::list(ctx, &args),
     }
 }
 

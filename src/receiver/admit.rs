@@ -3,6 +3,7 @@
 
 use tokio::sync::OwnedSemaphorePermit;
 
+use super::failback;
 use super::layout::{self, replica_dir, ReplicaState, LATEST};
 use super::link::Peer;
 use super::park;
@@ -12,7 +13,7 @@ use super::shared::{Parked, ShareLock, Shared};
 use crate::btrfs;
 use crate::names::{self, NameError};
 use crate::store::Pool;
-use crate::wire::{Begin, Meta};
+use crate::wire::{Begin, Feature, Meta};
 
 /// A receive that may start: it holds its share's lock and a receive slot,
 /// and, when it continues a parked receive, that receive.
@@ -134,7 +135,30 @@ pub(super) async fn admit<'a>(
             .map_err(|e| database(&e))?;
         tracing::warn!(snapshot = %row.snapshot, share = %b.share, "forgot a replica that is gone from disk");
     }
-    if let Some(parent) = &b.parent {
+    if let Some(parent) = b.parent.as_ref().filter(|_| b.failback) {
+        let qualified = match peer.features.has(Feature::FailbackBases) {
+            true => failback::qualify(shared, &pool, parent.uuid)
+                .await
+                .map(|(own, _)| own.name)
+                .map_err(|w| w.reason),
+            false => Err("was named without the failback-bases feature".to_string()),
+        };
+        match qualified {
+            Ok(name) if name == parent.name => {}
+            Ok(name) => {
+                return Err(refused(format!(
+                    "failback base {} ({}) is named {name} here; ask for the inventory again",
+                    parent.name, parent.uuid
+                )))
+            }
+            Err(why) => {
+                return Err(refused(format!(
+                    "failback base {} ({}) {why}; ask for the inventory again, or send in full",
+                    parent.name, parent.uuid
+                )))
+            }
+        }
+    } else if let Some(parent) = &b.parent {
         let row = held(&parent.name).map_err(|e| database(&e))?;
         let state = match &row {
             Some(r) if r.received_uuid == parent.uuid => layout::replica_state(&dir, r)

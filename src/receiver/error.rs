@@ -104,6 +104,8 @@ pub enum PrepareError {
          hand, or send a snapshot with another name", path.display()
     )]
     Occupied { path: PathBuf },
+    #[error("cannot make failback base {base} a parent: {reason}")]
+    Base { base: String, reason: String },
 }
 
 /// Why a data connection was not handed to a session.

@@ -4,6 +4,7 @@
 //! and `latest` follows.
 
 use super::admit::unreadable;
+use super::failback;
 use super::layout::{replica_dir, replica_state, ReplicaState};
 use super::link::Peer;
 use super::pool;
@@ -19,7 +20,7 @@ use crate::wire::{Feature, Inventory, InventoryReply, Meta, Replica, Withheld};
 /// is not there, or a replica that cannot be read, is "ask again" (busy), never
 /// "none".
 pub(super) async fn inventory(shared: &Shared, peer: &Peer, req: &Inventory) -> Meta {
-    let Inventory { share, pool } = req;
+    let Inventory { share, pool, bases } = req;
     if let Err(e) = names::validate_share(share).and(names::validate("pool", pool)) {
         return refused(e);
     }
@@ -90,6 +91,13 @@ pub(super) async fn inventory(shared: &Shared, peer: &Peer, req: &Inventory) -> 
     tracing::info!(peer = %peer.addr, appliance = %peer.name(), share, pool,
         replicas = replicas.len(), withheld = withheld.len(), "inventory");
     // Only a peer that can resume is told of a parked receive.
+    // Asked only by a peer that agreed on the feature; answered only then.
+    let (bases, bases_withheld) = if peer.features.has(Feature::FailbackBases) && !bases.is_empty()
+    {
+        failback::offer(shared, &pool_row, bases).await
+    } else {
+        (Vec::new(), Vec::new())
+    };
     let parked = peer
         .features
         .has(Feature::Resume)
@@ -100,5 +108,7 @@ pub(super) async fn inventory(shared: &Shared, peer: &Peer, req: &Inventory) -> 
         withheld,
         parked,
         max_replicas: grid.then_some(shared.config.max_replicas_per_line),
+        bases,
+        bases_withheld,
     })
 }

@@ -21,6 +21,10 @@ pub const LATEST: &str = "latest";
 /// every valid snapshot name.
 const LATEST_TMP: &str = ".latest.tmp-";
 
+/// Names of failback bases (see `failback`); the leading dot keeps them
+/// apart from every valid snapshot name.
+pub(super) const FAILBACK_PREFIX: &str = ".failback-";
+
 /// Where replicas of `share` from the appliance `source_uuid` live in a pool:
 /// `<pool>/.ferry/<source uuid>/<share>`.
 pub fn replica_dir(pool_path: &Path, source_uuid: Uuid, share: &str) -> PathBuf {
@@ -67,7 +71,7 @@ pub(super) fn create_replica_dir(pool: &Path, source: Uuid, share: &str) -> io::
 
 /// What a recorded replica is on disk now.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub(super) enum ReplicaState {
+pub enum ReplicaState {
     /// Read-only, with its received_uuid, and unchanged since it was
     /// received. `record`: its ctransid, to record for a replica that has
     /// none recorded yet.
@@ -89,7 +93,7 @@ pub(super) enum ReplicaState {
 /// rtransid on its own (btrfs receive's last inode updates are committed
 /// after it records the receive), so the changed-check compares with the
 /// ctransid recorded once the receive was committed, never with rtransid.
-pub(super) async fn replica_state(dir: &Path, r: &Replica) -> Result<ReplicaState, btrfs::Error> {
+pub async fn replica_state(dir: &Path, r: &Replica) -> Result<ReplicaState, btrfs::Error> {
     if names::validate_snapshot(&r.snapshot).is_err() {
         return Ok(ReplicaState::Withheld(
             "has a name ferry does not use".into(),
@@ -231,7 +235,8 @@ pub(super) async fn delete_partials(
             .file_name()
             .map(|n| n.to_string_lossy().into_owned());
         let Some(name) = name else { continue };
-        if keep.iter().any(|r| r.snapshot == name) {
+        // Failback bases are ferry's own by another record; retention deletes them.
+        if keep.iter().any(|r| r.snapshot == name) || name.starts_with(FAILBACK_PREFIX) {
             continue;
         }
         if sub.readonly && sub.received_uuid.is_some() {

@@ -13,6 +13,7 @@ pub mod audit;
 mod chores;
 mod config;
 mod error;
+mod failback;
 mod inventory;
 mod layout;
 mod link;
@@ -43,7 +44,7 @@ use tokio::net::TcpListener;
 
 pub use config::Config;
 pub use error::Error;
-pub use layout::{replica_dir, FERRY_DIR, LATEST};
+pub use layout::{replica_dir, replica_state, ReplicaState, FERRY_DIR, LATEST};
 pub use listen::serve_data;
 pub use session::serve_meta;
 pub use shared::Shared;

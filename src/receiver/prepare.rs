@@ -7,6 +7,7 @@ use tokio::time::timeout;
 use uuid::Uuid;
 
 use super::error::PrepareError;
+use super::failback;
 use super::layout::{create_replica_dir, delete_partials};
 use super::shared::Shared;
 use crate::store::Pool;
@@ -45,6 +46,11 @@ pub(super) async fn prepare(
     let path = dir.join(&b.snapshot);
     if std::fs::symlink_metadata(&path).is_ok() {
         return Err(PrepareError::Occupied { path });
+    }
+    // A failback's parent is one of this appliance's own snapshots: btrfs
+    // receive finds it only as a copy inside `dir`, marked as received from it.
+    if let Some(parent) = b.parent.as_ref().filter(|_| b.failback) {
+        failback::make(shared, pool, &dir, source, share, parent).await?;
     }
     Ok(dir)
 }

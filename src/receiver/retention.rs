@@ -108,5 +108,9 @@ pub(super) async fn prune(
             }
         }
     }
+    // The line holds a verified replica: bases made for a failback are done.
+    if let Some(newest) = held.first() {
+        super::failback::retire(shared, dir, newest).await;
+    }
     deleted
 }

@@ -75,6 +75,22 @@ pub struct Facts {
     pub error: String,
 }
 
+impl Facts {
+    /// What the hooks after a run of `task` are told, before its outcome.
+    pub(super) fn after(task: &crate::store::Task, snapshot: Option<&std::path::Path>) -> Facts {
+        Facts {
+            task: task.name.clone(),
+            share: task.share.display().to_string(),
+            snapshot: snapshot
+                .map(|p| p.display().to_string())
+                .unwrap_or_default(),
+            target: task.target.clone(),
+            status: String::new(),
+            error: String::new(),
+        }
+    }
+}
+
 /// Why a hook failed, in words for the run's reason.
 #[derive(Debug, thiserror::Error)]
 pub enum HookError {

@@ -11,6 +11,7 @@ use tracing::{info, warn};
 use uuid::Uuid;
 
 use super::connect::{self, Session};
+use super::failback;
 use super::hooks::{self, Facts, Hook};
 use super::lock::TaskLock;
 use super::orphans::{fail_orphaned_rows, Orphans};
@@ -75,7 +76,7 @@ pub async fn run_task(
         warnings: Vec::new(),
     };
     let result = run.execute(&cancel).await;
-    let mut facts = run.facts();
+    let mut facts = Facts::after(&run.task, run.snapshot_path.as_deref());
     match &result {
         Ok(Outcome::Sent(sent)) => {
             info!(task = %run.task.name, snapshot = %sent.snapshot, kind = %sent.kind,
@@ -141,22 +142,6 @@ struct Run {
 }
 
 impl Run {
-    /// What the hooks after the run are told.
-    fn facts(&self) -> Facts {
-        Facts {
-            task: self.task.name.clone(),
-            share: self.task.share.display().to_string(),
-            snapshot: self
-                .snapshot_path
-                .as_ref()
-                .map(|p| p.display().to_string())
-                .unwrap_or_default(),
-            target: self.task.target.clone(),
-            status: String::new(),
-            error: String::new(),
-        }
-    }
-
     /// Cancellable everywhere but between the hooks around the snapshot.
     async fn execute(&mut self, cancel: &CancellationToken) -> Result<Outcome, Error> {
         let keepalive = self.options.keepalive;
@@ -177,6 +162,7 @@ impl Run {
                 .inventory(Inventory {
                     share: self.share.clone(),
                     pool: self.task.pool.clone(),
+                    ..Default::default()
                 })
                 .await
                 .map_err(wire_err)
@@ -262,6 +248,17 @@ impl Run {
                 &taken,
             )?,
         };
+        // No common base: a share restored from a replica of the target's
+        // may still go incrementally, from the target's own snapshot.
+        let (plan, failback) = match &parked {
+            Some(_) => (plan, None),
+            None => {
+                let consider =
+                    failback::consider(&mut session, &self.store, &self.task, &self.share, plan);
+                until(cancel, consider).await?
+            }
+        };
+        self.warn_all(failback);
         for skipped in &plan.skipped {
             self.warn(format!(
                 "base {} skipped: {}",
@@ -325,6 +322,7 @@ impl Run {
                 preserve: preserve_text(&self.task).filter(|_| grid),
                 zone: grid.then(|| zone_of(&self.task).name().to_string()),
                 created: snapshot.created.filter(|_| grid),
+                failback: plan.failback,
             },
             snapshot: snapshot.path.clone(),
             parent: plan.parent.as_ref().map(|p| p.path.clone()),
@@ -382,6 +380,11 @@ impl Run {
             transfer_time,
             warnings: self.warnings.clone(),
         }))
+    }
+
+    /// [`Run::warn`] for each of `warnings`.
+    fn warn_all(&mut self, warnings: impl IntoIterator<Item = String>) {
+        warnings.into_iter().for_each(|w| self.warn(w));
     }
 
     /// A warning for the user: logged, and kept on the run's row.

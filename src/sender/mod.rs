@@ -8,6 +8,7 @@ mod connect;
 mod daemon;
 mod error;
 mod expect;
+mod failback;
 mod hooks;
 mod job;
 mod lock;

@@ -135,6 +135,9 @@ pub struct Plan {
     /// (left by failed runs). Deleted before a new one is taken, so at most
     /// one unconfirmed snapshot per task exists at any time.
     pub unconfirmed: Vec<LocalSnapshot>,
+    /// The parent is a failback base: one of the target's own snapshots,
+    /// `parent` being this appliance's replica of it (`failback`).
+    pub failback: bool,
 }
 
 /// Chooses the parent from what the receiver reports: `held`, the received
@@ -195,6 +198,7 @@ pub fn plan(
         parent,
         skipped,
         unconfirmed,
+        failback: false,
     }
 }
 

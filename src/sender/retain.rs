@@ -165,6 +165,7 @@ pub async fn prune_task(state_dir: &Path, name: &str, dry_run: bool) -> Result<P
         .inventory(Inventory {
             share: share.clone(),
             pool: task.pool.clone(),
+            ..Default::default()
         })
         .await
         .map_err(wire_err)?;

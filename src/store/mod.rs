@@ -13,6 +13,7 @@ mod preflight;
 mod prune;
 mod receives;
 mod replicas;
+mod restores;
 mod send_compressed;
 mod sends;
 mod tally;
@@ -26,6 +27,7 @@ pub use history::{NewReceive, NewSend, ReceiveFilter, ReceiveRow, SendFilter, Se
 pub use local::LocalIdentity;
 pub use pools::Pool;
 pub use replicas::{NewReplica, Replica};
+pub use restores::{FailbackBase, OwnSnapshot, Restore};
 pub use send_compressed::SendCompressed;
 pub use sends::SnapshotRecord;
 pub use tally::{History, TallyRow};

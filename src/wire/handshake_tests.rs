@@ -1,7 +1,7 @@
 use super::*;
 use crate::wire::message::{
-    Begin, Commit, Failed, Feature, Features, Inventory, InventoryReply, Parent, Prune, Pruned,
-    Ready, Reason, Received, Refused, Replica, Withheld,
+    Base, Begin, Commit, Failed, Feature, Features, Inventory, InventoryReply, Parent, Prune,
+    Pruned, Ready, Reason, Received, Refused, Replica, Withheld,
 };
 use chrono::DateTime;
 use tokio::io::{duplex, AsyncWriteExt, DuplexStream};
@@ -29,6 +29,7 @@ fn every_variant() -> Vec<Meta> {
         Meta::Inventory(Inventory {
             share: "photos".into(),
             pool: "backup".into(),
+            bases: vec![u],
         }),
         Meta::InventoryReply(InventoryReply {
             replicas: vec![Replica {
@@ -43,6 +44,16 @@ fn every_variant() -> Vec<Meta> {
                 name: "photos_t_20231231T000000Z".into(),
                 received_uuid: u,
                 reason: "changed after it was received".into(),
+            }],
+            bases: vec![Base {
+                name: "photos_t_20231230T000000Z".into(),
+                uuid: u,
+                why: "its own snapshot".into(),
+            }],
+            bases_withheld: vec![Withheld {
+                name: String::new(),
+                received_uuid: u,
+                reason: "deleted".into(),
             }],
         }),
         Meta::Begin(Begin {
@@ -59,6 +70,7 @@ fn every_variant() -> Vec<Meta> {
             preserve: Some("24h 7d".into()),
             zone: Some("Europe/Berlin".into()),
             created: Some(at),
+            failback: true,
         }),
         Meta::Ready(Ready {
             session: u,
@@ -272,6 +284,7 @@ async fn non_hello_first_frame_is_a_protocol_error() {
     b.send(&Meta::Inventory(Inventory {
         share: "s".into(),
         pool: "p".into(),
+        ..Default::default()
     }))
     .await
     .unwrap();

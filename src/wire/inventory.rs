@@ -26,10 +26,16 @@ pub struct Parent {
 }
 
 /// Sender asks: what do you hold from me for this share, in this pool?
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Inventory {
     pub share: String,
     pub pool: String,
+    /// Under `failback-bases`: the uuids the sender's candidate bases were
+    /// received from (the replicas its share was restored from), newest
+    /// first: which of these snapshots of yours can be a parent? Absent:
+    /// none asked.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub bases: Vec<Uuid>,
 }
 
 /// The verified replicas the receiver holds for the asked share and pool.
@@ -51,6 +57,26 @@ pub struct InventoryReply {
     /// Absent from older receivers: none.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub withheld: Vec<Withheld>,
+    /// Under `failback-bases`, for the `bases` asked: those of the
+    /// receiver's own snapshots it can make the parent of this line's next
+    /// receive, in the order asked.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub bases: Vec<Base>,
+    /// Under `failback-bases`: the `bases` asked that it cannot serve, and
+    /// why (`name` empty when it holds no snapshot of that uuid).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub bases_withheld: Vec<Withheld>,
+}
+
+/// One of the receiver's own snapshots it offers as a failback base.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Base {
+    /// The snapshot's name on the receiver (its task's snapshot directory).
+    pub name: String,
+    /// The snapshot's uuid: what the sender's replica was received from.
+    pub uuid: Uuid,
+    /// Why it qualifies, as a phrase for the sender's row and log.
+    pub why: String,
 }
 
 /// A parked receive, as Inventory reports it.

@@ -10,7 +10,7 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
-pub use super::inventory::{Inventory, InventoryReply, Parent, Parked, Replica, Withheld};
+pub use super::inventory::{Base, Inventory, InventoryReply, Parent, Parked, Replica, Withheld};
 use super::Error;
 
 /// The major protocol version, compared verbatim in both hellos: peers of
@@ -37,6 +37,12 @@ pub enum Feature {
     /// task's retention without a receive. Without it a receiver keeps the
     /// newest `keep` only, at its next receive.
     RetentionGrid,
+    /// Failback: Inventory may carry the uuids a sender's replicas were
+    /// received from, and the receiver answers with those of its own
+    /// snapshots it can make a base of; Begin may then name such a base as
+    /// the parent (`failback`). Without it, a restored replica's first run
+    /// back is a full send.
+    FailbackBases,
 }
 
 impl Feature {
@@ -45,6 +51,7 @@ impl Feature {
         Feature::SendStreamV2,
         Feature::Resume,
         Feature::RetentionGrid,
+        Feature::FailbackBases,
     ];
 
     /// The name in hellos (`"send-stream-v2"`).
@@ -53,6 +60,7 @@ impl Feature {
             Feature::SendStreamV2 => "send-stream-v2",
             Feature::Resume => "resume",
             Feature::RetentionGrid => "retention-grid",
+            Feature::FailbackBases => "failback-bases",
         }
     }
 
@@ -177,6 +185,11 @@ pub struct Begin {
     /// Under `retention-grid`: when the snapshot was made (its btrfs otime).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub created: Option<DateTime<Utc>>,
+    /// Under `failback-bases`: `parent` is one of the receiver's own
+    /// snapshots, which its Inventory offered as a base (`parent.uuid` is
+    /// that snapshot's uuid), not a replica of this line.
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub failback: bool,
 }
 
 /// Under `retention-grid`, sender asks: apply this retention to the replicas

@@ -109,9 +109,9 @@ pub use error::Error;
 pub use frame::{read_frame, write_frame, MAX_FRAME};
 pub use handshake::{handshake, read_data_hello, Agreed};
 pub use message::{
-    Begin, Commit, DataHello, Failed, Feature, Features, Hello, Inventory, InventoryReply, Meta,
-    Parent, Parked, Prune, Pruned, Ready, Reason, Received, Refused, Replica, ResumeAt, Withheld,
-    PROTOCOL,
+    Base, Begin, Commit, DataHello, Failed, Feature, Features, Hello, Inventory, InventoryReply,
+    Meta, Parent, Parked, Prune, Pruned, Ready, Reason, Received, Refused, Replica, ResumeAt,
+    Withheld, PROTOCOL,
 };
 pub use reader::ChunkReader;
 pub use throttle::Throttle;

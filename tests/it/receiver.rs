@@ -149,6 +149,7 @@ fn begin(share: &str, snapshot: &str, parent: Option<&str>, pool: &str) -> Meta 
         preserve: None,
         zone: None,
         created: None,
+        failback: false,
     })
 }
 
@@ -217,6 +218,7 @@ async fn unregistered_pools_and_bad_names_are_refused_before_touching_a_path() {
             Meta::Inventory(wire::Inventory {
                 share: "../..".into(),
                 pool: "backup".into(),
+                ..Default::default()
             }),
             "contains '/'",
         ),

@@ -73,6 +73,7 @@ async fn a_cut_transfer_is_parked_and_resumed_from_where_it_broke() {
         .inventory(Inventory {
             share: "photos".into(),
             pool: "backup".into(),
+            ..Default::default()
         })
         .await
         .expect("inventory");

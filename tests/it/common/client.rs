@@ -142,6 +142,7 @@ impl Client {
         let req = Inventory {
             share: share.into(),
             pool: pool.into(),
+            ..Default::default()
         };
         Ok(self.wire.inventory(req).await?.replicas)
     }
@@ -155,6 +156,7 @@ impl Client {
         let req = Inventory {
             share: share.into(),
             pool: pool.into(),
+            ..Default::default()
         };
         self.wire.inventory(req).await
     }
@@ -261,6 +263,7 @@ pub fn begin(
         preserve: None,
         zone: None,
         created: None,
+        failback: false,
     }
 }
 

@@ -1,0 +1,201 @@
+//! Disaster recovery with the real binary on two appliances, both receivers
+//! running: nas2 lists and restores nas1's replica as a live share, fails
+//! back to nas1 incrementally, and nas1 resumes the original direction
+//! incrementally too.
+
+use std::path::{Path, PathBuf};
+
+use crate::common::content::incompressible;
+use crate::common::daemon::Daemon;
+use crate::common::pair::{names_in, Pair};
+use crate::common::{assert_same_tree, tree_digest};
+
+/// The share's size: the failback's stream must stay under a tenth of it.
+const SHARE_BYTES: usize = 32 << 20;
+
+/// nas1 sent `photos` to nas2 twice; nas1 now also runs a receiver, exposes
+/// its share's filesystem as pool `home`, and nas2 knows where it listens.
+pub struct Failover {
+    pub pair: Pair,
+    pub nas1_receiver: Option<Daemon>,
+    pub nas2_uuid: String,
+}
+
+impl Failover {
+    pub async fn new() -> Failover {
+        let pair = Pair::new(&[]).await;
+        incompressible(&pair.share.join("big.bin"), SHARE_BYTES);
+        pair.run_ok().await;
+        std::fs::write(pair.share.join("b.txt"), b"beta\n").expect("write");
+        pair.run_ok().await;
+        let nas1_receiver = Daemon::start(&pair.nas1.state, |_| {}).await;
+        pair.nas1
+            .ok(&["pool", "add", "home", &pair.src.mount.to_string_lossy()]);
+        pair.nas2.ok(&[
+            "appliance",
+            "set",
+            "nas1",
+            "--meta-port",
+            &nas1_receiver.meta.port().to_string(),
+            "--data-port",
+            &nas1_receiver.data.port().to_string(),
+        ]);
+        let nas2_uuid = pair.nas2.json(&["id", "--json"])["uuid"]
+            .as_str()
+            .expect("uuid")
+            .to_string();
+        Failover {
+            pair,
+            nas1_receiver: Some(nas1_receiver),
+            nas2_uuid,
+        }
+    }
+
+    /// Where nas2 restores the replica as its live share.
+    pub fn live(&self) -> PathBuf {
+        self.pair.dst.mount.join("photos")
+    }
+
+    /// nas2 restores nas1's newest replica as its live share, and adds the
+    /// task that sends it back to nas1's pool `home`.
+    pub fn fail_over(&self) {
+        let live = self.live();
+        let live_s = live.to_string_lossy();
+        let out = self
+            .pair
+            .nas2
+            .ok(&["replica", "restore", "nas1", "photos", "--to", &live_s]);
+        assert!(
+            out.contains(&format!("restored {live_s} from replica")),
+            "{out}"
+        );
+        self.pair.nas2.ok(&[
+            "task",
+            "add",
+            "photos",
+            "--share",
+            &live_s,
+            "--target",
+            "nas1",
+            "--pool",
+            "home",
+            "--frequency",
+            "5m",
+        ]);
+    }
+
+    /// `ferry task run photos` on nas2; its newest send row.
+    pub async fn fail_back(&self) -> serde_json::Value {
+        let out = self.pair.nas2.run_async(&["task", "run", "photos"]).await;
+        assert!(
+            out.status.success(),
+            "failback run: {}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        self.pair
+            .nas2
+            .json(&["history", "send", "--json", "--limit", "1"])[0]
+            .clone()
+    }
+
+    /// nas1's replicas of nas2's `photos`.
+    pub fn back_dir(&self) -> PathBuf {
+        self.pair
+            .src
+            .mount
+            .join(".ferry")
+            .join(&self.nas2_uuid)
+            .join("photos")
+    }
+
+    pub async fn stop(mut self) {
+        if let Some(d) = self.nas1_receiver.take() {
+            d.stop().await;
+        }
+    }
+}
+
+fn warnings(row: &serde_json::Value) -> String {
+    row["warnings"].to_string()
+}
+
+/// Pins: after a failover both directions were full sends, and the resumed
+/// original task re-sent everything from a parent of another lineage.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn fail_over_then_back_incrementally_both_ways() {
+    let f = Failover::new().await;
+    let pair = &f.pair;
+
+    // nas2 lists nas1's line, newest first, with the newest marked.
+    let listed = pair.nas2.json(&["replica", "list", "--json"]);
+    let rows = listed.as_array().expect("list");
+    assert_eq!(rows.len(), 2, "{listed}");
+    let replicas = pair.replicas();
+    assert_eq!(rows[0]["snapshot"], replicas[1].as_str());
+    assert_eq!(rows[0]["latest"], true);
+    assert_eq!(rows[1]["latest"], false);
+    assert_eq!(rows[0]["source"], "nas1");
+    assert_eq!(rows[0]["source_uuid"], pair.peer.uuid.to_string());
+    assert_eq!(rows[0]["share"], "photos");
+    assert_eq!(rows[0]["pool"], "backup");
+    let path = rows[0]["path"].as_str().expect("path");
+    assert!(
+        Path::new(path).is_absolute() && Path::new(path).is_dir(),
+        "{path}"
+    );
+    for key in ["received_uuid", "received_at"] {
+        assert!(rows[0][key].is_string(), "{key}: {listed}");
+    }
+
+    f.fail_over();
+    let restores = pair.nas2.json(&["history", "restore", "--json"]);
+    assert_eq!(restores[0]["path"], f.live().to_string_lossy().as_ref());
+    assert_eq!(restores[0]["snapshot"], replicas[1].as_str());
+    incompressible(&f.live().join("changed-on-nas2.bin"), 2 << 20);
+    let original = tree_digest(&pair.share);
+
+    let row = f.fail_back().await;
+    assert_eq!(row["status"], "succeeded", "{row}");
+    assert_eq!(row["kind"], "incremental", "{row}");
+    assert_eq!(row["parent"], replicas[1].as_str(), "{row}");
+    let stream = row["stream_bytes"].as_u64().expect("bytes");
+    assert!(
+        stream < SHARE_BYTES as u64 / 10,
+        "the failback streamed {stream} bytes of a {SHARE_BYTES}-byte share"
+    );
+    let w = warnings(&row);
+    assert!(
+        w.contains("failback base") && w.contains("own snapshot") && w.contains("received from"),
+        "the base and why it qualifies: {w}"
+    );
+    // The data lands on nas1 as a replica line of nas2's, equal to its live share.
+    let back = names_in(&f.back_dir());
+    assert!(
+        back.iter().all(|n| !n.starts_with(".failback-")),
+        "base retired: {back:?}"
+    );
+    let theirs = f.back_dir().join("latest");
+    assert_same_tree(&f.live(), &theirs);
+    assert_eq!(tree_digest(&pair.share), original, "nas1's share untouched");
+    let listed = pair
+        .nas1
+        .json(&["replica", "list", "--source", "nas2", "--json"]);
+    assert_eq!(listed.as_array().map(Vec::len), Some(1), "{listed}");
+
+    // nas1 is back: its share comes from that replica, and the original
+    // direction goes on incrementally.
+    std::fs::rename(&pair.share, pair.src.mount.join("photos.old")).expect("set aside");
+    let share_s = pair.share.to_string_lossy().into_owned();
+    pair.nas1
+        .ok(&["replica", "restore", "nas2", "photos", "--to", &share_s]);
+    assert_same_tree(&pair.share, &f.live());
+    pair.run_ok().await;
+    let rows = pair.send_rows();
+    assert_eq!(rows[0]["kind"], "incremental", "{}", rows[0]);
+    assert_eq!(rows[0]["parent"], replicas[1].as_str());
+    let stream = rows[0]["stream_bytes"].as_u64().expect("bytes");
+    assert!(stream < SHARE_BYTES as u64 / 10, "{stream}");
+    assert_same_tree(&pair.share, &pair.latest());
+    f.stop().await;
+}
