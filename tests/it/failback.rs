@@ -199,3 +199,183 @@ async fn fail_over_then_back_incrementally_both_ways() {
     assert_same_tree(&pair.share, &pair.latest());
     f.stop().await;
 }
+
+/// Pins: a failback whose base the original appliance deleted falls back to
+/// a full send and says so, rather than failing or guessing another parent.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failback_whose_base_is_gone_sends_in_full_and_says_so() {
+    let f = Failover::new().await;
+    f.fail_over();
+    // nas1 lost every snapshot its line on nas2 was received from.
+    let snapshots = f.pair.src.mount.join(".ferry-snapshots/photos");
+    for name in names_in(&snapshots) {
+        let path = snapshots.join(name);
+        crate::common::run(
+            "btrfs",
+            &["subvolume".as_ref(), "delete".as_ref(), path.as_os_str()],
+        );
+    }
+    std::fs::write(f.live().join("c.txt"), b"gamma\n").expect("write");
+    let row = f.fail_back().await;
+    assert_eq!(row["status"], "succeeded", "{row}");
+    assert_eq!(row["kind"], "full", "{row}");
+    let w = warnings(&row);
+    assert!(
+        w.contains("offers none") && w.contains("sending in full") && w.contains("gone"),
+        "{w}"
+    );
+    assert_same_tree(&f.live(), &f.back_dir().join("latest"));
+    f.stop().await;
+}
+
+/// Pins: an appliance running the predecessor release (no feature list)
+/// gets a full failback, without an error.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_old_peer_gets_a_full_failback_without_an_error() {
+    use ferry::identity::{self, StaticPeers};
+    let pair = Pair::new(&[]).await;
+    pair.run_ok().await;
+    std::fs::write(pair.share.join("b.txt"), b"beta\n").expect("write");
+    pair.run_ok().await;
+    // nas1 runs the predecessor: its recorded answers on ports of its own.
+    let meta_l = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let data_l = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    pair.nas2.ok(&[
+        "appliance",
+        "set",
+        "nas1",
+        "--meta-port",
+        &meta_l.local_addr().expect("addr").port().to_string(),
+        "--data-port",
+        &data_l.local_addr().expect("addr").port().to_string(),
+    ]);
+    let nas1 = identity::load(&pair.nas1.state).expect("nas1 identity");
+    let trusted: StaticPeers = [identity::load(&pair.nas2.state).expect("nas2").fingerprint]
+        .into_iter()
+        .collect();
+    let tls = tokio_rustls::TlsAcceptor::from(
+        identity::server_config(&nas1, std::sync::Arc::new(trusted)).expect("config"),
+    );
+    let old = tokio::spawn(crate::old_peers::old_receiver(
+        meta_l,
+        data_l,
+        tls,
+        pair.peer.uuid,
+        None,
+    ));
+    let live = pair.dst.mount.join("photos");
+    let live_s = live.to_string_lossy();
+    pair.nas2
+        .ok(&["replica", "restore", "nas1", "photos", "--to", &live_s]);
+    pair.nas2.ok(&[
+        "task",
+        "add",
+        "photos",
+        "--share",
+        &live_s,
+        "--target",
+        "nas1",
+        "--pool",
+        "home",
+        "--frequency",
+        "5m",
+    ]);
+    let out = pair.nas2.run_async(&["task", "run", "photos"]).await;
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    old.await.expect("join").expect("the old receiver's script");
+    let row = &pair
+        .nas2
+        .json(&["history", "send", "--json", "--limit", "1"])[0];
+    assert_eq!(
+        (&row["status"], &row["kind"]),
+        (&"succeeded".into(), &"full".into()),
+        "{row}"
+    );
+    assert!(!warnings(row).contains("failback"), "{row}");
+}
+
+/// Pins: every way `replica restore` can be wrong is refused with one line
+/// naming the fix, exit 2, and nothing written on disk or in the database.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn restore_refuses_what_it_cannot_do_and_changes_nothing() {
+    let pair = Pair::new(&[]).await;
+    pair.run_ok().await;
+    let to = pair.dst.mount.join("restored");
+    let to_s = to.to_string_lossy().into_owned();
+    std::fs::create_dir(pair.dst.mount.join("taken")).expect("mkdir");
+    let taken = pair.dst.mount.join("taken").to_string_lossy().into_owned();
+    let elsewhere = pair
+        .src
+        .mount
+        .join("restored")
+        .to_string_lossy()
+        .into_owned();
+    let in_ferry = pair
+        .dst
+        .mount
+        .join(".ferry/restored")
+        .to_string_lossy()
+        .into_owned();
+    let before = (
+        names_in(&pair.dst.mount),
+        names_in(&pair.dst.mount.join(".ferry")),
+    );
+    let cases: [(&[&str], &str); 6] = [
+        (
+            &["nas1", "videos", "--to", &to_s],
+            "no verified replica of share videos from nas1",
+        ),
+        (&["nas9", "photos", "--to", &to_s], "replica list"),
+        (
+            &[
+                "nas1",
+                "photos",
+                "--to",
+                &to_s,
+                "--snapshot",
+                "photos_photos_20000101T000000Z",
+            ],
+            "no verified replica photos_photos_20000101T000000Z",
+        ),
+        (
+            &["nas1", "photos", "--to", &taken],
+            "exists; restore never overwrites",
+        ),
+        (
+            &["nas1", "photos", "--to", &elsewhere],
+            "on another filesystem than the replica",
+        ),
+        (
+            &["nas1", "photos", "--to", &in_ferry],
+            "inside a pool's .ferry directory",
+        ),
+    ];
+    for (args, says) in cases {
+        let mut all = vec!["replica", "restore"];
+        all.extend_from_slice(args);
+        let err = pair.nas2.refused(2, &all);
+        assert!(err.contains(says), "{args:?}: {err}");
+    }
+    assert_eq!(
+        (
+            names_in(&pair.dst.mount),
+            names_in(&pair.dst.mount.join(".ferry"))
+        ),
+        before
+    );
+    assert!(!pair.src.mount.join("restored").exists());
+    // The one that is right works, and says where from.
+    let out = pair
+        .nas2
+        .ok(&["replica", "restore", "nas1", "photos", "--to", &to_s]);
+    assert!(out.contains(&pair.replicas()[0]), "{out}");
+    assert_same_tree(&to, &pair.latest());
+}

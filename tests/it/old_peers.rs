@@ -211,7 +211,7 @@ async fn the_predecessors_sender_replicates_into_this_receiver() {
 /// The predecessor's receiver, replayed: its recorded answers, with the
 /// session's own values put in. Every frame this sender sends must be one the
 /// predecessor decodes: a kind it knows and at least the keys it requires.
-async fn old_receiver(
+pub(crate) async fn old_receiver(
     meta_l: TcpListener,
     data_l: TcpListener,
     tls: tokio_rustls::TlsAcceptor,
