@@ -2,7 +2,8 @@
 # ferry's two-appliance demo on one machine: two loop-backed btrfs pools, two
 # state directories, a receiver on 127.0.0.1, a full and an incremental send with
 # a progress bar, one scheduled tick by `ferry sender`, status and both histories,
-# and a proof that the replica equals the source. Everything it makes is removed
+# a proof that the replica equals the source, and a failover to nas2 with an
+# incremental failback to nas1. Everything it makes is removed
 # on exit, also on Ctrl-C. Run as root (via `make demo`).
 set -euo pipefail
 
@@ -113,5 +114,35 @@ for share in photos docs; do
     diff -r --no-dereference "$WORK/nas1-pool/$share" "$replica/"
     echo "$share: $(readlink "$replica") is identical to the source"
 done
+
+step "failover: nas1 is gone; nas2 lists its replicas and restores photos as a live share"
+nas2 replica list --source nas1
+nas2 replica restore nas1 photos --to "$WORK/nas2-pool/photos"
+head -c 2M /dev/urandom > "$WORK/nas2-pool/photos/written-on-nas2.raw"
+echo "clients now use $WORK/nas2-pool/photos on nas2 and write 2 MiB there"
+
+step "failback: nas1 is back; nas2 sends the live share to it incrementally"
+"$FERRY" --state-dir "$WORK/nas1" --config /dev/null receiver --listen 127.0.0.1 --meta-port 0 --data-port 0 \
+    > "$WORK/receiver1.out" 2> "$WORK/receiver1.log" &
+PIDS+=($!)
+for _ in $(seq 100); do grep -q listening "$WORK/receiver1.out" 2>/dev/null && break; sleep 0.1; done
+grep listening "$WORK/receiver1.out" || { echo "demo: nas1's receiver did not start:" >&2; cat "$WORK/receiver1.log" >&2; exit 1; }
+META1=$(sed -n 's/.*meta [^ ]*:\([0-9]*\).*/\1/p' "$WORK/receiver1.out")
+DATA1=$(sed -n 's/.*data [^ ]*:\([0-9]*\).*/\1/p' "$WORK/receiver1.out")
+nas1 pool add home "$WORK/nas1-pool"
+nas2 appliance set nas1 --meta-port "$META1" --data-port "$DATA1"
+nas2 task add photos --share "$WORK/nas2-pool/photos" --target nas1 --pool home --frequency 5m
+nas2 task run photos
+STREAM=$(nas2 history send --task photos --limit 1 --json | sed -n 's/.*"stream_bytes": *\([0-9]*\).*/\1/p')
+SHARE=$(du -sb "$WORK/nas2-pool/photos" | cut -f1)
+echo "failback stream: $STREAM bytes for a share of $SHARE bytes ($(( STREAM * 100 / SHARE ))%)"
+
+step "resume the normal direction: nas1's share comes back from the failback replica"
+NAS2_UUID=$(nas2 id --json | sed -n 's/.*"uuid": *"\([^"]*\)".*/\1/p')
+mv "$WORK/nas1-pool/photos" "$WORK/nas1-pool/photos.before-failover"
+nas1 replica restore nas2 photos --to "$WORK/nas1-pool/photos"
+diff -r "$WORK/nas2-pool/photos" "$WORK/nas1-pool/photos" && echo "nas1's photos equals nas2's live share"
+nas1 task run photos
+nas1 history send --task photos --limit 1
 
 step "done: removing the pools and state"

@@ -58,8 +58,8 @@ pub fn restore(ctx: &Ctx, args: &RestoreArgs) -> anyhow::Result<()> {
         time(replica.received_at)
     );
     outln!(
-        "it is writable and shares its blocks with the replica until changed; to fail back, \
-         `ferry task add NAME --share {} --target {} --pool POOL` sends it incrementally",
+        "it is writable and shares its blocks with the replica until changed; a task whose \
+         --share is {} sends it to {} incrementally",
         to.display(),
         replica.source
     );

@@ -93,6 +93,10 @@ pub enum ReplicaState {
 /// rtransid on its own (btrfs receive's last inode updates are committed
 /// after it records the receive), so the changed-check compares with the
 /// ctransid recorded once the receive was committed, never with rtransid.
+///
+/// # Errors
+///
+/// btrfs's, when the replica cannot be stat'ed, committed or inspected.
 pub async fn replica_state(dir: &Path, r: &Replica) -> Result<ReplicaState, btrfs::Error> {
     if names::validate_snapshot(&r.snapshot).is_err() {
         return Ok(ReplicaState::Withheld(

@@ -378,4 +378,17 @@ async fn restore_refuses_what_it_cannot_do_and_changes_nothing() {
         .ok(&["replica", "restore", "nas1", "photos", "--to", &to_s]);
     assert!(out.contains(&pair.replicas()[0]), "{out}");
     assert_same_tree(&to, &pair.latest());
+    // A replica deleted by hand is not listed, nor restorable.
+    let replica = pair.replica_dir().join(&pair.replicas()[0]);
+    crate::common::run(
+        "btrfs",
+        &["subvolume".as_ref(), "delete".as_ref(), replica.as_os_str()],
+    );
+    let listed = pair.nas2.json(&["replica", "list", "--json"]);
+    assert_eq!(listed, serde_json::json!([]));
+    let again = pair.dst.mount.join("again").to_string_lossy().into_owned();
+    let err = pair
+        .nas2
+        .refused(2, &["replica", "restore", "nas1", "photos", "--to", &again]);
+    assert!(err.contains("no verified replica"), "{err}");
 }
