@@ -157,22 +157,37 @@ pub(super) async fn make(
     let (own, why) = qualify(shared, pool, parent.uuid)
         .await
         .map_err(|w| err(w.reason))?;
-    let name = format!("{FAILBACK_PREFIX}{}", parent.uuid.simple());
-    let path = dir.join(&name);
+    let base = format!("{FAILBACK_PREFIX}{}", parent.uuid.simple());
     for b in shared.db(|s| s.failback_bases(&pool.name, source, share))? {
-        if b.name != name {
+        if b.origin_uuid != parent.uuid {
             continue;
         }
+        let path = dir.join(&b.name);
         match btrfs::show(&path).await {
             Ok(sub) if sub.uuid == b.uuid && sub.readonly => {
                 tracing::info!(base = %path.display(), origin = %own.name, "failback base ready: {why}");
                 return Ok(());
             }
             // Gone, or replaced: forget it; a subvolume that is not ours is
-            // refused below, never deleted.
+            // passed by below, never deleted.
             _ => shared.db(|s| s.remove_failback_base(b.id))?,
         }
     }
+    // A name taken by anything else (a user's subvolume, a base a lost
+    // database no longer records) is left alone: the next free one is used.
+    let Some(name) = std::iter::once(base.clone())
+        .chain((2..100).map(|n| format!("{base}-{n}")))
+        .find(|n| std::fs::symlink_metadata(dir.join(n)).is_err())
+    else {
+        return Err(err(format!(
+            "every name {base}-N in {} is taken",
+            dir.display()
+        )));
+    };
+    if name != base {
+        tracing::warn!(dir = %dir.display(), taken = %base, "a subvolume ferry does not record has the failback base's name; left alone");
+    }
+    let path = dir.join(&name);
     let copy = btrfs::snapshot_as_received(&own.path, &path)
         .await
         .map_err(|e| err(e.to_string()))?;

@@ -26,8 +26,9 @@ struct Candidate {
 /// The verified, unchanged replicas of the line the share was restored
 /// from: first the one it is a snapshot of (its btrfs parent_uuid), then
 /// the rest of that line, newest first. None when the share is no copy of a
-/// replica this appliance records.
-async fn candidates(store: &Store, task: &Task) -> Result<Vec<Candidate>, Error> {
+/// replica this appliance records from `target` (the appliance it sends to:
+/// a copy sent elsewhere is no failback).
+async fn candidates(store: &Store, task: &Task, target: Uuid) -> Result<Vec<Candidate>, Error> {
     let share = btrfs::show(&task.share).await?;
     let Some(origin) = share.parent_uuid else {
         return Ok(Vec::new());
@@ -37,6 +38,9 @@ async fn candidates(store: &Store, task: &Task) -> Result<Vec<Candidate>, Error>
             continue;
         }
         for r in store.pool_replicas(&pool.name)? {
+            if r.source_uuid != target {
+                continue;
+            }
             let dir = replica_dir(&pool.path, r.source_uuid, &r.share);
             match btrfs::show(&dir.join(&r.snapshot)).await {
                 Ok(sub) if sub.uuid == origin => {}
@@ -79,7 +83,7 @@ pub(super) async fn consider(
     if plan.parent.is_some() || !session.client.features().has(Feature::FailbackBases) {
         return Ok((plan, None));
     }
-    let found = candidates(store, task).await?;
+    let found = candidates(store, task, session.client.peer().appliance).await?;
     if found.is_empty() {
         return Ok((plan, None));
     }

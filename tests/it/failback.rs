@@ -392,3 +392,44 @@ async fn restore_refuses_what_it_cannot_do_and_changes_nothing() {
         .refused(2, &["replica", "restore", "nas1", "photos", "--to", &again]);
     assert!(err.contains("no verified replica"), "{err}");
 }
+
+/// Pins: a failback base is ferry's own by record; a subvolume of a user's
+/// under its name is passed by and left alone, before and after the receive.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_users_subvolume_under_a_bases_name_is_left_alone() {
+    let f = Failover::new().await;
+    f.fail_over();
+    let listed = f.pair.nas2.json(&["replica", "list", "--json"]);
+    let origin: uuid::Uuid = listed[0]["received_uuid"]
+        .as_str()
+        .and_then(|s| s.parse().ok())
+        .expect("uuid");
+    std::fs::create_dir_all(f.back_dir()).expect("mkdir");
+    let planted = f.back_dir().join(format!(".failback-{}", origin.simple()));
+    crate::common::run(
+        "btrfs",
+        &["subvolume".as_ref(), "create".as_ref(), planted.as_os_str()],
+    );
+    std::fs::write(planted.join("mine.txt"), b"the user's\n").expect("write");
+    let row = f.fail_back().await;
+    assert_eq!(
+        (&row["status"], &row["kind"]),
+        (&"succeeded".into(), &"incremental".into()),
+        "{row}"
+    );
+    assert_eq!(
+        std::fs::read(planted.join("mine.txt")).expect("kept"),
+        b"the user's\n"
+    );
+    let bases: Vec<String> = names_in(&f.back_dir())
+        .into_iter()
+        .filter(|n| n.starts_with(".failback-"))
+        .collect();
+    assert_eq!(
+        bases,
+        [format!(".failback-{}", origin.simple())],
+        "ours retired, the user's kept"
+    );
+    assert_same_tree(&f.live(), &f.back_dir().join("latest"));
+    f.stop().await;
+}
