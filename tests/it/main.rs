@@ -38,6 +38,7 @@ mod receiver_disk;
 mod receiver_peers;
 mod receiver_slow_btrfs;
 mod repair;
+mod replica_restore;
 mod replication;
 mod replication_faults;
 mod resume;
