@@ -133,6 +133,25 @@ pub fn list(ctx: &Ctx, args: &ListArgs) -> anyhow::Result<()> {
         .enable_all()
         .build()?;
     let listed = runtime.block_on(verified(&store, &filter))?;
+    if let Some(source) = &args.source {
+        let known = store.appliance(source)?.is_some()
+            || uuid::Uuid::parse_str(source).is_ok()
+            || store.pools()?.iter().try_fold(false, |found, p| {
+                anyhow::Ok(
+                    found
+                        || store
+                            .pool_replicas(&p.name)?
+                            .iter()
+                            .any(|r| &r.source == source),
+                )
+            })?;
+        if !known {
+            bad_input!(
+                "no appliance named {source}, and no replica from one; `ferry appliance list` \
+                 shows them (a source that is gone can be named by its uuid)"
+            );
+        }
+    }
     if args.json {
         return print_json(&listed);
     }

@@ -74,6 +74,20 @@ async fn restore_refuses_what_it_cannot_do_and_changes_nothing() {
         before
     );
     assert!(!pair.src.mount.join("restored").exists());
+    // Lines are found by the source's name or, when it is gone, its uuid.
+    let uuid = pair.peer.uuid.to_string();
+    let by_uuid = pair
+        .nas2
+        .json(&["replica", "list", "--source", &uuid, "--json"]);
+    assert_eq!(
+        by_uuid[0]["snapshot"],
+        pair.replicas()[0].as_str(),
+        "{by_uuid}"
+    );
+    let err = pair
+        .nas2
+        .refused(2, &["replica", "list", "--source", "nas9"]);
+    assert!(err.contains("no appliance named nas9"), "{err}");
     // The one that is right works, and says where from.
     let out = pair
         .nas2
