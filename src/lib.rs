@@ -19,6 +19,7 @@ pub mod metrics;
 pub mod names;
 pub mod notify;
 pub mod receiver;
+pub mod replica_layout;
 pub mod retention;
 pub mod schedule;
 pub mod sender;

@@ -4,7 +4,6 @@
 use tokio::sync::OwnedSemaphorePermit;
 
 use super::failback;
-use super::layout::{self, replica_dir, ReplicaState, LATEST};
 use super::link::Peer;
 use super::park;
 use super::pool;
@@ -12,6 +11,7 @@ use super::reply::{busy, busy_for, database, not_exposed, refused};
 use super::shared::{Parked, ShareLock, Shared};
 use crate::btrfs;
 use crate::names::{self, NameError};
+use crate::replica_layout::{self as layout, replica_dir, ReplicaState, LATEST};
 use crate::store::Pool;
 use crate::wire::{Begin, Feature, Meta};
 

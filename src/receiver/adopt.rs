@@ -8,9 +8,9 @@ use std::path::{Path, PathBuf};
 use chrono::{DateTime, Utc};
 use uuid::Uuid;
 
-use super::layout::{repair_latest, replica_dirs, FERRY_DIR, LATEST};
 use crate::btrfs::{self, Subvolume, Transids};
 use crate::names;
+use crate::replica_layout::{repair_latest, replica_dirs, FERRY_DIR, LATEST};
 use crate::store::{self, NewReplica, Pool, Store};
 
 /// How far past the transaction that marked a replica received its ctransid

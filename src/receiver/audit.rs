@@ -9,9 +9,9 @@
 use std::path::Path;
 
 use super::error::Error;
-use super::layout::{repair_latest, replica_dirs, replica_state, ReplicaState, FERRY_DIR};
 use super::pool;
 use super::shared::Shared;
+use crate::replica_layout::{repair_latest, replica_dirs, replica_state, ReplicaState, FERRY_DIR};
 use crate::store::Replica;
 
 /// Forgets the replicas of `held` (one line's rows, in `dir`) whose subvolume

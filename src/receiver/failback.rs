@@ -9,9 +9,9 @@ use std::path::Path;
 use uuid::Uuid;
 
 use super::error::PrepareError;
-use super::layout::FAILBACK_PREFIX;
 use super::shared::Shared;
 use crate::btrfs;
+use crate::replica_layout::FAILBACK_PREFIX;
 use crate::store::{FailbackBase, OwnSnapshot, Pool, Replica};
 use crate::wire::{Base, Parent, Withheld};
 

@@ -5,13 +5,13 @@
 
 use super::admit::unreadable;
 use super::failback;
-use super::layout::{replica_dir, replica_state, ReplicaState};
 use super::link::Peer;
 use super::pool;
 use super::reply::{busy, database, not_exposed, refused};
 use super::shared::Shared;
 use super::view::repair_line;
 use crate::names;
+use crate::replica_layout::{replica_dir, replica_state, ReplicaState};
 use crate::wire::{Feature, Inventory, InventoryReply, Meta, Replica, Withheld};
 
 /// The reply to `req` from `peer`: `inventory_reply`, or a refusal.

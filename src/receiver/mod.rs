@@ -4,7 +4,7 @@
 //! Layers, each using only those below it: `listen` (accept loops) → `session`
 //! (hellos, dispatch) → `inventory`, `transfer` and `prune` (the requests) → `admit`,
 //! `prepare`, `stream`, `retention` → `row`, `reply`, `outcome`, `link`, `pool`
-//! → `shared`, `layout` (the directories on disk), `config`, `error`.
+//! → `shared`, `config`, `error`; the directories on disk are `crate::replica_layout`.
 //! `recovery` is the startup sweep.
 
 mod admit;
@@ -15,7 +15,6 @@ mod config;
 mod error;
 mod failback;
 mod inventory;
-mod layout;
 mod link;
 mod listen;
 mod outcome;
@@ -42,9 +41,9 @@ use std::sync::Arc;
 
 use tokio::net::TcpListener;
 
+pub use crate::replica_layout::{replica_dir, replica_state, ReplicaState, FERRY_DIR, LATEST};
 pub use config::Config;
 pub use error::Error;
-pub use layout::{replica_dir, replica_state, ReplicaState, FERRY_DIR, LATEST};
 pub use listen::serve_data;
 pub use session::serve_meta;
 pub use shared::Shared;

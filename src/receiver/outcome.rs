@@ -29,7 +29,7 @@ impl Next {
 pub(super) struct Verified {
     pub received_uuid: Uuid,
     pub stats: StreamStats,
-    /// The replica's ctransid once committed (see `layout::replica_state`).
+    /// The replica's ctransid once committed (see `replica_layout::replica_state`).
     pub ctransid: Option<u64>,
 }
 

@@ -5,9 +5,9 @@ use std::time::Duration;
 
 use tokio::time::timeout;
 
-use super::layout::{delete_own, delete_partials};
 use super::link::Peer;
 use super::shared::{Parked, ShareLock, Shared};
+use crate::replica_layout::{delete_own, delete_partials};
 use crate::store::Status;
 use crate::wire::{Begin, Feature};
 

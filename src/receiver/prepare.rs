@@ -8,8 +8,8 @@ use uuid::Uuid;
 
 use super::error::PrepareError;
 use super::failback;
-use super::layout::{create_replica_dir, delete_partials};
 use super::shared::Shared;
+use crate::replica_layout::{create_replica_dir, delete_partials};
 use crate::store::Pool;
 use crate::wire::Begin;
 

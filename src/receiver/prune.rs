@@ -1,13 +1,13 @@
 //! The `prune` request (feature `retention-grid`): a sender's retention applied
 //! to one of its replica lines now, without a receive, under the share's lock.
 
-use super::layout::replica_dir;
 use super::link::Peer;
 use super::pool;
 use super::reply::{busy, database, not_exposed, refused};
 use super::retention::{asked, prune};
 use super::shared::Shared;
 use crate::names;
+use crate::replica_layout::replica_dir;
 use crate::wire::{Meta, Prune, Pruned};
 
 /// The reply to `req` from `peer`: `pruned{deleted}`, or a refusal. A receive

@@ -6,9 +6,9 @@ use std::path::Path;
 
 use super::audit::forget_gone;
 use super::error::Error;
-use super::layout::{delete_partials, replica_dirs, FERRY_DIR};
 use super::pool;
 use super::shared::Shared;
+use crate::replica_layout::{delete_partials, replica_dirs, FERRY_DIR};
 use crate::store::Replica;
 
 /// Startup: fails rows a crash left running, deletes partial subvolumes in every

@@ -9,7 +9,6 @@ use tokio::sync::oneshot;
 use tokio::time::timeout;
 
 use super::error::RouteError;
-use super::layout::settled_ctransid;
 use super::link::Link;
 use super::outcome::{Failure, Seen, Tell, Verified};
 use super::pump::{pump, PumpError};
@@ -17,6 +16,7 @@ use super::row::Row;
 use super::shared::DataConn;
 use super::watch::watching;
 use crate::btrfs::{self, Receive};
+use crate::replica_layout::settled_ctransid;
 use crate::wire::{self, Begin, Commit, Meta, Prefix, StreamStats};
 
 /// Runs the transfer from `Ready` to a verified subvolume. `receive` is taken

@@ -10,7 +10,6 @@ use tokio::time::{timeout, Instant};
 use uuid::Uuid;
 
 use super::admit::{admit, Admitted};
-use super::layout::{delete_own, delete_partials, point_latest};
 use super::link::Link;
 use super::outcome::{Failure, Next, Seen, Tell, Verified};
 use super::prepare::prepare;
@@ -21,6 +20,7 @@ use super::shared::{Parked, Pending, Shared};
 use super::stats::Refusal;
 use super::stream::stream;
 use crate::btrfs::Receive;
+use crate::replica_layout::{delete_own, delete_partials, point_latest};
 use crate::store::{self, Kind, NewReceive, NewReplica, Pool, Status};
 use crate::wire::{Begin, Failed, Feature, Meta, Prefix, Ready, Reason, Received, ResumeAt};
 

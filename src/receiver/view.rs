@@ -9,8 +9,8 @@ use std::path::Path;
 
 use uuid::Uuid;
 
-use super::layout::{lock_dir, repair_latest_locked, replica_dir};
 use super::pool;
+use crate::replica_layout::{lock_dir, repair_latest_locked, replica_dir};
 use crate::store::{self, Replica, Store};
 
 /// Why a line's record could not be brought up to date.

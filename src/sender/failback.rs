@@ -12,7 +12,7 @@ use super::connect::Session;
 use super::plan::{LocalSnapshot, Plan};
 use super::Error;
 use crate::btrfs;
-use crate::receiver::{replica_dir, replica_state, ReplicaState};
+use crate::replica_layout::{replica_dir, replica_state, ReplicaState};
 use crate::store::{Replica, Store, Task};
 use crate::wire::{Feature, Inventory};
 

@@ -142,3 +142,42 @@ fn no_file_in_src_is_over_the_line_limit() {
         );
     }
 }
+
+/// The top-level layers of `src/` (design.md, "Architecture"): the two daemons
+/// never import each other, and the shared modules below them import neither.
+/// Pins that the sender's failback reads the replica layout, not the receiver.
+#[test]
+fn the_daemons_never_import_each_other_and_shared_modules_import_no_daemon() {
+    let krate = tree::load(&src(), "lib.rs").unwrap_or_else(|e| panic!("{e}"));
+    let graph = graph::build(&krate);
+    let top = |file: &Path| -> String {
+        let first = file
+            .components()
+            .next()
+            .map(|c| c.as_os_str().to_string_lossy());
+        first
+            .map(|c| c.trim_end_matches(".rs").to_string())
+            .unwrap_or_default()
+    };
+    let daemons = ["sender", "receiver", "cli"];
+    let mut wrong = String::new();
+    for (from, edges) in &graph {
+        let from_top = top(from);
+        for (to, text) in edges {
+            let to_top = top(to);
+            if from_top == to_top || !daemons.contains(&to_top.as_str()) {
+                continue;
+            }
+            // Only the CLI and the metrics exporters (which read a running
+            // daemon's live state, and which only the CLI starts) sit above them.
+            if !["cli", "metrics"].contains(&from_top.as_str()) {
+                wrong.push_str(&format!(
+                    "{} imports {} ({text})\n",
+                    from.display(),
+                    to.display()
+                ));
+            }
+        }
+    }
+    assert!(wrong.is_empty(), "layering broken:\n{wrong}");
+}

@@ -23,7 +23,7 @@ const LATEST_TMP: &str = ".latest.tmp-";
 
 /// Names of failback bases (see `failback`); the leading dot keeps them
 /// apart from every valid snapshot name.
-pub(super) const FAILBACK_PREFIX: &str = ".failback-";
+pub(crate) const FAILBACK_PREFIX: &str = ".failback-";
 
 /// Where replicas of `share` from the appliance `source_uuid` live in a pool:
 /// `<pool>/.ferry/<source uuid>/<share>`.
@@ -37,7 +37,7 @@ pub fn replica_dir(pool_path: &Path, source_uuid: Uuid, share: &str) -> PathBuf 
 /// Creates `<pool>/.ferry/<source>/<share>` (`.ferry` mode 0700) and returns it.
 /// Each level must be a real directory: a symlink planted there could point the
 /// receive anywhere.
-pub(super) fn create_replica_dir(pool: &Path, source: Uuid, share: &str) -> io::Result<PathBuf> {
+pub(crate) fn create_replica_dir(pool: &Path, source: Uuid, share: &str) -> io::Result<PathBuf> {
     let dir = replica_dir(pool, source, share);
     let ferry = pool.join(FERRY_DIR);
     let mut level = ferry.clone();
@@ -144,7 +144,7 @@ pub async fn replica_state(dir: &Path, r: &Replica) -> Result<ReplicaState, btrf
 /// `path`'s ctransid once everything written to its filesystem is
 /// committed: what a later change-check compares with. `None` when it cannot
 /// be read (it is then recorded at the replica's next check).
-pub(super) async fn settled_ctransid(path: &Path) -> Option<u64> {
+pub(crate) async fn settled_ctransid(path: &Path) -> Option<u64> {
     if let Err(e) = btrfs::commit_filesystem(path).await {
         tracing::warn!(path = %path.display(), error = %e, "cannot commit the received replica");
         return None;
@@ -161,7 +161,7 @@ pub(super) async fn settled_ctransid(path: &Path) -> Option<u64> {
 /// An exclusive lock on a replica directory (a flock on the directory
 /// itself) for changing its `latest` link: the receiver and `ferry status`,
 /// which repairs a dangling one, may both do so.
-pub(super) fn lock_dir(dir: &Path) -> io::Result<nix::fcntl::Flock<std::fs::File>> {
+pub(crate) fn lock_dir(dir: &Path) -> io::Result<nix::fcntl::Flock<std::fs::File>> {
     let file = std::fs::File::open(dir)?;
     nix::fcntl::Flock::lock(file, nix::fcntl::FlockArg::LockExclusive)
         .map_err(|(_, errno)| errno.into())
@@ -169,7 +169,7 @@ pub(super) fn lock_dir(dir: &Path) -> io::Result<nix::fcntl::Flock<std::fs::File
 
 /// Points `dir/latest` at `name` atomically: a new link under a temporary name,
 /// renamed over the old one, so readers see the old target or the new, never none.
-pub(super) fn point_latest(dir: &Path, name: &str) -> io::Result<()> {
+pub(crate) fn point_latest(dir: &Path, name: &str) -> io::Result<()> {
     let _lock = lock_dir(dir)?;
     swap_latest(dir, name)
 }
@@ -187,13 +187,13 @@ fn swap_latest(dir: &Path, name: &str) -> io::Result<()> {
 
 /// Points `latest` at the newest replica or removes it when there is none, and
 /// removes temporary links a crash left behind.
-pub(super) fn repair_latest(dir: &Path, newest: Option<&str>) -> io::Result<()> {
+pub(crate) fn repair_latest(dir: &Path, newest: Option<&str>) -> io::Result<()> {
     let _lock = lock_dir(dir)?;
     repair_latest_locked(dir, newest)
 }
 
 /// [`repair_latest`] for a caller that holds the directory's lock.
-pub(super) fn repair_latest_locked(dir: &Path, newest: Option<&str>) -> io::Result<()> {
+pub(crate) fn repair_latest_locked(dir: &Path, newest: Option<&str>) -> io::Result<()> {
     for entry in std::fs::read_dir(dir)? {
         let entry = entry?;
         if entry.file_name().to_string_lossy().starts_with(LATEST_TMP) {
@@ -227,7 +227,7 @@ pub(super) fn repair_latest_locked(dir: &Path, newest: Option<&str>) -> io::Resu
 /// # Errors
 ///
 /// btrfs's, listing or deleting.
-pub(super) async fn delete_partials(
+pub(crate) async fn delete_partials(
     dir: &Path,
     keep: &[Replica],
     attempted: &HashSet<String>,
@@ -264,7 +264,7 @@ pub(super) async fn delete_partials(
 /// their state: a receive that completed but failed verification is read-only
 /// with a received_uuid, so [`delete_partials`] would keep it. Names that are
 /// not valid snapshot names or are not there are skipped.
-pub(super) async fn delete_own(dir: &Path, names: &[&str]) -> Result<(), btrfs::Error> {
+pub(crate) async fn delete_own(dir: &Path, names: &[&str]) -> Result<(), btrfs::Error> {
     for name in names {
         if names::validate_snapshot(name).is_err() || *name == LATEST {
             continue;
@@ -284,7 +284,7 @@ pub(super) async fn delete_own(dir: &Path, names: &[&str]) -> Result<(), btrfs::
 
 /// `<ferry>/<source uuid>/<share>` directories; anything else there is not ours
 /// and is left alone.
-pub(super) fn replica_dirs(ferry: &Path) -> Result<Vec<(Uuid, String, PathBuf)>, btrfs::Error> {
+pub(crate) fn replica_dirs(ferry: &Path) -> Result<Vec<(Uuid, String, PathBuf)>, btrfs::Error> {
     let read = |dir: &Path| {
         std::fs::read_dir(dir).map_err(|source| btrfs::Error::Path {
             path: dir.to_path_buf(),
