@@ -26,10 +26,11 @@ RUN_BIN     = FERRY_CONFIG=/dev/null $(BIN)
 # Prometheus's Python client for its text-format parser (a file, not a command:
 # apt-needs accepts paths too), and what the benchmark's quick mode
 # (tests/bench_quick.rs) runs: sshd and ssh, btrbk with mbuffer and zstd for its
-# tuned variant, ip and tc for the shaped link, GNU time for max RSS; libfaketime
+# tuned variant, ip and tc for the shaped link (nft for the link faults of
+# tests/it/link_faults.rs and the link-resume figure), GNU time for max RSS; libfaketime
 # for the sender under a stepped clock (tests/it/clock_steps.rs).
 BENCH_NEEDS = /usr/sbin/sshd:openssh-server ssh:openssh-client btrbk:btrbk mbuffer:mbuffer \
-	zstd:zstd ip:iproute2 tc:iproute2 /usr/bin/time:time python3:python3
+	zstd:zstd ip:iproute2 tc:iproute2 nft:nftables /usr/bin/time:time python3:python3
 DEB_NEEDS = mkfs.btrfs:btrfs-progs systemd-analyze:systemd faketime:faketime man:man-db groff:groff-base \
 	/usr/lib/python3/dist-packages/prometheus_client/parser.py:python3-prometheus-client \
 	$(BENCH_NEEDS)

@@ -96,6 +96,10 @@ pub struct ReceiverSettings {
     pub handshake_timeout: Duration,
     #[serde(with = "crate::config_text::duration")]
     pub data_timeout: Duration,
+    /// Silence on a meta connection after which the receiver pings; a sender
+    /// silent for three of these is given up (its receive parked).
+    #[serde(with = "crate::config_text::duration")]
+    pub keepalive: Duration,
     /// Where `GET /metrics` is served (`--metrics`); `None`: not at all.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub metrics_listen: Option<SocketAddr>,
@@ -118,6 +122,7 @@ impl Default for ReceiverSettings {
             audit: "0 */6 * * *".to_string(),
             handshake_timeout: Duration::from_secs(10),
             data_timeout: Duration::from_secs(30),
+            keepalive: crate::wire::Keepalive::DEFAULT.interval,
             metrics_listen: None,
             resume_window: Duration::from_secs(15 * 60),
             max_replicas_per_line: crate::retention::DEFAULT_MAX_REPLICAS_PER_LINE,
@@ -144,6 +149,10 @@ pub struct SenderSettings {
     /// transfer before it fails; 0 fails at once.
     #[serde(with = "crate::config_text::duration")]
     pub resume_for: Duration,
+    /// Silence on a meta connection after which a run pings; a receiver silent
+    /// for three of these is given up (and the transfer resumed).
+    #[serde(with = "crate::config_text::duration")]
+    pub keepalive: Duration,
     /// A cap on the wire, bytes per second, that all sends share; 0: none.
     #[serde(with = "crate::config_text::text")]
     pub bwlimit: Rate,
@@ -165,6 +174,7 @@ impl Default for SenderSettings {
             retry_max: Duration::from_secs(3600),
             metrics_listen: None,
             resume_for: Duration::from_secs(10 * 60),
+            keepalive: crate::wire::Keepalive::DEFAULT.interval,
             bwlimit: Rate::NONE,
             bwlimit_window: None,
             hooks: HookSettings::default(),
@@ -333,6 +343,8 @@ impl Config {
         for (key, d) in [
             ("receiver.handshake_timeout", r.handshake_timeout),
             ("receiver.data_timeout", r.data_timeout),
+            ("receiver.keepalive", r.keepalive),
+            ("sender.keepalive", s.keepalive),
             ("sender.retry_first", s.retry_first),
             ("sender.retry_max", s.retry_max),
             ("sender.hooks.timeout", s.hooks.timeout),

@@ -56,7 +56,8 @@ fn empty_file_gives_the_defaults() {
 fn values_are_read() {
     let text = "state_dir = \"/srv/ferry\"\nlog_level = \"debug\"\n[receiver]\n\
                 listen = \"::1\"\nmeta_port = 2\nhandshake_timeout = \"1m 5s\"\n\
-                [sender]\nmax_sends = 8\nretry_first = \"2h\"\nretry_max = \"2h\"\n";
+                keepalive = \"2s\"\n[sender]\nmax_sends = 8\nretry_first = \"2h\"\n\
+                retry_max = \"2h\"\nkeepalive = \"1s\"\n";
     let config = parse(text, Path::new("x.toml")).expect("parses");
     assert_eq!(config.state_dir, Path::new("/srv/ferry"));
     assert_eq!(config.log_level, LogLevel::Debug);
@@ -66,6 +67,8 @@ fn values_are_read() {
     assert_eq!(config.receiver.handshake_timeout, Duration::from_secs(65));
     assert_eq!(config.sender.max_sends, 8);
     assert_eq!(config.sender.retry_first, config.sender.retry_max);
+    assert_eq!(config.receiver.keepalive, Duration::from_secs(2));
+    assert_eq!(config.sender.keepalive, Duration::from_secs(1));
 }
 
 #[test]
@@ -119,6 +122,14 @@ fn bad_values_are_refused_by_key() {
         (
             "[receiver]\ndata_timeout = \"0s\"",
             "receiver.data_timeout: must be longer",
+        ),
+        (
+            "[receiver]\nkeepalive = \"0s\"",
+            "receiver.keepalive: must be longer",
+        ),
+        (
+            "[sender]\nkeepalive = \"0s\"",
+            "sender.keepalive: must be longer",
         ),
         ("log_level = \"loud\"", "log_level: unknown variant `loud`"),
         (

@@ -66,6 +66,7 @@ pub fn run(ctx: &Ctx, args: ReceiverArgs) -> anyhow::Result<()> {
     config.max_receives = usize::try_from(max).unwrap_or(usize::MAX);
     config.handshake_timeout = file.handshake_timeout;
     config.data_timeout = file.data_timeout;
+    config.keepalive = crate::wire::Keepalive::every(file.keepalive);
     config.slot_wait = file.slot_wait;
     config.resume_window = file.resume_window;
     config.audit =

@@ -37,9 +37,9 @@ pub fn run(ctx: &Ctx, name: &str, progress: bool) -> anyhow::Result<()> {
         let settings = &ctx.config.sender;
         let options = sender::RunOptions {
             resume_for: settings.resume_for,
+            keepalive: crate::wire::Keepalive::every(settings.keepalive),
             cap: crate::wire::Throttle::new(settings.bwlimit, settings.bwlimit_window),
             hooks: settings.hooks.clone(),
-            ..sender::RunOptions::default()
         };
         let result = sender::run_task(&ctx.state_dir, name, Some(tx), cancel, options).await;
         if let Some(bar) = bar {

@@ -378,9 +378,9 @@ fn resize(sends: &Arc<Semaphore>, old: usize, new: usize) {
 fn run_options(settings: &SenderSettings, cap: &Throttle) -> RunOptions {
     RunOptions {
         resume_for: settings.resume_for,
+        keepalive: crate::wire::Keepalive::every(settings.keepalive),
         cap: cap.clone(),
         hooks: settings.hooks.clone(),
-        ..RunOptions::default()
     }
 }
 

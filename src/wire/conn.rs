@@ -35,6 +35,17 @@ impl Keepalive {
     };
 }
 
+impl Keepalive {
+    /// Pings after `interval` of silence, and gives the peer up after three
+    /// silent intervals, as [`Keepalive::DEFAULT`] does with 10 s.
+    pub fn every(interval: Duration) -> Keepalive {
+        Keepalive {
+            interval,
+            dead_after: interval.saturating_mul(3),
+        }
+    }
+}
+
 impl Default for Keepalive {
     fn default() -> Self {
         Keepalive::DEFAULT

@@ -21,6 +21,7 @@ mod install;
 mod interrupted_runs;
 mod invariants;
 mod journal;
+mod link_faults;
 mod messages;
 mod metrics;
 mod migrations;

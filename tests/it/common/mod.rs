@@ -6,6 +6,7 @@ pub mod client;
 pub mod content;
 pub mod daemon;
 pub mod ferry;
+pub mod netns;
 pub mod nodes;
 pub mod pair;
 pub mod process;
@@ -93,7 +94,7 @@ fn btrfs_in_kernel() -> bool {
 
 /// The tool's full path: `PATH` first, then the sbin directories a non-login root
 /// shell may lack.
-fn find_program(name: &str) -> Option<PathBuf> {
+pub fn find_program(name: &str) -> Option<PathBuf> {
     let path = std::env::var_os("PATH").unwrap_or_default();
     std::env::split_paths(&path)
         .chain(["/usr/local/sbin", "/usr/sbin", "/sbin"].map(PathBuf::from))

@@ -52,8 +52,15 @@ pub const RECEIVER: &[&str] = &[
 impl Node {
     /// Starts `ferry <args>` and waits (up to 20 s) for its readiness line.
     pub async fn daemon(&self, args: &[&str]) -> Running {
-        let mut child = self
-            .command(args)
+        Running::start(self.command(args), &format!("ferry {args:?}")).await
+    }
+}
+
+impl Running {
+    /// Starts `cmd`, a daemon, and waits (up to 20 s) for its readiness line;
+    /// `what` names it in a failure.
+    pub async fn start(mut cmd: tokio::process::Command, what: &str) -> Running {
+        let mut child = cmd
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
             .spawn()
@@ -62,9 +69,9 @@ impl Node {
         let mut lines = BufReader::new(stdout).lines();
         let ready = tokio::time::timeout(Duration::from_secs(20), lines.next_line())
             .await
-            .unwrap_or_else(|_| panic!("ferry {args:?}: no readiness line within 20 s"))
+            .unwrap_or_else(|_| panic!("{what}: no readiness line within 20 s"))
             .expect("read stdout")
-            .unwrap_or_else(|| panic!("ferry {args:?} exited without a readiness line"));
+            .unwrap_or_else(|| panic!("{what} exited without a readiness line"));
         // Keep reading so the daemon never blocks on a full pipe; its log shows
         // with a failing test's output.
         tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
