@@ -28,6 +28,7 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 import data  # noqa: E402
 import report  # noqa: E402
+import resume  # noqa: E402
 from contenders import Bench, Btrbk, Ferry, Pipe  # noqa: E402
 from sysenv import (Cleanup, Procs, Ssh, cpu_ticks, install_signal_exit, make_link,  # noqa: E402
                     make_loopback, make_pool, proc_status, sh, subvol_create)
@@ -35,9 +36,9 @@ from sysenv import (Cleanup, Procs, Ssh, cpu_ticks, install_signal_exit, make_li
 MiB, GiB = 1 << 20, 1 << 30
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 # Phases --only can pick: network and data set ("inc" is (d) then (c)), and the idle scale figure.
-PHASES = ["lo-a", "lo-b", "lo-inc", "link-b", "link-a", "scale"]
+PHASES = ["lo-a", "lo-b", "lo-inc", "link-b", "link-a", "scale", "link-resume"]
 CONTENDERS = ["raw", "ssh", "btrbk_default", "btrbk_tuned", "ferry"]
-NEEDS = ["btrfs", "mkfs.btrfs", "ip", "tc", "ssh", "ssh-keygen", "/usr/sbin/sshd", "btrbk", "mbuffer", "zstd", "/usr/bin/time"]
+NEEDS = ["btrfs", "mkfs.btrfs", "ip", "tc", "nft", "ssh", "ssh-keygen", "/usr/sbin/sshd", "btrbk", "mbuffer", "zstd", "/usr/bin/time"]
 
 
 class OneLineErrors(argparse.ArgumentParser):
@@ -178,6 +179,12 @@ def run(args, cleanup):
         else:
             repetitions(args, rows, net, ds, who, golden)
 
+    # The resume figure (bench/resume.py): its own shares, the same link.
+    resumed = {}
+    if "link-resume" in args.only and (not args.contenders or args.contenders & {"ferry", "btrbk_default"}):
+        say("link-resume: an incremental cut at 50% by a blackhole longer than the keepalive")
+        resumed = resume.figure(args, b, cleanup, ferry, lo, link)
+
     scale = {}
     if "scale" in args.only:
         say(f"scale: {args.tasks} idle tasks for {args.idle_secs:g}s")
@@ -198,6 +205,7 @@ def run(args, cleanup):
             say(f"no successful run of {r['contender']} on {r['net']} ({r['dataset']}): {r['errors'][:1]}")
     report.add_ratios(out_rows)
     gs = report.goals(out_rows, scale, link.label, args.only, args.contenders)
+    gs.append(resume.goal(resumed))
 
     print()
     print(report.table(out_rows))
@@ -205,6 +213,8 @@ def run(args, cleanup):
         print(f"\nscale: {scale['tasks']} tasks added in {scale['add_secs']:.1f}s; idle sender over {scale['idle_secs']:g}s: "
               f"VmRSS {scale['vm_rss'] / MiB:.1f} MiB, VmHWM {scale['vm_hwm'] / MiB:.1f} MiB, "
               f"CPU {scale['cpu_secs']:.2f}s = {scale['cpu_pct']:.2f}% of one core")
+    if resumed:
+        print("\n" + resume.lines(resumed))
     print()
     print(report.goal_lines(gs))
     doc = {
@@ -219,7 +229,7 @@ def run(args, cleanup):
                      "c": {"what": "1% of (a) overwritten in place, incremental"},
                      "d": {"what": "no change, incremental"}},
         "results": out_rows + [r for r in rows.values() if not r["runs"]],
-        "goals": gs, "scale": scale,
+        "goals": gs, "scale": scale, "resume": resumed,
         "notes": "wall/cpu/wire are medians over reps; wire = interface tx bytes of the namespace(s), both directions, "
                  "headers included; cpu = rusage of the sending command + /proc tick deltas of the receiving daemon "
                  "(ferry receiver or sshd, including the children they reaped); peak_rss (ferry only) = max of "

@@ -1,6 +1,7 @@
 //! The benchmark's quick mode end to end: `bench/bench.py --quick` with this
 //! build's binary exercises every contender on loopback and on the shaped link
-//! between two namespaces, and writes its JSON. The figures are not judged here
+//! between two namespaces, cuts that link once for the resume figure, and
+//! writes its JSON. The figures are not judged here
 //! (tiny data, one repetition); that the bench works, and cleans up, is.
 //! Needs root, btrfs, sshd, btrbk (`make test` installs them).
 
@@ -79,6 +80,37 @@ fn bench_quick_measures_every_contender_and_cleans_up() {
             );
         }
     }
+
+    // The resume figure: ferry's incremental cut at 50% resumed, and its
+    // wire over stream is a figure; btrbk got the same cut and started over.
+    let resume = &doc["resume"];
+    let rows = resume["rows"].as_array().expect("resume rows");
+    let row = |who: &str| {
+        rows.iter()
+            .find(|r| r["contender"] == who)
+            .unwrap_or_else(|| panic!("no link-resume row for {who}: {resume}"))
+    };
+    let ferry = row("ferry");
+    assert!(
+        ferry["cut"].as_bool().unwrap(),
+        "the link was never cut: {ferry}"
+    );
+    assert!(ferry["dropped"].as_u64().unwrap() > 0, "{ferry}");
+    assert!(
+        ferry["resumed_from"].as_u64().unwrap() > 0,
+        "ferry did not resume: {ferry}"
+    );
+    assert!(ferry["ratio"].as_f64().unwrap() >= 1.0, "{ferry}");
+    let btrbk = row("btrbk_default");
+    assert_eq!(btrbk["succeeded"], true, "{btrbk}");
+    assert!(btrbk["wire"].as_u64().unwrap() > 0, "{btrbk}");
+    let goal = doc["goals"]
+        .as_array()
+        .expect("goals")
+        .iter()
+        .find(|g| g["goal"].as_str().unwrap_or("").starts_with("link-resume"))
+        .expect("the link-resume goal");
+    assert!(goal["pass"].is_boolean(), "{goal}");
 
     let goals = doc["goals"].as_array().expect("goals");
     assert!(goals.len() >= 10, "goals: {goals:?}");

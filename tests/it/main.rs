@@ -27,6 +27,7 @@ mod metrics;
 mod migrations;
 mod module_graph;
 mod nested;
+mod netns_harness;
 mod notify;
 mod old_peers;
 mod ownership;
