@@ -151,21 +151,6 @@ impl Link {
             .sum()
     }
 
-    /// Bytes sent out of `side`'s veth end so far (headers included).
-    pub fn tx_bytes(&self, side: Side) -> u64 {
-        let (ns, dev, _) = self.end(side);
-        let out = ns_exec(
-            ns,
-            "cat",
-            &[&format!("/sys/class/net/{dev}/statistics/tx_bytes")],
-            None,
-        );
-        let text = String::from_utf8_lossy(&out.stdout);
-        text.trim()
-            .parse()
-            .unwrap_or_else(|e| panic!("tx_bytes of {dev}: {text:?}: {e}"))
-    }
-
     fn nft(&self, side: Side, args: &[&str], stdin: Option<&str>) {
         let (ns, _, _) = self.end(side);
         let out = ns_exec(ns, "nft", args, stdin);
