@@ -91,13 +91,16 @@ pub(super) async fn admit<'a>(
     let (lock, resumed) = match park::take(shared, peer, b).await {
         Some((parked, lock)) => (lock, Some(parked)),
         None => {
-            let lock = shared.lock_share(peer.uuid, &b.share).ok_or_else(|| {
-                busy(format!(
-                    "a receive of share {} from {} is already running",
-                    b.share,
-                    peer.name()
-                ))
-            })?;
+            let lock = shared
+                .lock_share_for_receive(peer.uuid, &b.share, shared.config.slot_wait)
+                .await
+                .ok_or_else(|| {
+                    busy(format!(
+                        "a receive of share {} from {} is already running",
+                        b.share,
+                        peer.name()
+                    ))
+                })?;
             (lock, None)
         }
     };

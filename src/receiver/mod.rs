@@ -28,6 +28,7 @@ mod reply;
 mod retention;
 mod row;
 mod session;
+mod share_locks;
 mod shared;
 mod stats;
 mod stream;

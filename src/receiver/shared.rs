@@ -1,7 +1,7 @@
 //! What every session of one receiver shares: the store, this appliance's identity,
 //! per-share locks, the receive slots, sessions waiting for their data connection.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -13,6 +13,8 @@ use uuid::Uuid;
 
 use super::config::Config;
 use super::error::{Error, RouteError};
+pub(super) use super::share_locks::ShareLock;
+use super::share_locks::ShareLocks;
 use super::stats::Stats;
 use crate::btrfs::Receive;
 use crate::identity::{self, Fingerprint, Identity, TrustedPeers};
@@ -68,7 +70,7 @@ pub struct Shared {
     pub(super) features: Features,
     pub(super) identity: Identity,
     pub(super) peers: Arc<StorePeers>,
-    locks: Mutex<HashSet<(Uuid, String)>>,
+    locks: ShareLocks,
     slots: Arc<Semaphore>,
     pending: Mutex<HashMap<Uuid, Pending>>,
     /// Parked receives by (source, share); each key is also in `locks`.
@@ -120,7 +122,7 @@ impl Shared {
             me,
             features,
             identity,
-            locks: Mutex::default(),
+            locks: ShareLocks::default(),
             slots,
             pending: Mutex::default(),
             parked: Mutex::default(),
@@ -137,14 +139,25 @@ impl Shared {
 
     /// Takes the one-receive-at-a-time lock of (source, share), or `None` if held.
     pub(super) fn lock_share(&self, source: Uuid, share: &str) -> Option<ShareLock<'_>> {
-        let key = (source, share.to_owned());
-        // A separate statement: the guard must be gone before a ShareLock can
-        // exist, since dropping one takes the same mutex.
-        let inserted = lock(&self.locks).insert(key.clone());
-        inserted.then(|| ShareLock {
-            shared: self,
-            key: Some(key),
-        })
+        self.locks.try_lock(source, share)
+    }
+
+    /// Takes the lock of (source, share) for a receive, waiting up to `within`
+    /// while its holder only settles (see [`ShareLocks`]); `None` while another
+    /// receive holds it.
+    pub(super) async fn lock_share_for_receive(
+        &self,
+        source: Uuid,
+        share: &str,
+        within: Duration,
+    ) -> Option<ShareLock<'_>> {
+        self.locks.lock_after_settling(source, share, within).await
+    }
+
+    /// Marks the share's lock as settling: the receive answered its sender and
+    /// only retention is left, so the sender's next run waits for it.
+    pub(super) fn settling(&self, source: Uuid, share: &str) {
+        self.locks.settling(source, share);
     }
 
     /// One of the `max_receives` slots, waiting up to `within` for one to free
@@ -211,13 +224,7 @@ impl Shared {
     pub(super) fn unpark(&self, source: Uuid, share: &str) -> Option<(Parked, ShareLock<'_>)> {
         let key = (source, share.to_owned());
         let parked = lock(&self.parked).remove(&key)?;
-        Some((
-            parked,
-            ShareLock {
-                shared: self,
-                key: Some(key),
-            },
-        ))
+        Some((parked, self.locks.resume(key)))
     }
 
     /// The parked receive of (source, share), as Inventory reports it.
@@ -280,31 +287,6 @@ impl Shared {
         let mut rx = self.shutdown.subscribe();
         // Err means the sender is gone, which cannot happen while `self` lives.
         let _ = rx.wait_for(|down| *down).await;
-    }
-}
-
-/// The lock of one (source, share). Owned by the session, so a session that dies
-/// (dropped connection, keepalive timeout, panic) releases it when it unwinds:
-/// that is how a stale lock expires, with no timer.
-pub(super) struct ShareLock<'a> {
-    shared: &'a Shared,
-    /// `None` once kept for a parked receive.
-    key: Option<(Uuid, String)>,
-}
-
-impl ShareLock<'_> {
-    /// Leaves the share locked after this guard is gone: a parked receive
-    /// holds it until it is taken or discarded. Returns the locked key.
-    fn keep(mut self) -> Option<(Uuid, String)> {
-        self.key.take()
-    }
-}
-
-impl Drop for ShareLock<'_> {
-    fn drop(&mut self) {
-        if let Some(key) = self.key.take() {
-            lock(&self.shared.locks).remove(&key);
-        }
     }
 }
 

@@ -315,6 +315,7 @@ where
             received_uuid: v.received_uuid,
         }))
         .await;
+    shared.settling(s.peer.uuid, &b.share);
     // Admission checked the grid, so this cannot fail here; if it did, the
     // replica stays and the next receive prunes.
     let policy = asked(
