@@ -11,6 +11,7 @@ use super::ctx::{bad_input, existing, Ctx};
 use super::output::outln;
 use super::task_opts::TaskOptions;
 use super::values;
+use crate::bandwidth::Rate;
 use crate::store::{TaskHooks, TaskSettings};
 
 #[derive(Debug, Args)]
@@ -117,6 +118,31 @@ pub fn set(ctx: &Ctx, args: SetArgs) -> anyhow::Result<()> {
 
 /// Each changed setting as `name old -> new`.
 fn differences(a: &TaskSettings, b: &TaskSettings) -> Vec<String> {
+    // Every field is named here, so a setting added to `TaskSettings` does not
+    // compile until it is compared: one left out made `task set` print
+    // "nothing changed" and store nothing (--bwlimit, --send-compressed did).
+    let TaskSettings {
+        frequency,
+        timezone,
+        meta_port,
+        data_port,
+        keep_source,
+        keep_target,
+        preserve_source,
+        preserve_target,
+        compress,
+        compress_auto,
+        bwlimit,
+        skip_unchanged,
+        hooks:
+            TaskHooks {
+                pre_snapshot,
+                post_snapshot,
+                on_success,
+                on_failure,
+            },
+        send_compressed,
+    } = a;
     let port = |p: Option<u16>| p.map_or_else(|| "default".to_string(), |p| p.to_string());
     let hook = |h: &Option<String>| match h.as_deref() {
         None => "(config default)".to_string(),
@@ -125,62 +151,73 @@ fn differences(a: &TaskSettings, b: &TaskSettings) -> Vec<String> {
     };
     let zone = |z: &Option<String>| z.clone().unwrap_or_else(|| "system".to_string());
     let on_off = |b: bool| if b { "on" } else { "off" }.to_string();
-    let compress = |level: i32, auto: bool| super::output::compression(level, auto);
+    let compression = |level: i32, auto: bool| super::output::compression(level, auto);
+    // Rates are shown rounded (5.0MiB/s); two that round alike show bytes.
+    let rate = |r: u64, other: u64| {
+        let (shown, other_shown) = (Rate(r).to_string(), Rate(other).to_string());
+        if r != other && shown == other_shown {
+            format!("{r} B/s")
+        } else {
+            shown
+        }
+    };
     let fields = [
-        ("frequency", a.frequency.clone(), b.frequency.clone()),
-        ("time zone", zone(&a.timezone), zone(&b.timezone)),
-        ("meta port", port(a.meta_port), port(b.meta_port)),
-        ("data port", port(a.data_port), port(b.data_port)),
+        ("frequency", frequency.clone(), b.frequency.clone()),
+        ("time zone", zone(timezone), zone(&b.timezone)),
+        ("meta port", port(*meta_port), port(b.meta_port)),
+        ("data port", port(*data_port), port(b.data_port)),
         (
             "keep source",
-            a.keep_source.to_string(),
+            keep_source.to_string(),
             b.keep_source.to_string(),
         ),
         (
             "keep target",
-            a.keep_target.to_string(),
+            keep_target.to_string(),
             b.keep_target.to_string(),
         ),
         (
             "preserve source",
-            a.preserve_source.clone(),
+            preserve_source.clone(),
             b.preserve_source.clone(),
         ),
         (
             "preserve target",
-            a.preserve_target.clone(),
+            preserve_target.clone(),
             b.preserve_target.clone(),
         ),
         (
             "compression",
-            compress(a.compress, a.compress_auto),
-            compress(b.compress, b.compress_auto),
+            compression(*compress, *compress_auto),
+            compression(b.compress, b.compress_auto),
+        ),
+        (
+            "bandwidth limit",
+            rate(*bwlimit, b.bwlimit),
+            rate(b.bwlimit, *bwlimit),
+        ),
+        (
+            "send compressed",
+            send_compressed.as_str().to_string(),
+            b.send_compressed.as_str().to_string(),
         ),
         (
             "skip unchanged",
-            on_off(a.skip_unchanged),
+            on_off(*skip_unchanged),
             on_off(b.skip_unchanged),
         ),
         (
             "pre-snapshot",
-            hook(&a.hooks.pre_snapshot),
+            hook(pre_snapshot),
             hook(&b.hooks.pre_snapshot),
         ),
         (
             "post-snapshot",
-            hook(&a.hooks.post_snapshot),
+            hook(post_snapshot),
             hook(&b.hooks.post_snapshot),
         ),
-        (
-            "on-success",
-            hook(&a.hooks.on_success),
-            hook(&b.hooks.on_success),
-        ),
-        (
-            "on-failure",
-            hook(&a.hooks.on_failure),
-            hook(&b.hooks.on_failure),
-        ),
+        ("on-success", hook(on_success), hook(&b.hooks.on_success)),
+        ("on-failure", hook(on_failure), hook(&b.hooks.on_failure)),
     ];
     fields
         .into_iter()

@@ -233,3 +233,49 @@ fn task_set_changes_what_it_is_given_and_nothing_else() {
     ]);
     assert!(s.node.json(&["task", "show", "photos", "--json"])["timezone"].is_null());
 }
+
+/// Every setting `task set` takes is stored and named in its output: a
+/// setting the change list left out was silently dropped ("nothing changed").
+#[test]
+fn task_set_stores_the_bandwidth_limit_and_send_compressed() {
+    let s = source();
+    let before = s.node.json(&["task", "show", "photos", "--json"]);
+    assert_eq!(before["bwlimit"], 0);
+    assert_eq!(before["send_compressed"], "auto");
+
+    let out = s.node.ok(&[
+        "task",
+        "set",
+        "photos",
+        "--bwlimit",
+        "5MiB",
+        "--send-compressed",
+        "no",
+    ]);
+    assert!(out.contains("bandwidth limit none -> 5MiB/s"), "{out}");
+    assert!(out.contains("send compressed auto -> no"), "{out}");
+    let after = s.node.json(&["task", "show", "photos", "--json"]);
+    assert_eq!(after["bwlimit"], 5 * 1024 * 1024);
+    assert_eq!(after["send_compressed"], "no");
+
+    // Two limits that round to the same figure still differ.
+    s.node
+        .ok(&["task", "set", "photos", "--bwlimit", "5121KiB"]);
+    let out = s
+        .node
+        .ok(&["task", "set", "photos", "--bwlimit", "5122KiB"]);
+    assert!(out.contains("5243904 B/s -> 5244928 B/s"), "{out}");
+    assert_eq!(
+        s.node.json(&["task", "show", "photos", "--json"])["bwlimit"],
+        5122 * 1024
+    );
+
+    let out = s.node.ok(&["task", "set", "photos", "--bwlimit", "0"]);
+    assert!(out.contains("-> none"), "{out}");
+    assert_eq!(
+        s.node.json(&["task", "show", "photos", "--json"])["bwlimit"],
+        0
+    );
+    let out = s.node.ok(&["task", "set", "photos", "--bwlimit", "0"]);
+    assert!(out.contains("nothing changed"), "{out}");
+}
