@@ -353,6 +353,24 @@ impl Config {
                 return Err((key, "must be longer than 0s".into()));
             }
         }
+        // Each of these is added to a clock reading (a deadline, a retry
+        // time); one beyond any real wait would overflow that sum.
+        for (key, d) in [
+            ("receiver.slot_wait", r.slot_wait),
+            ("receiver.handshake_timeout", r.handshake_timeout),
+            ("receiver.data_timeout", r.data_timeout),
+            ("receiver.resume_window", r.resume_window),
+            ("receiver.keepalive", r.keepalive),
+            ("sender.keepalive", s.keepalive),
+            ("sender.retry_first", s.retry_first),
+            ("sender.retry_max", s.retry_max),
+            ("sender.resume_for", s.resume_for),
+            ("sender.hooks.timeout", s.hooks.timeout),
+        ] {
+            if d > MAX_DURATION {
+                return Err((key, "must be at most 366d".into()));
+            }
+        }
         for (key, spec) in [
             ("receiver.audit", &r.audit),
             ("history.prune", &self.history.prune),
@@ -382,6 +400,9 @@ impl Config {
         Ok(())
     }
 }
+
+/// The longest duration any setting takes: a year and a day.
+const MAX_DURATION: Duration = Duration::from_secs(366 * 24 * 3600);
 
 fn one_line(message: &str) -> String {
     message.split_whitespace().collect::<Vec<_>>().join(" ")

@@ -131,6 +131,21 @@ fn bad_values_are_refused_by_key() {
             "[sender]\nkeepalive = \"0s\"",
             "sender.keepalive: must be longer",
         ),
+        (
+            "[sender]\nresume_for = \"300000000000y\"",
+            "sender.resume_for: must be at most 366d",
+        ),
+        (
+            "[receiver]\nresume_window = \"367d\"",
+            "receiver.resume_window: must be at most 366d",
+        ),
+        ("[receiver]\nslot_wait = \"1000y\"", "receiver.slot_wait:"),
+        ("[sender]\nretry_max = \"2y\"", "sender.retry_max:"),
+        (
+            "[sender]\nkeepalive = \"400d\"",
+            "sender.keepalive: must be at most",
+        ),
+        ("[sender.hooks]\ntimeout = \"2y\"", "sender.hooks.timeout:"),
         ("log_level = \"loud\"", "log_level: unknown variant `loud`"),
         (
             "[receiver]\nlisten = \"10.0.0\"",
