@@ -97,14 +97,27 @@ pub fn evaluate(
         }
         s
     };
-    let mut text = format!("FERRY {} - {summary}\n", state.word());
+    let mut text = format!("FERRY {} - {}\n", state.word(), plugin_text(&summary));
     for p in &problems {
-        let _ = writeln!(text, "{}: {}", p.state.word(), p.long);
+        let _ = writeln!(text, "{}: {}", p.state.word(), plugin_text(&p.long));
     }
     if !perf.is_empty() {
         let _ = writeln!(text, "| {}", perf.join(" "));
     }
     Report { state, text }
+}
+
+/// A share name may hold what the plugin format reserves: `|` starts the
+/// perfdata wherever it stands, so in text it becomes `¦`.
+fn plugin_text(text: &str) -> String {
+    text.replace('|', "\u{a6}")
+}
+
+/// A perfdata label, quoted: a `'` in it doubled, as the plugin guidelines
+/// say, `=` (which ends a label in every parser) made `_`, `|` as in text.
+fn perf_label(name: &str) -> String {
+    let name = plugin_text(name);
+    format!("'{}'", name.replace('\'', "''").replace('=', "_"))
 }
 
 /// The output of a check that could not look: UNKNOWN and why.
@@ -126,11 +139,17 @@ fn check_task(
     let limit = limits.max_lag.or_else(|| t.lag_limit());
     let crit = limit.map(|l| l.as_secs().to_string()).unwrap_or_default();
     if let Some(lag) = t.lag_seconds {
-        perf.push(format!("'{name} lag'={}s;;{crit};0;", lag.max(0)));
+        perf.push(format!(
+            "{}={}s;;{crit};0;",
+            perf_label(&format!("{name} lag")),
+            lag.max(0)
+        ));
     }
     perf.push(format!(
-        "'{name} failures'={};{};;0;",
-        t.failures_in_a_row, limits.warn_failures
+        "{}={};{};;0;",
+        perf_label(&format!("{name} failures")),
+        t.failures_in_a_row,
+        limits.warn_failures
     ));
     if t.schedule.is_none() {
         problems.push(Problem {
@@ -190,7 +209,11 @@ fn check_line(
     let name = format!("{}/{}@{}", r.source, r.share, r.pool);
     let limit = limits.max_lag.or_else(|| l.age_limit());
     let crit = limit.map(|l| l.as_secs().to_string()).unwrap_or_default();
-    perf.push(format!("'{name} age'={}s;;{crit};0;", l.age_seconds.max(0)));
+    perf.push(format!(
+        "{}={}s;;{crit};0;",
+        perf_label(&format!("{name} age")),
+        l.age_seconds.max(0)
+    ));
     let Some(limit) = limit else {
         return false;
     };

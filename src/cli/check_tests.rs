@@ -254,3 +254,21 @@ fn only_status_check_command_lines_count_as_a_check() {
         "ferry", "task", "run", "--", "status", "--check"
     ])));
 }
+
+/// Share names may hold a quote, `=` or `|`: the perfdata label doubles the
+/// quote and drops `=`, and no `|` but the one before the perfdata reaches
+/// the output (a monitoring system starts the perfdata at the first).
+#[test]
+fn names_with_plugin_syntax_are_escaped() {
+    let mut odd = line(TimeDelta::hours(3), Some(Duration::from_secs(3600)));
+    odd.newest.share = "it's = a|b".into();
+    let r = evaluate(&[], &[odd], DEFAULTS, now());
+    assert_eq!(r.state, State::Critical, "{}", r.text);
+    let (text, perf) = r.text.split_once('|').expect("perfdata");
+    assert!(!perf.contains('|'), "{}", r.text);
+    assert!(text.contains("nas1/it's = a\u{a6}b@backup"), "{}", r.text);
+    assert_eq!(
+        perf.trim(),
+        "'nas1/it''s _ a|b@backup age'=10800s;;7800;0;".replace('|', "\u{a6}")
+    );
+}
