@@ -29,11 +29,19 @@ impl Logging {
             return;
         }
         if let Some(handle) = &self.filter {
-            if let Err(e) = handle.reload(EnvFilter::new(level.as_str())) {
+            if let Err(e) = handle.reload(level_filter(level.as_str())) {
                 tracing::warn!(error = %e, "cannot change the log level");
             }
         }
     }
+}
+
+/// The filter for a configured `log_level`: ferry's events and every crate's
+/// at that level, but the cron scheduler's own bookkeeping ("Uninited", "Job
+/// creator created" at info) only when it warns. `FERRY_LOG` is taken as
+/// written, so `FERRY_LOG=tokio_cron_scheduler=debug` still shows it.
+fn level_filter(level: &str) -> EnvFilter {
+    EnvFilter::new(format!("{level},tokio_cron_scheduler=warn"))
 }
 
 /// Whether stderr is the journal stream systemd set up: `JOURNAL_STREAM` names
@@ -62,7 +70,7 @@ pub fn colors_allowed() -> bool {
 /// one line each, colored only on a terminal and without NO_COLOR.
 pub fn init(default_level: &str) -> Logging {
     let filter =
-        EnvFilter::try_from_env("FERRY_LOG").unwrap_or_else(|_| EnvFilter::new(default_level));
+        EnvFilter::try_from_env("FERRY_LOG").unwrap_or_else(|_| level_filter(default_level));
     let (filter, handle) = reload::Layer::new(filter);
     let journald = stderr_is_journal()
         .then(|| {

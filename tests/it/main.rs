@@ -15,6 +15,7 @@ mod cli_setup;
 mod cli_task_set;
 mod cli_tasks;
 mod clock_steps;
+mod daemon_log;
 mod failback;
 mod housekeeping;
 mod install;
