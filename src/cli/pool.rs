@@ -191,6 +191,15 @@ fn refuse_read_only(path: &str) -> anyhow::Result<()> {
 pub fn resolve(what: &str, path: &Path) -> anyhow::Result<PathBuf> {
     match path.canonicalize() {
         Ok(p) => Ok(p),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => bad_input!(
+            "{what} path {} does not exist; give the path of an existing btrfs subvolume{}",
+            path.display(),
+            if path.is_relative() {
+                " (a relative path starts in the current directory)"
+            } else {
+                ""
+            }
+        ),
         Err(e) => bad_input!("{what} path {}: {e}", path.display()),
     }
 }

@@ -198,7 +198,10 @@ fn check_snapshot_dir(share: &Path, dir: &Path) -> anyhow::Result<()> {
         );
     }
     if existing.exists() && !existing.is_dir() {
-        bad_input!("snapshot dir {} is not a directory", existing.display());
+        bad_input!(
+            "snapshot dir {} is not a directory; give a --snapshot-dir that is one, or a path where ferry can make one",
+            existing.display()
+        );
     }
     if !btrfs::same_filesystem(share, existing)? {
         bad_input!(

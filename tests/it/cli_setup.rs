@@ -375,7 +375,7 @@ fn pools_accept_only_mounted_btrfs_subvolumes() {
             &["pool", "add", "x", not_btrfs],
             "not on a btrfs filesystem",
         ),
-        (&["pool", "add", "x", "/nonexistent/pool"], "No such file"),
+        (&["pool", "add", "x", "/nonexistent/pool"], "does not exist"),
         (&["pool", "add", "backup", mount], "already exists"),
         (&["pool", "add", "x", mount], "is already pool main"),
         (&["pool", "add", "..", mount], "pool name"),

@@ -214,7 +214,7 @@ fn task_add_bad_input_is_refused_and_writes_nothing() {
         ),
         (
             add("x", &[("--share", "/nonexistent/share")]),
-            "No such file",
+            "does not exist",
         ),
         (
             add("x", &[("--share", &s.share)]),
