@@ -231,6 +231,13 @@ pub fn job_cron(spec: &str) -> Result<String, String> {
 }
 
 /// Reads and validates the file at `path`, which must exist.
+///
+/// # Errors
+///
+/// [`ConfigError::Missing`] when the file is not there, [`ConfigError::Read`]
+/// when it cannot be read, [`ConfigError::Syntax`] for TOML it cannot parse
+/// (with the line), [`ConfigError::Invalid`] naming the key of an unknown key
+/// or a refused value.
 pub fn load(path: &Path) -> Result<Config, ConfigError> {
     match std::fs::read_to_string(path) {
         Ok(text) => parse(&text, path),
@@ -246,6 +253,10 @@ pub fn load(path: &Path) -> Result<Config, ConfigError> {
 
 /// `Some(path)`: that file, which must exist. `None`: [`DEFAULT_PATH`] if it exists,
 /// else the defaults, so a fresh install runs without writing a config first.
+///
+/// # Errors
+///
+/// As [`load`].
 pub fn load_or_default(path: Option<&Path>) -> Result<Config, ConfigError> {
     load_or_default_at(path, Path::new(DEFAULT_PATH))
 }
@@ -263,6 +274,10 @@ fn load_or_default_at(path: Option<&Path>, default_path: &Path) -> Result<Config
 }
 
 /// Parses `text` as the file `path` (named in errors) and validates it.
+///
+/// # Errors
+///
+/// As [`load`]: [`ConfigError::Syntax`] or [`ConfigError::Invalid`].
 pub fn parse(text: &str, path: &Path) -> Result<Config, ConfigError> {
     let line_of = |span: Option<std::ops::Range<usize>>| {
         span.and_then(|s| text.get(..s.start))
@@ -340,33 +355,23 @@ impl Config {
                 return Err((key, "must be at least 1".into()));
             }
         }
-        for (key, d) in [
-            ("receiver.handshake_timeout", r.handshake_timeout),
-            ("receiver.data_timeout", r.data_timeout),
-            ("receiver.keepalive", r.keepalive),
-            ("sender.keepalive", s.keepalive),
-            ("sender.retry_first", s.retry_first),
-            ("sender.retry_max", s.retry_max),
-            ("sender.hooks.timeout", s.hooks.timeout),
+        // Each is added to a clock reading (a deadline, a retry time), which one
+        // beyond any real wait would overflow. `true`: 0s means "none" there.
+        for (key, d, zero_ok) in [
+            ("receiver.slot_wait", r.slot_wait, true),
+            ("receiver.handshake_timeout", r.handshake_timeout, false),
+            ("receiver.data_timeout", r.data_timeout, false),
+            ("receiver.resume_window", r.resume_window, true),
+            ("receiver.keepalive", r.keepalive, false),
+            ("sender.keepalive", s.keepalive, false),
+            ("sender.retry_first", s.retry_first, false),
+            ("sender.retry_max", s.retry_max, false),
+            ("sender.resume_for", s.resume_for, true),
+            ("sender.hooks.timeout", s.hooks.timeout, false),
         ] {
-            if d.is_zero() {
+            if d.is_zero() && !zero_ok {
                 return Err((key, "must be longer than 0s".into()));
             }
-        }
-        // Each of these is added to a clock reading (a deadline, a retry
-        // time); one beyond any real wait would overflow that sum.
-        for (key, d) in [
-            ("receiver.slot_wait", r.slot_wait),
-            ("receiver.handshake_timeout", r.handshake_timeout),
-            ("receiver.data_timeout", r.data_timeout),
-            ("receiver.resume_window", r.resume_window),
-            ("receiver.keepalive", r.keepalive),
-            ("sender.keepalive", s.keepalive),
-            ("sender.retry_first", s.retry_first),
-            ("sender.retry_max", s.retry_max),
-            ("sender.resume_for", s.resume_for),
-            ("sender.hooks.timeout", s.hooks.timeout),
-        ] {
             if d > MAX_DURATION {
                 return Err((key, "must be at most 366d".into()));
             }

@@ -48,6 +48,11 @@ const SUFFIX_ROOM: usize = 6;
 ///
 /// The rules are strict on purpose: these names end up in paths on the receiver,
 /// in SQL rows and in log lines, so only a portable character set is allowed.
+///
+/// # Errors
+///
+/// [`NameError::Empty`], [`NameError::TooLong`] over [`MAX_NAME`] bytes, or
+/// [`NameError::Invalid`] naming the character or rule broken.
 pub fn validate(kind: &'static str, name: &str) -> Result<(), NameError> {
     validate_with_max(kind, name, MAX_NAME)
 }
@@ -55,12 +60,20 @@ pub fn validate(kind: &'static str, name: &str) -> Result<(), NameError> {
 /// Checks a share name (the name of its replica line on the target): any
 /// single path component that is safe in a path, a row and a log line. Spaces
 /// and letters beyond ASCII are fine (`My Photos`, `fotos-ñ`).
+///
+/// # Errors
+///
+/// As [`validate_component`].
 pub fn validate_share(name: &str) -> Result<(), NameError> {
     validate_component("share", name)
 }
 
 /// Checks a snapshot name received over the wire or found on disk: the same
 /// rules as [`validate_share`].
+///
+/// # Errors
+///
+/// As [`validate_component`].
 pub fn validate_snapshot(name: &str) -> Result<(), NameError> {
     validate_component("snapshot", name)
 }
@@ -70,6 +83,11 @@ pub fn validate_snapshot(name: &str) -> Result<(), NameError> {
 /// path, or cut it short), no control characters (which would garble logs),
 /// and no leading `.`, which excludes `.` and `..` and keeps the receiver's
 /// own dot-names (`.ferry`, `.latest.tmp-*`) apart.
+///
+/// # Errors
+///
+/// [`NameError::Empty`], [`NameError::TooLong`] over [`MAX_COMPONENT`] bytes,
+/// or [`NameError::Unsafe`] naming the rule broken.
 pub fn validate_component(kind: &'static str, name: &str) -> Result<(), NameError> {
     let unsafe_ = |rule| NameError::Unsafe {
         kind,
