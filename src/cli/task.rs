@@ -140,7 +140,11 @@ impl<'a> TaskView<'a> {
             created_at: t.created_at,
             last_status: last.as_ref().map(|r| r.attempt.status),
             last_run: last.as_ref().map(|r| r.attempt.started_at),
-            last_error: last.and_then(|r| r.attempt.error),
+            // A skipped run's reason (`no change since ...`) is no error:
+            // only a failed run has one, as in `status`.
+            last_error: last
+                .filter(|r| r.attempt.status == Status::Failed)
+                .and_then(|r| r.attempt.error),
         })
     }
 }

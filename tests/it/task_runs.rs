@@ -27,6 +27,11 @@ async fn an_unchanged_share_is_skipped_and_counted_current() {
     assert_eq!(row["status"], "skipped");
     assert_eq!(row["error"], format!("no change since {s1}"));
     assert_eq!(row["unchanged"], true);
+    // Not an error: `task show` and `task list` say skipped, with no error.
+    let shown = pair.nas1.json(&["task", "show", "photos", "--json"]);
+    assert_eq!(shown["last_status"], "skipped", "{shown}");
+    assert!(shown["last_error"].is_null(), "{shown}");
+    assert!(pair.nas1.json(&["task", "list", "--json"])[0]["last_error"].is_null());
 
     // Current since that check, not since the snapshot.
     let status = pair.nas1.json(&["status", "--json"]);
