@@ -8,6 +8,11 @@ use serde::Serialize;
 /// The highest share a running send shows: 100% is for a confirmed one.
 const MOST_PERCENT: u64 = 99;
 
+/// A stream this many times its expected size (in tenths) proved the basis
+/// wrong: the estimate is dropped rather than shown as "99% of" a figure the
+/// run left far behind.
+const OUTGROWN_TENTHS: u64 = 11;
+
 /// Before this long, or this many bytes, a rate says too little for an ETA.
 const SETTLED: Duration = Duration::from_secs(1);
 
@@ -33,9 +38,12 @@ fn seconds<S: serde::Serializer>(eta: &Option<Duration>, s: S) -> Result<S::Ok, 
 }
 
 /// The estimate for a send that expects `total` bytes, has sent `done` and has
-/// been running for `elapsed`; `None` without a basis (`total` of 0).
+/// been running for `elapsed`; `None` without a basis (`total` of 0) and once
+/// the stream has outgrown the expected size by more than a tenth.
 pub fn estimate(total: u64, done: u64, elapsed: Duration) -> Option<Estimate> {
-    if total == 0 {
+    let outgrown = u128::from(done).saturating_mul(10)
+        > u128::from(total).saturating_mul(u128::from(OUTGROWN_TENTHS));
+    if total == 0 || outgrown {
         return None;
     }
     let percent = u128::from(done)
@@ -77,7 +85,7 @@ mod tests {
     #[test]
     fn never_negative_never_done_before_the_end() {
         // Past the expected size: 99%, no ETA, nothing negative.
-        let past = estimate(1000, 5000, 10 * S).expect("basis");
+        let past = estimate(1000, 1100, 10 * S).expect("basis");
         assert_eq!((past.percent, past.eta), (99, None));
         // Right at it: still 99% and no ETA; the run has not confirmed.
         let at = estimate(1000, 1000, 10 * S).expect("basis");
@@ -86,6 +94,19 @@ mod tests {
         let near = estimate(1000, 999, 10 * S).expect("basis");
         assert_eq!(near.percent, 99);
         assert!(near.eta.is_some_and(|d| d >= S), "{near:?}");
+    }
+
+    /// Pins: a 20 MiB incremental after a 457-byte one showed "~99% of ~457 B
+    /// (estimate)" for its whole run; an outgrown basis is dropped.
+    #[test]
+    fn a_stream_far_past_its_basis_drops_the_estimate() {
+        assert!(estimate(1000, 1100, 10 * S).is_some());
+        assert_eq!(estimate(1000, 1101, 10 * S), None);
+        assert_eq!(estimate(457, 4 << 20, 10 * S), None);
+        assert_eq!(
+            estimate(u64::MAX, u64::MAX, 10 * S).map(|e| e.percent),
+            Some(99)
+        );
     }
 
     #[test]
