@@ -60,14 +60,20 @@ pub(super) async fn discard(shared: &Shared, parked: Parked, why: &str) {
     let _ = timeout(EXIT_GRACE, receive.finish()).await;
     let after = shared.config.btrfs_timeout;
     let cleaned = timeout(after, async {
-        delete_own(&dir, &[begin.snapshot.as_str()]).await?;
+        delete_own(&dir, &[begin.snapshot.as_str()])
+            .await
+            .map_err(|e| e.to_string())?;
+        // Without the record of what is held, a verified replica would look
+        // like a partial: an unreadable record deletes nothing more.
         let held = shared
             .db(|s| s.replicas(&begin.pool, source, &begin.share))
-            .unwrap_or_default();
+            .map_err(|e| e.to_string())?;
         let attempted = shared
             .db(|s| s.received_names(&begin.pool, source, &begin.share))
-            .unwrap_or_default();
-        delete_partials(&dir, &held, &attempted).await
+            .map_err(|e| e.to_string())?;
+        delete_partials(&dir, &held, &attempted)
+            .await
+            .map_err(|e| e.to_string())
     })
     .await;
     let reason = format!(

@@ -294,3 +294,47 @@ async fn a_run_whose_connections_are_cut_reconnects_and_resumes() {
     let sent = pair.send_rows();
     assert_eq!(sent[0]["status"], "succeeded", "{sent}");
 }
+
+/// Pins: discarding a parked receive read the replicas it must keep with
+/// `unwrap_or_default`, so a failing read of that record made a recorded
+/// replica that a user had made writable (which clears its received_uuid)
+/// look like a partial, and deleted it. An unreadable record now deletes
+/// nothing but the receive's own subvolume.
+#[tokio::test]
+async fn a_discard_that_cannot_read_the_replica_record_keeps_every_replica() {
+    let pair = Pair::new();
+    incompressible(&pair.share.join("big.bin"), 3 << 20);
+    let d = pair
+        .start(|c| c.resume_window = Duration::from_secs(2))
+        .await;
+    let s1 = pair.snapshot("kept").await;
+    let mut c = pair.client(&d).await;
+    c.replicate_full(&s1).await;
+    drop(c);
+    let kept = pair.replica_dir().join("kept");
+    crate::common::run(
+        "btrfs",
+        &[
+            "property".as_ref(),
+            "set".as_ref(),
+            "-f".as_ref(),
+            kept.as_os_str(),
+            "ro".as_ref(),
+            "false".as_ref(),
+        ],
+    );
+    let s2 = pair.snapshot("cut").await;
+    let stream = send_stream(&s2).await;
+    cut_transfer(&pair, pair.client(&d).await, &s2, &stream, 1 << 20).await;
+
+    // The replica record cannot be read while the window ends; the receive
+    // history (which names `kept` as received here) still can.
+    pair.sql("ALTER TABLE replicas RENAME TO replicas_away");
+    wait_for_log(&["no resume came within the resume window", "snapshot=cut"]).await;
+    pair.sql("ALTER TABLE replicas_away RENAME TO replicas");
+    assert_eq!(subvolumes(&pair.replica_dir()).await, ["kept"]);
+    let row = &pair.history()[0];
+    assert_eq!(row.attempt.snapshot, s2.name);
+    assert_eq!(row.attempt.status, Status::Failed);
+    d.stop().await;
+}
