@@ -307,11 +307,11 @@ async fn a_discard_that_cannot_read_the_replica_record_keeps_every_replica() {
     let d = pair
         .start(|c| c.resume_window = Duration::from_secs(2))
         .await;
-    let s1 = pair.snapshot("kept").await;
+    let s1 = pair.snapshot("kept-writable").await;
     let mut c = pair.client(&d).await;
     c.replicate_full(&s1).await;
     drop(c);
-    let kept = pair.replica_dir().join("kept");
+    let kept = pair.replica_dir().join("kept-writable");
     crate::common::run(
         "btrfs",
         &[
@@ -323,16 +323,20 @@ async fn a_discard_that_cannot_read_the_replica_record_keeps_every_replica() {
             "false".as_ref(),
         ],
     );
-    let s2 = pair.snapshot("cut").await;
+    let s2 = pair.snapshot("cut-unreadable-record").await;
     let stream = send_stream(&s2).await;
     cut_transfer(&pair, pair.client(&d).await, &s2, &stream, 1 << 20).await;
 
     // The replica record cannot be read while the window ends; the receive
-    // history (which names `kept` as received here) still can.
+    // history (which names `kept-writable` as received here) still can.
     pair.sql("ALTER TABLE replicas RENAME TO replicas_away");
-    wait_for_log(&["no resume came within the resume window", "snapshot=cut"]).await;
+    wait_for_log(&[
+        "no resume came within the resume window",
+        "snapshot=cut-unreadable-record",
+    ])
+    .await;
     pair.sql("ALTER TABLE replicas_away RENAME TO replicas");
-    assert_eq!(subvolumes(&pair.replica_dir()).await, ["kept"]);
+    assert_eq!(subvolumes(&pair.replica_dir()).await, ["kept-writable"]);
     let row = &pair.history()[0];
     assert_eq!(row.attempt.snapshot, s2.name);
     assert_eq!(row.attempt.status, Status::Failed);

@@ -215,12 +215,26 @@ pub fn log_text() -> String {
     String::from_utf8_lossy(&LOG.lock().unwrap_or_else(|p| p.into_inner())).into_owned()
 }
 
-/// Waits until a log line contains every one of `needles`; returns that line.
+/// Whether `line` holds `needle` not followed by more of a name: the log is
+/// shared by every test of this binary, and `snapshot=cut` must not match
+/// another test's `snapshot=cut-expired`.
+fn holds(line: &str, needle: &str) -> bool {
+    line.match_indices(needle).any(|(at, _)| {
+        let rest = line.get(at + needle.len()..).unwrap_or_default();
+        !rest
+            .chars()
+            .next()
+            .is_some_and(|c| c.is_alphanumeric() || matches!(c, '-' | '_' | '.'))
+    })
+}
+
+/// Waits until a log line holds every one of `needles` (each not followed by
+/// more of a name); returns that line.
 pub async fn wait_for_log(needles: &[&str]) -> String {
     let found = || {
         log_text()
             .lines()
-            .find(|l| needles.iter().all(|n| l.contains(n)))
+            .find(|l| needles.iter().all(|n| holds(l, n)))
             .map(str::to_owned)
     };
     let wait = async {
