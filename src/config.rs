@@ -10,6 +10,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::bandwidth::{Rate, Window};
 pub use crate::config_text::LogLevel;
+pub use crate::history_settings::{job_cron, HistorySettings};
 pub use crate::hook_settings::HookSettings;
 use thiserror::Error;
 
@@ -80,6 +81,7 @@ impl Default for Config {
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct ReceiverSettings {
+    #[serde(with = "crate::listen_addr::ip_text")]
     pub listen: IpAddr,
     pub meta_port: u16,
     pub data_port: u16,
@@ -101,7 +103,10 @@ pub struct ReceiverSettings {
     #[serde(with = "crate::config_text::duration")]
     pub keepalive: Duration,
     /// Where `GET /metrics` is served (`--metrics`); `None`: not at all.
-    #[serde(skip_serializing_if = "Option::is_none")]
+    #[serde(
+        with = "crate::listen_addr::socket_text",
+        skip_serializing_if = "Option::is_none"
+    )]
     pub metrics_listen: Option<SocketAddr>,
     /// How long a receive whose connection broke is kept for a resume; 0 keeps none.
     #[serde(with = "crate::config_text::duration")]
@@ -143,7 +148,10 @@ pub struct SenderSettings {
     #[serde(with = "crate::config_text::duration")]
     pub retry_max: Duration,
     /// Where `GET /metrics` is served (`--metrics`); `None`: not at all.
-    #[serde(skip_serializing_if = "Option::is_none")]
+    #[serde(
+        with = "crate::listen_addr::socket_text",
+        skip_serializing_if = "Option::is_none"
+    )]
     pub metrics_listen: Option<SocketAddr>,
     /// How long a run whose connection broke keeps reconnecting to resume its
     /// transfer before it fails; 0 fails at once.
@@ -179,54 +187,6 @@ impl Default for SenderSettings {
             bwlimit_window: None,
             hooks: HookSettings::default(),
         }
-    }
-}
-
-/// `[history]`: how long both daemons keep their history rows, and when they prune.
-#[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize)]
-#[serde(default, deny_unknown_fields)]
-pub struct HistorySettings {
-    /// Rows older than this many days go, except each task's or replica
-    /// line's newest, rows still running, and rows confirming a snapshot
-    /// still on disk. At least 1.
-    pub keep_days: u32,
-    /// When: cron, 5 or 6 fields, UTC.
-    pub prune: String,
-}
-
-impl Default for HistorySettings {
-    fn default() -> Self {
-        HistorySettings {
-            keep_days: 180,
-            prune: "30 3 * * *".to_string(),
-        }
-    }
-}
-
-impl HistorySettings {
-    /// The retention job as the daemons run it.
-    pub fn retention(&self) -> crate::housekeeping::Retention {
-        crate::housekeeping::Retention {
-            cron: job_cron(&self.prune).unwrap_or_else(|_| self.prune.clone()),
-            keep_days: self.keep_days,
-        }
-    }
-}
-
-/// A housekeeping job's cron expression in the 6-field form the job
-/// scheduler takes, or why it is not one: an interval, or one firing more
-/// often than once a minute, is refused like a task's `--frequency`.
-///
-/// # Errors
-///
-/// The reason, for the config error that names the key.
-pub fn job_cron(spec: &str) -> Result<String, String> {
-    match crate::schedule::Schedule::parse(spec) {
-        Ok(s @ crate::schedule::Schedule::Cron { .. }) => Ok(s.canonical()),
-        Ok(_) => Err(format!(
-            "{spec:?} is an interval; give a cron expression, e.g. \"30 3 * * *\""
-        )),
-        Err(e) => Err(e.to_string()),
     }
 }
 

@@ -149,7 +149,15 @@ fn bad_values_are_refused_by_key() {
         ("log_level = \"loud\"", "log_level: unknown variant `loud`"),
         (
             "[receiver]\nlisten = \"10.0.0\"",
-            "receiver.listen: invalid IP",
+            "receiver.listen: \"10.0.0\" is not an IP address",
+        ),
+        (
+            "[receiver]\nmetrics_listen = \"127.0.0.1:99999\"",
+            "receiver.metrics_listen: port 99999 is out of range; give ADDR:PORT",
+        ),
+        (
+            "[sender]\nmetrics_listen = \"localhost:9100\"",
+            "sender.metrics_listen: \"localhost\" is not an IP address",
         ),
         ("[receiver]\nlisten = \"nas1.local\"", "receiver.listen:"),
         ("receiver = 3", "receiver:"),

@@ -26,7 +26,7 @@ const STATUS_EVERY: Duration = Duration::from_secs(2);
 #[derive(Debug, Args)]
 pub struct ReceiverArgs {
     /// Address to listen on, both ports [default: 0.0.0.0].
-    #[arg(long)]
+    #[arg(long, value_name = "ADDR", value_parser = values::listen_ip)]
     listen: Option<IpAddr>,
     /// Meta (control) port; 0 picks a free one, named in the readiness line [default: 10003].
     #[arg(long, allow_negative_numbers = true, value_parser = values::listen_port)]
@@ -39,7 +39,7 @@ pub struct ReceiverArgs {
     max_receives: Option<u64>,
     /// Serve Prometheus metrics at http://ADDR:PORT/metrics [default: the config
     /// file's receiver.metrics_listen, else off]. Port 0 picks a free port.
-    #[arg(long, value_name = "ADDR:PORT")]
+    #[arg(long, value_name = "ADDR:PORT", value_parser = values::listen_socket)]
     metrics: Option<SocketAddr>,
 }
 

@@ -14,6 +14,7 @@ use tracing::warn;
 use super::ctx::Ctx;
 use super::output;
 use super::signals::{Asked, Signals};
+use super::values;
 use crate::config;
 use crate::metrics::{Endpoint, SenderMetrics};
 use crate::notify::{self, Heartbeat, Notifier};
@@ -26,7 +27,7 @@ const STUCK_AFTER: Duration = Duration::from_secs(5);
 pub struct SenderArgs {
     /// Serve Prometheus metrics at http://ADDR:PORT/metrics [default: the config
     /// file's sender.metrics_listen, else off]. Port 0 picks a free port.
-    #[arg(long, value_name = "ADDR:PORT")]
+    #[arg(long, value_name = "ADDR:PORT", value_parser = values::listen_socket)]
     metrics: Option<SocketAddr>,
 }
 

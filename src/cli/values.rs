@@ -26,6 +26,24 @@ pub fn listen_port(text: &str) -> Result<u16, String> {
         .map_err(|_| "must be a port number from 1 to 65535, or 0 for any free port".into())
 }
 
+/// An `ADDR:PORT` to listen on (`--metrics`); see [`crate::listen_addr::socket`].
+///
+/// # Errors
+///
+/// What is wrong with `text`, and the form expected.
+pub fn listen_socket(text: &str) -> Result<std::net::SocketAddr, String> {
+    crate::listen_addr::socket(text)
+}
+
+/// An IP address to listen on (`--listen`); see [`crate::listen_addr::ip`].
+///
+/// # Errors
+///
+/// What is wrong with `text`, and the form expected.
+pub fn listen_ip(text: &str) -> Result<std::net::IpAddr, String> {
+    crate::listen_addr::ip(text)
+}
+
 /// A count of at least 1 (snapshots to keep, rows to show).
 ///
 /// # Errors
