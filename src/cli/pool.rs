@@ -63,18 +63,42 @@ fn add(ctx: &Ctx, name: &str, path: &Path) -> anyhow::Result<()> {
     refuse_own("pool", &resolve("pool", path)?, &store)?;
     let path = btrfs_subvolume_path("pool", path)?;
     refuse_read_only(&path)?;
-    if store.pool(name)?.is_some() {
-        bad_input!("pool {name} already exists; remove it first or pick another name");
-    }
-    if let Some(other) = store.pool_by_path(&path)? {
-        bad_input!("{path} is already pool {}", other.name);
-    }
+    refuse_taken(&store, name, &path)?;
     // Recorded so the receiver can tell this filesystem from whatever is at
     // the path when it is unmounted (a plain directory, another filesystem).
     let fs_uuid = btrfs::filesystem_uuid(Path::new(&path))?;
     store.add_pool(name, &path, fs_uuid)?;
     outln!("added pool {name} at {path}; replicas will go under {path}/.ferry/");
     Ok(())
+}
+
+/// One path, one pool; one name, one pool. Each refusal names the pool that
+/// has the path or the name, and the way out.
+fn refuse_taken(store: &Store, name: &str, path: &str) -> anyhow::Result<()> {
+    let by_name = store.pool(name)?;
+    let by_path = store.pool_by_path(path)?;
+    match (by_name, by_path) {
+        (Some(same), Some(other)) if same.id == other.id => bad_input!(
+            "{path} is already pool {name}; nothing to add (`ferry pool list` shows the pools)"
+        ),
+        (Some(named), Some(other)) => bad_input!(
+            "{path} is already pool {}, and pool {name} is at {}; a path and a name each \
+             belong to one pool (`ferry pool list` shows them)",
+            other.name,
+            named.path.display()
+        ),
+        (None, Some(other)) => bad_input!(
+            "{path} is already pool {0}; a path belongs to one pool: tasks send there with --pool \
+             {0} (`ferry pool list` shows the pools, `ferry pool remove {0}` frees the path)",
+            other.name
+        ),
+        (Some(named), None) => bad_input!(
+            "pool {name} already exists, at {}; pick another name, or `ferry pool remove {name}` \
+             first, which leaves its replicas on disk (`ferry pool list` shows the pools)",
+            named.path.display()
+        ),
+        (None, None) => Ok(()),
+    }
 }
 
 fn list(ctx: &Ctx, args: ListArgs) -> anyhow::Result<()> {

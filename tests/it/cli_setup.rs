@@ -376,8 +376,22 @@ fn pools_accept_only_mounted_btrfs_subvolumes() {
             "not on a btrfs filesystem",
         ),
         (&["pool", "add", "x", "/nonexistent/pool"], "does not exist"),
-        (&["pool", "add", "backup", mount], "already exists"),
-        (&["pool", "add", "x", mount], "is already pool main"),
+        (
+            &["pool", "add", "backup", mount],
+            "is already pool main, and pool backup is at",
+        ),
+        (
+            &["pool", "add", "x", mount],
+            "is already pool main; a path belongs to one pool",
+        ),
+        (
+            &["pool", "add", "main", mount],
+            "is already pool main; nothing to add",
+        ),
+        (
+            &["pool", "add", "main", sub.to_str().expect("utf8")],
+            "is already pool backup, and pool main is at",
+        ),
         (&["pool", "add", "..", mount], "pool name"),
         (&["pool", "remove", "nope"], "no pool named nope"),
     ];
