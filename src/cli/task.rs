@@ -1,5 +1,7 @@
 //! `ferry task list|show|enable|disable|delete` (and `add`, in `task_add`).
 
+use std::path::PathBuf;
+
 use clap::{Args, Subcommand};
 use serde::Serialize;
 
@@ -263,10 +265,20 @@ fn delete(ctx: &Ctx, args: DeleteArgs) -> anyhow::Result<()> {
     let store = ctx.store()?;
     let task = existing(&store, &args.name)?;
     if !args.yes {
-        bad_input!(
-            "refusing to delete task {} without --yes; its snapshots are kept unless you add --purge-snapshots",
-            args.name
-        );
+        // Only what the task has is mentioned: "its snapshots are kept" of a
+        // task that never made one reads as if some were there.
+        match own_snapshots(&store, &task).ok().map(|s| s.len()) {
+            Some(0) => bad_input!(
+                "refusing to delete task {} without --yes; it has no snapshots here, and its \
+                 history is kept",
+                args.name
+            ),
+            _ => bad_input!(
+                "refusing to delete task {} without --yes; its snapshots are kept unless you add \
+                 --purge-snapshots",
+                args.name
+            ),
+        }
     }
     // A run streaming one of the snapshots must not see it purged.
     let Some(_lock) = TaskLock::try_acquire(&ctx.state_dir, &task.name)? else {
@@ -276,48 +288,78 @@ fn delete(ctx: &Ctx, args: DeleteArgs) -> anyhow::Result<()> {
         );
     };
     // Snapshots go first: if a deletion fails, the task is still there to retry.
-    let purged = if args.purge_snapshots {
-        purge_snapshots(&store, &task)?
+    // Without --purge-snapshots they are only counted, and a listing that
+    // fails must not stop the deletion: the line then names no number.
+    let snapshots = if args.purge_snapshots {
+        Some(purge_snapshots(&store, &task)?)
     } else {
-        0
+        own_snapshots(&store, &task).ok().map(|s| s.len())
     };
     store.delete_task(&task.name)?;
-    if args.purge_snapshots {
-        outln!(
-            "deleted task {} and {purged} of its snapshots; history is kept",
+    match snapshots {
+        Some(0) => outln!(
+            "deleted task {} (it had no snapshots); history is kept",
             task.name
-        );
-    } else {
-        outln!(
-            "deleted task {}; its snapshots stay in {}, history is kept",
+        ),
+        Some(n) if args.purge_snapshots => outln!(
+            "deleted task {} and its {}; history is kept",
+            task.name,
+            count_snapshots(n)
+        ),
+        Some(n) => outln!(
+            "deleted task {}; its {} {} in {}, history is kept",
+            task.name,
+            count_snapshots(n),
+            if n == 1 { "stays" } else { "stay" },
+            task.snapshot_dir.display()
+        ),
+        None => outln!(
+            "deleted task {}; any snapshots of it stay in {}, history is kept",
             task.name,
             task.snapshot_dir.display()
-        );
+        ),
     }
     Ok(())
 }
 
-/// Deletes this task's snapshots on this appliance (those its history records
-/// as its own, see `sender::plan::owned`); returns how many.
-fn purge_snapshots(store: &Store, task: &Task) -> anyhow::Result<usize> {
+/// `1 snapshot`, `3 snapshots`.
+fn count_snapshots(n: usize) -> String {
+    if n == 1 {
+        "1 snapshot".to_string()
+    } else {
+        format!("{n} snapshots")
+    }
+}
+
+/// This task's snapshots on this appliance: those its history records as its
+/// own (see `sender::plan::owned`); none when its snapshot dir is gone.
+fn own_snapshots(store: &Store, task: &Task) -> anyhow::Result<Vec<PathBuf>> {
     if !task.snapshot_dir.exists() {
-        return Ok(0);
+        return Ok(Vec::new());
     }
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()?;
     let records = store.snapshot_records(task.id)?;
     let others = store.snapshots_of_others(task.id)?;
+    let found = runtime.block_on(btrfs::list(&task.snapshot_dir))?;
+    let ours = sender::plan::owned(found, &records, &others).ours;
+    Ok(ours.into_iter().map(|s| s.path).collect())
+}
+
+/// Deletes this task's snapshots on this appliance; returns how many.
+fn purge_snapshots(store: &Store, task: &Task) -> anyhow::Result<usize> {
+    let ours = own_snapshots(store, task)?;
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
     runtime.block_on(async {
-        let found = btrfs::list(&task.snapshot_dir).await?;
-        let mut purged = 0;
-        for snap in sender::plan::owned(found, &records, &others).ours {
-            btrfs::delete(&snap.path).await?;
-            purged += 1;
+        for path in &ours {
+            btrfs::delete(path).await?;
         }
         // Leave the directory if anything else lives there.
         let _ = std::fs::remove_dir(&task.snapshot_dir);
-        Ok(purged)
+        anyhow::Ok(ours.len())
     })
 }
 

@@ -229,7 +229,7 @@ const CASES: &[Case] = &[
     case(Src, &["task", "disable", "nope"], 2, "ferry: no task named nope*"),
     case(Src, &["task", "run", "nope"], 2, "ferry: no task named nope*"),
     case(Src, &["task", "delete", "nope", "--yes"], 2, "ferry: no task named nope*"),
-    case(Src, &["task", "delete", "photos"], 2, "ferry: refusing to delete task photos without --yes; its snapshots are kept unless you add --purge-snapshots"),
+    case(Src, &["task", "delete", "photos"], 2, "ferry: refusing to delete task photos without --yes; it has no snapshots here, and its history is kept"),
     case(Src, &["history", "send", "--task", "nope"], 2, "ferry: no task named nope, and no history for one; `ferry task list` shows the tasks"),
     case(Src, &["history", "receive", "--source", "nope"], 2, "ferry: no appliance named nope, and no history from one; `ferry appliance list` shows them"),
     // Configuration files.

@@ -1,8 +1,6 @@
 //! The real binary: `task` and `history`, happy paths and every bad input
 //! (exit 2, one line, nothing written).
 
-use std::process::Command;
-
 use crate::common::ferry::Node;
 use crate::common::{require_root_and_btrfs, TestPool};
 use ferry::store::{Kind, NewReceive, NewSend, Status};
@@ -10,13 +8,13 @@ use ferry::store::{Kind, NewReceive, NewSend, Status};
 const FP: &str = "SHA256:0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef";
 
 /// A source appliance that knows nas2, with a share on a real pool.
-struct Source {
-    node: Node,
-    pool: TestPool,
-    share: String,
+pub(crate) struct Source {
+    pub(crate) node: Node,
+    pub(crate) pool: TestPool,
+    pub(crate) share: String,
 }
 
-fn source() -> Source {
+pub(crate) fn source() -> Source {
     require_root_and_btrfs();
     let pool = TestPool::new();
     let share = pool.subvolume("photos").to_str().expect("utf8").to_string();
@@ -33,7 +31,7 @@ fn source() -> Source {
     Source { node, pool, share }
 }
 
-fn add_photos(s: &Source, extra: &[&str]) -> String {
+pub(crate) fn add_photos(s: &Source, extra: &[&str]) -> String {
     let mut args = vec![
         "task",
         "add",
@@ -253,98 +251,6 @@ fn task_add_bad_input_is_refused_and_writes_nothing() {
     }
     let err = s.node.refused(2, &["appliance", "remove", "nas2"]);
     assert!(err.contains("target of task(s) photos"), "{err}");
-}
-
-/// Takes a read-only snapshot named as the task would name it.
-fn snapshot(s: &Source, name: &str) -> std::path::PathBuf {
-    let dir = s.pool.mount.join(".ferry-snapshots/photos");
-    std::fs::create_dir_all(&dir).expect("mkdir");
-    let dest = dir.join(name);
-    let status = Command::new("btrfs")
-        .args(["subvolume", "snapshot", "-r", &s.share])
-        .arg(&dest)
-        .output()
-        .expect("btrfs");
-    assert!(status.status.success(), "{status:?}");
-    dest
-}
-
-#[test]
-fn task_delete_needs_yes_keeps_snapshots_and_history_unless_purged() {
-    let s = source();
-    add_photos(&s, &[]);
-    let snap = snapshot(&s, "photos_photos_20261121T053756Z");
-    s.node
-        .store()
-        .begin_send(&NewSend {
-            task_id: None,
-            task: "photos",
-            target: "nas2",
-            share: "photos",
-        })
-        .expect("row");
-
-    let err = s.node.refused(2, &["task", "delete", "photos"]);
-    assert!(
-        err.contains("--yes") && err.contains("--purge-snapshots"),
-        "{err}"
-    );
-    let out = s.node.ok(&["task", "delete", "photos", "--yes"]);
-    assert!(out.contains("snapshots stay"), "{out}");
-    assert!(snap.exists(), "a plain delete must keep snapshots");
-    // History outlives the task and can still be asked for by name.
-    let rows = s
-        .node
-        .json(&["history", "send", "--task", "photos", "--json"]);
-    assert_eq!(rows.as_array().map(Vec::len), Some(1));
-
-    // A new task of the same name owns nothing the old one took: ownership
-    // is what a task's own rows record, never a name.
-    add_photos(&s, &[]);
-    let store = s.node.store();
-    let task = store.task("photos").expect("q").expect("task");
-    let row = |name: &str, uuid: Option<uuid::Uuid>| {
-        let id = store
-            .begin_send(&NewSend {
-                task_id: Some(task.id),
-                task: "photos",
-                target: "nas2",
-                share: "photos",
-            })
-            .expect("row");
-        store.set_send_snapshot(id, name).expect("name");
-        if let Some(uuid) = uuid {
-            store.set_send_snapshot_uuid(id, uuid).expect("uuid");
-        }
-    };
-    let recorded = snapshot(&s, "photos_photos_20261121T060000Z");
-    let uuid = uuid_of(&recorded);
-    row("photos_photos_20261121T060000Z", Some(uuid));
-    // A row from before uuids were recorded names its snapshot only.
-    let named = snapshot(&s, "photos_photos_20261121T070000Z");
-    row("photos_photos_20261121T070000Z", None);
-    let lookalike = snapshot(&s, "photos_photos_20261121T080000Z");
-    let out = s
-        .node
-        .ok(&["task", "delete", "photos", "--yes", "--purge-snapshots"]);
-    assert!(out.contains("2 of its snapshots"), "{out}");
-    assert!(!recorded.exists() && !named.exists());
-    assert!(
-        snap.exists(),
-        "the deleted task's snapshot was purged by its namesake"
-    );
-    assert!(lookalike.exists(), "a snapshot no row records was purged");
-}
-
-fn uuid_of(path: &std::path::Path) -> uuid::Uuid {
-    let out = Command::new("btrfs")
-        .args(["subvolume", "show"])
-        .arg(path)
-        .output()
-        .expect("btrfs");
-    ferry::btrfs::parse_show(path, &String::from_utf8_lossy(&out.stdout))
-        .expect("parse")
-        .uuid
 }
 
 #[test]

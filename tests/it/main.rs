@@ -55,6 +55,7 @@ mod starvation;
 mod state_lock;
 mod stream_version;
 mod systemd_units;
+mod task_delete;
 mod task_pickup;
 mod task_retention;
 mod task_runs;
