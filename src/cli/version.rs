@@ -21,7 +21,7 @@ pub fn short() -> String {
 /// ```text
 /// 0.1.0 (commit 341b3f6abcde)
 /// protocol: ferry/1
-/// features: send-stream-v2
+/// features: send-stream-v2, resume, retention-grid, failback-bases
 /// ```
 ///
 /// The features are probed (`capabilities::offered`), so only `--version` pays for it.

@@ -84,6 +84,41 @@ fn version_names_the_commit_the_protocol_and_the_features() {
     assert_eq!(short.trim_end(), lines[0]);
 }
 
+/// The README's `ferry --version` example reads as the binary prints it: one
+/// line each, in order, and every feature this build knows (an appliance with
+/// a current kernel and btrfs-progs offers them all); it once said
+/// `features: none`.
+#[test]
+fn the_readme_version_example_is_what_version_prints() {
+    let readme = std::fs::read_to_string(Path::new(REPO).join("README.md")).expect("README");
+    let example: Vec<&str> = readme
+        .lines()
+        .skip_while(|l| !l.starts_with("ferry --version "))
+        .skip(1)
+        .map_while(|l| l.trim_start().strip_prefix("#   "))
+        .collect();
+    let all = ferry::wire::Features::new(ferry::wire::Feature::ALL.iter().copied());
+    let long = ok(ferry(&["--version"]), "ferry --version");
+    let printed: Vec<&str> = long.lines().collect();
+    assert_eq!(example.len(), printed.len(), "{example:?} vs {printed:?}");
+    let version = format!("ferry {} (commit ", env!("CARGO_PKG_VERSION"));
+    assert!(example[0].starts_with(&version) && example[0].ends_with(')'));
+    assert_eq!(example[1], printed[1]);
+    assert_eq!(example[2], format!("features: {all}"));
+    // What this machine offers is a part of that, in the same order.
+    let offered = ferry::capabilities::offered().to_string();
+    let names: Vec<&str> = example[2]
+        .trim_start_matches("features: ")
+        .split(", ")
+        .collect();
+    let kept: Vec<&str> = names
+        .iter()
+        .copied()
+        .filter(|n| offered.split(", ").any(|o| o == *n))
+        .collect();
+    assert_eq!(kept.join(", "), offered, "{offered}");
+}
+
 #[test]
 fn completions_are_scripts_their_shells_accept() {
     require("bash", "bash");
