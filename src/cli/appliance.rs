@@ -165,21 +165,59 @@ fn set(ctx: &Ctx, args: SetArgs) -> anyhow::Result<()> {
         Some(fp) => check_fingerprint(ctx, &store, fp, Some(current.id))?,
         None => current.fingerprint.clone(),
     };
+    let after = NewAppliance {
+        name: &current.name,
+        address: args.address.as_deref().unwrap_or(&current.address),
+        fingerprint: &fingerprint,
+        meta_port: args.meta_port.unwrap_or(current.meta_port),
+        data_port: args.data_port.unwrap_or(current.data_port),
+    };
+    let changes = differences(&current, &after);
+    if changes.is_empty() {
+        outln!("appliance {}: nothing changed", current.name);
+        return Ok(());
+    }
     // A new fingerprint is a new identity: the uuid it claims is learned again.
     let new_identity = fingerprint != current.fingerprint;
-    store.update_appliance(
-        current.id,
-        &NewAppliance {
-            name: &current.name,
-            address: args.address.as_deref().unwrap_or(&current.address),
-            fingerprint: &fingerprint,
-            meta_port: args.meta_port.unwrap_or(current.meta_port),
-            data_port: args.data_port.unwrap_or(current.data_port),
-        },
-        new_identity,
-    )?;
-    outln!("updated appliance {}", current.name);
+    store.update_appliance(current.id, &after, new_identity)?;
+    outln!("appliance {}: {}", current.name, changes.join(", "));
     Ok(())
+}
+
+/// Each changed setting as `name old -> new`, as `task set` lists them.
+fn differences(before: &Appliance, after: &NewAppliance) -> Vec<String> {
+    // Every field is named, so one added to `NewAppliance` does not compile
+    // until it is compared here (`task set` once dropped one silently).
+    let NewAppliance {
+        name: _,
+        address,
+        fingerprint,
+        meta_port,
+        data_port,
+    } = after;
+    let fields = [
+        ("address", before.address.clone(), address.to_string()),
+        (
+            "fingerprint",
+            before.fingerprint.clone(),
+            fingerprint.to_string(),
+        ),
+        (
+            "meta port",
+            before.meta_port.to_string(),
+            meta_port.to_string(),
+        ),
+        (
+            "data port",
+            before.data_port.to_string(),
+            data_port.to_string(),
+        ),
+    ];
+    fields
+        .into_iter()
+        .filter(|(_, old, new)| old != new)
+        .map(|(name, old, new)| format!("{name} {old} -> {new}"))
+        .collect()
 }
 
 fn check_address(address: &str) -> anyhow::Result<()> {

@@ -148,7 +148,7 @@ fn appliances_add_list_remove() {
 
     // `set` changes what it is given and keeps the rest.
     let new_fp = format!("SHA256:{}", "cd".repeat(32));
-    node.ok(&[
+    let out = node.ok(&[
         "appliance",
         "set",
         "nas3",
@@ -156,14 +156,33 @@ fn appliances_add_list_remove() {
         "192.0.2.3",
         "--fingerprint",
         &new_fp,
+        "--meta-port",
+        "20003",
     ]);
+    // It names each change, as `task set` does, and only what changed.
+    assert_eq!(
+        out.trim_end(),
+        format!(
+            "appliance nas3: address nas3.example.org -> 192.0.2.3, fingerprint SHA256:{} -> {new_fp}",
+            "ab".repeat(32)
+        )
+    );
     let nas3 = &node.json(&["appliance", "list", "--json"])[1];
     assert_eq!(
         (nas3["address"].as_str(), nas3["fingerprint"].as_str()),
         (Some("192.0.2.3"), Some(new_fp.as_str()))
     );
     assert_eq!(nas3["meta_port"], 20003);
-    node.ok(&["appliance", "set", "nas3", "--meta-port", "20004"]);
+    let out = node.ok(&["appliance", "set", "nas3", "--meta-port", "20004"]);
+    assert_eq!(out.trim_end(), "appliance nas3: meta port 20003 -> 20004");
+    let before = node.dump();
+    let out = node.ok(&["appliance", "set", "nas3", "--address", "192.0.2.3"]);
+    assert_eq!(out.trim_end(), "appliance nas3: nothing changed");
+    assert_eq!(
+        node.dump(),
+        before,
+        "an appliance set that changes nothing wrote"
+    );
     assert_eq!(
         node.json(&["appliance", "list", "--json"])[1]["meta_port"],
         20004
