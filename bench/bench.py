@@ -29,16 +29,21 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import data  # noqa: E402
 import report  # noqa: E402
 import resume  # noqa: E402
+import sysenv  # noqa: E402
 from contenders import Bench, Btrbk, Ferry, Pipe  # noqa: E402
-from sysenv import (Cleanup, Procs, Ssh, cpu_ticks, install_signal_exit, make_link,  # noqa: E402
-                    make_loopback, make_pool, proc_status, sh, subvol_create)
+from sysenv import (Cleanup, Procs, Ssh, btrfs_wrappers, cpu_ticks, install_signal_exit,  # noqa: E402
+                    make_link, make_loopback, make_pool, proc_status, sh, subvol_create)
 
 MiB, GiB = 1 << 20, 1 << 30
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-# Phases --only can pick: network and data set ("inc" is (d) then (c)), and the idle scale figure.
-PHASES = ["lo-a", "lo-b", "lo-inc", "link-b", "link-a", "scale", "link-resume"]
-CONTENDERS = ["raw", "ssh", "btrbk_default", "btrbk_tuned", "ferry"]
-NEEDS = ["btrfs", "mkfs.btrfs", "ip", "tc", "nft", "ssh", "ssh-keygen", "/usr/sbin/sshd", "btrbk", "mbuffer", "zstd", "/usr/bin/time"]
+# Phases --only can pick: network and data set ("inc" is (d), (c) and (d) right
+# after a large run; "sparse" is (v) and its incremental), the idle scale figure
+# and the resume figure.
+PHASES = ["lo-a", "lo-b", "lo-inc", "lo-z", "lo-sparse", "link-b", "link-z", "link-a", "gig-a", "gig-b", "scale",
+          "link-resume"]
+CONTENDERS = ["raw", "ssh", "btrbk_default", "btrbk_tuned", "btrbk_v2", "btrbk_v2_tuned", "ferry"]
+NEEDS = ["btrfs", "mkfs.btrfs", "ip", "tc", "nft", "ssh", "ssh-keygen", "/usr/sbin/sshd", "btrbk", "mbuffer", "zstd",
+         "/usr/bin/time"]
 
 
 class OneLineErrors(argparse.ArgumentParser):
@@ -57,6 +62,8 @@ def parse():
     p.add_argument("--idle-secs", type=float, default=float(os.environ.get("BENCH_IDLE_SECS", "60")))
     p.add_argument("--tasks", type=int, default=int(os.environ.get("BENCH_TASKS", "1000")))
     p.add_argument("--rate", default=os.environ.get("BENCH_RATE", "100mbit"), help="the shaped link's rate (tc tbf)")
+    p.add_argument("--fast-rate", default=os.environ.get("BENCH_FAST_RATE", "1gbit"),
+                   help="the fast shaped link's rate (tc tbf), for the gig-* phases")
     p.add_argument("--link-ssh-a", action="store_true", default=os.environ.get("BENCH_LINK_SSH_A") == "1",
                    help="also run the plain ssh pipe with data set (a) on the shaped link (slow: adds reps x ~3 min)")
     p.add_argument("--skip-link-a", action="store_true", default=os.environ.get("BENCH_SKIP_LINK_A") == "1",
@@ -117,8 +124,15 @@ def run(args, cleanup):
     # Other work on this machine skews every figure; the load says how much there was.
     load_start = open("/proc/loadavg").read().split()[:3]
     size_a, size_b = (8 * MiB, 6 * MiB) if args.quick else (2 * GiB, 500 * MiB)
-    if not args.only & {"lo-b", "link-b"}:
+    size_z = size_b
+    # The VM image: 8 GiB apparent, 256 scattered MiB of data (quick: 1 GiB, 8).
+    image, pieces = (1 * GiB, 8) if args.quick else (8 * GiB, 256)
+    if not args.only & {"lo-b", "link-b", "gig-b"}:
         size_b = 1 * MiB  # every contender still gets its (b) share, just not a measured one
+    if not args.only & {"lo-z", "link-z"}:
+        size_z = 1 * MiB
+    if "lo-sparse" not in args.only:
+        image, pieces = 64 * MiB, 2
     work = tempfile.mkdtemp(prefix="ferry-bench.", dir="/var/tmp")
     cleanup.push(f"work dir {work}", lambda: shutil.rmtree(work, ignore_errors=True))
     # Namespace and veth names carry our pid: a second bench (say, the quick
@@ -128,40 +142,63 @@ def run(args, cleanup):
     say(f"pools and data sets in {work}")
     src = make_pool(cleanup, work, "src", 1 * GiB if args.quick else 8 * GiB)
     dst = make_pool(cleanup, work, "dst", 2 * GiB if args.quick else 24 * GiB)
+    # The compressed pools: (b)'s text stored zstd-compressed, as a NAS share is.
+    srcz = make_pool(cleanup, work, "srcz", 1 * GiB if args.quick else 4 * GiB, "compress=zstd:3")
+    dstz = make_pool(cleanup, work, "dstz", 1 * GiB if args.quick else 8 * GiB, "compress=zstd:3")
     scale_pool = make_pool(cleanup, work, "scale", 512 * MiB)
-    golden = {k: os.path.join(src, "golden", k) for k in ("a", "b")}
+    golden = {k: os.path.join(src, "golden", k) for k in ("a", "b", "v")}
+    golden["z"] = os.path.join(srcz, "golden", "z")
     os.makedirs(os.path.join(src, "golden"))
+    os.makedirs(os.path.join(srcz, "golden"))
     for k in golden.values():
         subvol_create(k)
     t = time.monotonic()
     data.write_incompressible(golden["a"], size_a)
     tree_bytes = data.write_tree(golden["b"], size_b)
+    tree_z = data.write_tree(golden["z"], size_z)
+    image_data = data.write_sparse_image(golden["v"], image, pieces)
+    sh("sync")
+    stored_z = sh("du", "-sb", "--apparent-size", golden["z"]).split()[0]
     say(f"data: (a) {report.fmt_bytes(size_a)} incompressible, (b) {report.fmt_bytes(tree_bytes)} in "
-        f"{sum(len(f) for _, _, f in os.walk(golden['b']))} files, written in {time.monotonic() - t:.0f}s")
+        f"{sum(len(f) for _, _, f in os.walk(golden['b']))} files, (z) {report.fmt_bytes(tree_z)} "
+        f"({stored_z} bytes apparent) on compress=zstd:3, (v) a {report.fmt_bytes(image)} image holding "
+        f"{report.fmt_bytes(image_data)}, written in {time.monotonic() - t:.0f}s")
 
     lo = make_loopback(cleanup, prefix)
     link = make_link(cleanup, prefix, args.rate)
+    gig = make_link(cleanup, f"{prefix}g", args.fast_rate, subnet="10.78.0")
     procs = Procs(cleanup)  # pushed last: daemons stop before namespaces and pools go
     ssh = Ssh(work)
-    b = Bench(work, src, dst, os.path.abspath(args.ferry), procs, ssh, cold=not args.warm)
+    b = Bench(work, src, dst, os.path.abspath(args.ferry), procs, ssh, btrfs_wrappers(work), cold=not args.warm)
+    bz = b.on_pools(srcz, dstz, "z")
     # The logs of every run (btrbk's summaries, daemons' stderr) outlive the work dir.
     logs_copy = os.path.join(args.out_dir, "logs-latest")
     cleanup.push("copy of the logs", lambda: (shutil.rmtree(logs_copy, ignore_errors=True),
                                                shutil.copytree(b.logs, logs_copy)))
-    for net in (lo, link):
+    for net in (lo, link, gig):
         ssh.start_sshd(procs, net, b.log(f"sshd-{net.rx}"))
 
     ferry = Ferry(b)
-    everyone = [Pipe(b, over_ssh=False), Pipe(b, over_ssh=True), Btrbk(b, tuned=False), Btrbk(b, tuned=True), ferry]
+    raw, over_ssh, btrbk_default, btrbk_tuned = Pipe(b, over_ssh=False), Pipe(b, over_ssh=True), Btrbk(b, tuned=False), Btrbk(b, tuned=True)
+    everyone = [raw, over_ssh, btrbk_default, btrbk_tuned, ferry]
     for c in everyone:
         for ds in ("a", "b", "c"):
             c.add_share(ds, golden["b" if ds == "b" else "a"])
+    for c in (ferry, btrbk_default):
+        c.add_share("v", golden["v"])
+    # The compressed pool's contenders: send stream v2 with compressed extents passed through.
+    ferry_z = Ferry(bz)
+    compressed = [Pipe(bz, over_ssh=False, v2=True), Btrbk(bz, tuned=False, v2=True), Btrbk(bz, tuned=True, v2=True), ferry_z]
+    for c in compressed:
+        c.add_share("z", golden["z"])
 
     rows = {}
-    link_set = [ferry, everyone[2], everyone[3]]
+    link_set = [ferry, btrbk_default, btrbk_tuned]
     phases = [("lo-a", lo, "a", everyone), ("lo-b", lo, "b", everyone), ("lo-inc", lo, "inc", everyone),
-              ("link-b", link, "b", link_set + [everyone[1]]),
-              ("link-a", link, "a", link_set + ([everyone[1]] if args.link_ssh_a else []))]
+              ("lo-z", lo, "z", compressed), ("lo-sparse", lo, "sparse", [btrbk_default, ferry]),
+              ("link-b", link, "b", link_set + [over_ssh]), ("link-z", link, "z", compressed[1:]),
+              ("link-a", link, "a", link_set + ([over_ssh] if args.link_ssh_a else [])),
+              ("gig-a", gig, "a", [ferry, btrbk_tuned]), ("gig-b", gig, "b", [ferry, btrbk_tuned])]
     for phase, net, ds, who in phases:
         who = [c for c in who if not args.contenders or c.name in args.contenders]
         if phase not in args.only or not who:
@@ -176,6 +213,16 @@ def run(args, cleanup):
             repetitions(args, rows, net, "c", who, golden)
             for c in who:
                 c.drop_baseline()
+            if ferry in who:
+                after_large(args, rows, net, ferry)
+        elif ds == "sparse":
+            repetitions(args, rows, net, "v", who, golden, pieces)
+            say("sparse image baselines (unmeasured full sends of (v))")
+            for c in who:
+                c.baseline(net, "v")
+            repetitions(args, rows, net, "vi", who, golden, pieces)
+            for c in who:
+                c.drop_baseline("v")
         else:
             repetitions(args, rows, net, ds, who, golden)
 
@@ -204,11 +251,13 @@ def run(args, cleanup):
         else:
             say(f"no successful run of {r['contender']} on {r['net']} ({r['dataset']}): {r['errors'][:1]}")
     report.add_ratios(out_rows)
-    gs = report.goals(out_rows, scale, link.label, args.only, args.contenders)
+    gs = report.goals(out_rows, scale, link.label, gig, args.only, args.contenders)
     gs.append(resume.goal(resumed))
 
     print()
     print(report.table(out_rows))
+    print()
+    print(report.per_end_table(out_rows))
     if scale:
         print(f"\nscale: {scale['tasks']} tasks added in {scale['add_secs']:.1f}s; idle sender over {scale['idle_secs']:g}s: "
               f"VmRSS {scale['vm_rss'] / MiB:.1f} MiB, VmHWM {scale['vm_hwm'] / MiB:.1f} MiB, "
@@ -224,16 +273,27 @@ def run(args, cleanup):
         "host": {"kernel": platform.release(), "cpus": os.cpu_count(), "python": platform.python_version(),
                  "btrbk": sh("btrbk", "--version").strip(), "loadavg_start": load_start, "loadavg_end": open("/proc/loadavg").read().split()[:3]},
         "link": {"rate": args.rate, "tbf": "burst 32kbit latency 400ms, both ends"},
+        "fast_link": {"rate": args.fast_rate, "tbf": f"burst {sysenv.tbf_burst(args.fast_rate)} latency 400ms, both ends"},
         "datasets": {"a": {"what": "incompressible", "bytes": size_a},
                      "b": {"what": "compressible tree of small files", "bytes": tree_bytes},
                      "c": {"what": "1% of (a) overwritten in place, incremental"},
-                     "d": {"what": "no change, incremental"}},
+                     "d": {"what": "no change, incremental"},
+                     "d-after": {"what": "no change, incremental, right after a full send of (a) (warm, nothing "
+                                         "synced in between; keep 1 on both sides, so it prunes the full one)"},
+                     "z": {"what": "(b)'s text on pools mounted compress=zstd:3, send stream v2 with compressed "
+                                   "extents", "bytes": tree_z, "apparent": int(stored_z)},
+                     "v": {"what": "sparse VM image, full", "bytes": image, "data": image_data},
+                     "vi": {"what": "sparse VM image, incremental: 64 KiB written, 1 MiB hole punched"}},
         "results": out_rows + [r for r in rows.values() if not r["runs"]],
         "goals": gs, "scale": scale, "resume": resumed,
         "notes": "wall/cpu/wire are medians over reps; wire = interface tx bytes of the namespace(s), both directions, "
-                 "headers included; cpu = rusage of the sending command + /proc tick deltas of the receiving daemon "
-                 "(ferry receiver or sshd, including the children they reaped); peak_rss (ferry only) = max of "
-                 "`ferry task run` maxrss and the receiver's VmHWM; maxrss_tx = the sending command's maxrss.",
+                 "headers included (wire_tx: the sending side's interface only); cpu = rusage of the sending command "
+                 "+ /proc tick deltas of the receiving daemon (ferry receiver or sshd, including the children they "
+                 "reaped); cpu_btrfs_send/receive = rusage of those btrfs runs (a timed wrapper, full sets only); "
+                 "cpu_send_end/recv_end (ferry) = cpu_tx/cpu_rx less them; peak_rss (ferry only) = max of "
+                 "`ferry task run` maxrss and the receiver's VmHWM; maxrss_tx = the sending command's maxrss; "
+                 "stream_own = the send stream this contender made (ferry: its history; others: their snapshot "
+                 "sent again with the same flags, counted).",
     }
     stamp = started.strftime("%Y%m%dT%H%M%SZ")
     path = report.write_json(doc, args.out_dir, stamp)
@@ -241,17 +301,25 @@ def run(args, cleanup):
     return 0
 
 
-def repetitions(args, rows, net, ds, who, golden):
+def repetitions(args, rows, net, ds, who, golden, pieces=0):
     """ABCD ABCD ABCD: each repetition runs every contender once, in turn."""
+    changes = {
+        "c": (data.change_one_percent, lambda share: data.revert_one_percent(share, golden["a"])),
+        "vi": (lambda share: data.change_sparse_image(share, pieces),
+               lambda share: data.revert_sparse_image(share, golden["v"], pieces)),
+    }
+    change, revert = changes.get(ds, (None, None))
     for rep in range(args.reps):
         for c in who:
-            key = (net.label, ds, c.name)
-            row = rows.setdefault(key, {"net": net.label, "dataset": ds, "contender": c.name, "runs": [], "errors": []})
+            row = new_row(rows, net, ds, c)
             share = os.path.join(c.home, c.share(ds))
             try:
-                if ds == "c":
-                    data.change_one_percent(share)
+                if change:
+                    change(share)
                 r = c.run(ds, net)
+                # Everyone's own stream, where the figure is about the stream (once: it is the same every time).
+                if ds in ("z", "v", "vi") and c.name != "ferry" and rep == 0:
+                    r["stream_own"] = c.stream_size(ds)
                 row["runs"].append(r)
                 say(f"{net.label} ({ds}) rep {rep + 1}/{args.reps} {c.name}: {r['wall']:.2f}s, "
                     f"cpu {r['cpu']:.2f}s, wire {report.fmt_bytes(r['wire'])}")
@@ -260,9 +328,27 @@ def repetitions(args, rows, net, ds, who, golden):
                 row["errors"].append(str(e)[-2000:])
                 say(f"{net.label} ({ds}) rep {rep + 1} {c.name} FAILED: {str(e)[-600:]}")
             finally:
-                if ds == "c":
-                    data.revert_one_percent(share, golden["a"])
+                if revert:
+                    revert(share)
                 c.reset(ds)
+
+
+def new_row(rows, net, ds, c):
+    key = (net.label, ds, c.name)
+    return rows.setdefault(key, {"net": net.label, "dataset": ds, "contender": c.name, "runs": [], "errors": []})
+
+
+def after_large(args, rows, net, ferry):
+    """(d) right after a large run, ferry only: see `Ferry.after_large`."""
+    for rep in range(args.reps):
+        row = new_row(rows, net, "d-after", ferry)
+        try:
+            r = ferry.after_large(net)
+            row["runs"].append(r)
+            say(f"{net.label} (d-after) rep {rep + 1}/{args.reps} ferry: {r['wall']:.2f}s, cpu {r['cpu']:.2f}s")
+        except RuntimeError as e:
+            row["errors"].append(str(e)[-2000:])
+            say(f"{net.label} (d-after) rep {rep + 1} ferry FAILED: {str(e)[-600:]}")
 
 
 def scale_figure(args, b, ferry, net, pool):

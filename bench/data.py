@@ -7,6 +7,7 @@ import gzip
 import os
 import random
 import shutil
+import subprocess
 
 MiB = 1 << 20
 
@@ -103,3 +104,51 @@ def revert_one_percent(directory, golden, fraction=0.01, block=128 * 1024, seed=
             g.seek(offset)
             f.seek(offset)
             f.write(g.read(block))
+
+
+def _image_pieces(size, pieces, piece, seed):
+    """Where the image's data lies: `pieces` distinct `piece`-aligned offsets."""
+    rng = random.Random(seed)
+    return sorted(rng.sample(range(size // piece), pieces))
+
+
+def write_sparse_image(directory, size, pieces, piece=MiB, seed=7):
+    """A VM disk image: a `size`-byte sparse file with `pieces` scattered
+    `piece`-sized writes of incompressible data (a guest's blocks), the rest holes."""
+    path = os.path.join(directory, "disk.img")
+    with open(path, "wb") as f:
+        f.truncate(size)
+        for i in _image_pieces(size, pieces, piece, seed):
+            f.seek(i * piece)
+            f.write(os.urandom(piece))
+    return pieces * piece
+
+
+def _image_change(directory, pieces, piece=MiB, seed=7):
+    """The incremental's two places: 64 KiB inside the first data piece, and
+    the whole last piece (1 MiB) to punch."""
+    path = os.path.join(directory, "disk.img")
+    where = _image_pieces(os.path.getsize(path), pieces, piece, seed)
+    return path, where[0] * piece + 64 * 1024, where[-1] * piece, piece
+
+
+def change_sparse_image(directory, pieces, seed=9):
+    """A guest's small change: 64 KiB rewritten in place, one 1 MiB piece
+    discarded (a hole punched, as a guest's TRIM does through virtio)."""
+    path, write_at, punch_at, punch_len = _image_change(directory, pieces)
+    with open(path, "r+b") as f:
+        f.seek(write_at)
+        f.write(random.Random(seed).randbytes(64 * 1024))
+    subprocess.run(["fallocate", "--punch-hole", "--keep-size", "-o", str(punch_at), "-l", str(punch_len), path],
+                   check=True)
+
+
+def revert_sparse_image(directory, golden, pieces):
+    """Puts the golden bytes back at both places, so the next change makes the same diff."""
+    path, write_at, punch_at, punch_len = _image_change(golden, pieces)
+    mine = os.path.join(directory, "disk.img")
+    with open(path, "rb") as g, open(mine, "r+b") as f:
+        for at, n in ((write_at, 64 * 1024), (punch_at, punch_len)):
+            g.seek(at)
+            f.seek(at)
+            f.write(g.read(n))

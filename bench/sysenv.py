@@ -66,9 +66,9 @@ class Procs:
         self.live = []
         cleanup.push("child processes", self.stop_all)
 
-    def start(self, argv, ns=None, stdout=None, stderr=None):
+    def start(self, argv, ns=None, stdout=None, stderr=None, env=None):
         p = subprocess.Popen(nsexec(ns) + [str(a) for a in argv], stdout=stdout, stderr=stderr,
-                             stdin=subprocess.DEVNULL)
+                             stdin=subprocess.DEVNULL, env=env)
         self.live.append(p)
         return p
 
@@ -133,9 +133,10 @@ def wait_no_children(pid, timeout=10.0):
 
 # ---------------------------------------------------------------- pools
 
-def make_pool(cleanup, work, name, size):
+def make_pool(cleanup, work, name, size, options=None):
     """A sparse image, mkfs.btrfs, mount -o loop (autoclear detaches the loop
-    device at umount); the undo also catches a loop device left by a failed mount."""
+    device at umount), with mount `options` (e.g. `compress=zstd:3`) when given;
+    the undo also catches a loop device left by a failed mount."""
     img = os.path.join(work, f"{name}.img")
     mnt = os.path.join(work, name)
     with open(img, "wb") as f:
@@ -153,7 +154,7 @@ def make_pool(cleanup, work, name, size):
     cleanup.push(f"pool {name}", undo)
     sh("mkfs.btrfs", "-q", img)
     os.makedirs(mnt)
-    sh("mount", "-o", "loop", img, mnt)
+    sh("mount", "-o", "loop" + (f",{options}" if options else ""), img, mnt)
     return mnt
 
 
@@ -205,17 +206,22 @@ class Net:
     def __init__(self, label, tx, rx, addr, devs):
         self.label, self.tx, self.rx, self.addr = label, tx, rx, addr
         self.devs = devs  # [(ns, dev)] whose tx_bytes together are the wire bytes
+        self.rate = None  # tc's rate text of a shaped link
         self.sshd_port = None
         self.sshd = None
 
     def wire_counter(self):
         """Bytes sent on the namespace interfaces: both directions, with TCP/IP
         headers (lo counts each packet once; on the veth pair each end's tx)."""
-        total = 0
+        return sum(self.wire_counters())
+
+    def wire_counters(self):
+        """Each interface's tx bytes, in `devs` order (the sending side's first)."""
+        out = []
         for ns, dev in self.devs:
             info = json.loads(sh("ip", "-n", ns, "-s", "-j", "link", "show", "dev", dev))
-            total += info[0]["stats64"]["tx"]["bytes"]
-        return total
+            out.append(info[0]["stats64"]["tx"]["bytes"])
+        return out
 
 
 def add_netns(cleanup, name):
@@ -230,7 +236,26 @@ def make_loopback(cleanup, prefix):
     return Net("loopback", ns, ns, "127.0.0.1", [(ns, "lo")])
 
 
-def make_link(cleanup, prefix, rate):
+def rate_bits(rate):
+    """tc's rate text (`100mbit`, `1gbit`, `500kbit`) in bits per second."""
+    units = {"gbit": 10**9, "mbit": 10**6, "kbit": 10**3, "bit": 1}
+    for unit, factor in units.items():
+        if rate.endswith(unit):
+            return float(rate[:-len(unit)]) * factor
+    raise ValueError(f"rate {rate!r}: use tc's units, e.g. 100mbit or 1gbit")
+
+
+def tbf_burst(rate):
+    """tbf's bucket: 32 kbit, as the 100 Mbit figures were always taken with;
+    a faster link needs at least a timer tick's worth of bytes (HZ >= 250),
+    or tbf caps it below its rate."""
+    bits = rate_bits(rate)
+    if bits <= 100 * 10**6:
+        return "32kbit"
+    return f"{int(bits / 8 / 250)}b"
+
+
+def make_link(cleanup, prefix, rate, subnet="10.77.0"):
     """Two namespaces joined by a veth pair, shaped with tbf on both ends.
     Addresses are private to these namespaces; deleting a namespace deletes its veth end."""
     tx, rx = f"{prefix}tx", f"{prefix}rx"
@@ -239,12 +264,14 @@ def make_link(cleanup, prefix, rate):
     a, b = f"{prefix}a", f"{prefix}b"
     # Created inside tx, so nothing ever appears in the host's namespace.
     sh("ip", "-n", tx, "link", "add", a, "type", "veth", "peer", "name", b, "netns", rx)
-    for ns, dev, ip in ((tx, a, "10.77.0.1/24"), (rx, b, "10.77.0.2/24")):
+    for ns, dev, ip in ((tx, a, f"{subnet}.1/24"), (rx, b, f"{subnet}.2/24")):
         sh("ip", "-n", ns, "addr", "add", ip, "dev", dev)
         sh("ip", "-n", ns, "link", "set", dev, "up")
         sh("tc", "-n", ns, "qdisc", "add", "dev", dev, "root", "tbf",
-           "rate", rate, "burst", "32kbit", "latency", "400ms")
-    return Net(f"{rate} link", tx, rx, "10.77.0.2", [(tx, a), (rx, b)])
+           "rate", rate, "burst", tbf_burst(rate), "latency", "400ms")
+    net = Net(f"{rate} link", tx, rx, f"{subnet}.2", [(tx, a), (rx, b)])
+    net.rate = rate
+    return net
 
 
 # ---------------------------------------------------------------- ssh
@@ -308,3 +335,60 @@ AcceptEnv none
 
     def argv(self, net):
         return ["ssh", *self.opts, "-p", str(net.sshd_port), f"root@{net.addr}"]
+
+
+# ---------------------------------------------------------------- btrfs wrappers
+
+def btrfs_wrappers(work):
+    """Directories holding a `btrfs` to put first on a contender's PATH:
+    `timed` runs the real one and, for `send` and `receive`, appends
+    "<verb> <user s> <system s>" to $BENCH_BTRFS_LOG when that is set, so the
+    bench can tell btrfs's own CPU from the CPU of the tool driving it;
+    `v2` adds `--proto 2 --compressed-data` to every `btrfs send`, which is what
+    btrbk 0.33's `send_protocol 2` and `send_compressed_data yes` do, for the
+    btrbk 0.32 that Debian 12 ships (it has neither option)."""
+    real = shutil.which("btrfs")
+    if not real:
+        raise RuntimeError("no btrfs in PATH")
+    scripts = {
+        "timed": f"""#!/bin/sh
+case "$1" in
+send|receive)
+    if [ -n "$BENCH_BTRFS_LOG" ]; then
+        exec /usr/bin/time -a -o "$BENCH_BTRFS_LOG" -f "$1 %U %S" {real} "$@"
+    fi;;
+esac
+exec {real} "$@"
+""",
+        "v2": f"""#!/bin/sh
+if [ "$1" = send ]; then
+    shift
+    exec {real} send --proto 2 --compressed-data "$@"
+fi
+exec {real} "$@"
+""",
+    }
+    dirs = {}
+    for name, text in scripts.items():
+        d = os.path.join(work, f"btrfs-{name}")
+        os.makedirs(d, exist_ok=True)
+        path = os.path.join(d, "btrfs")
+        with open(path, "w") as f:
+            f.write(text)
+        os.chmod(path, 0o755)
+        dirs[name] = d
+    return dirs
+
+
+def btrfs_cpu(log):
+    """CPU seconds of the `btrfs send` and `btrfs receive` runs a timed
+    wrapper logged to `log`: {"send": s, "receive": s} (0 for none)."""
+    out = {"send": 0.0, "receive": 0.0}
+    if not os.path.exists(log):
+        return out
+    with open(log) as f:
+        for line in f:
+            parts = line.split()
+            if len(parts) == 3 and parts[0] in out:
+                out[parts[0]] += float(parts[1]) + float(parts[2])
+    return out

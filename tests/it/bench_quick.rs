@@ -39,6 +39,14 @@ fn bench_quick_measures_every_contender_and_cleans_up() {
     }
     for set in ["a", "b"] {
         expected.extend(on_link.iter().map(|c| ("100mbit link", set, *c)));
+        expected.extend(["ferry", "btrbk_tuned"].map(|c| ("1gbit link", set, c)));
+    }
+    expected.push(("loopback", "d-after", "ferry"));
+    let compressed = ["raw", "btrbk_v2", "btrbk_v2_tuned", "ferry"];
+    expected.extend(compressed.iter().map(|c| ("loopback", "z", *c)));
+    expected.extend(compressed[1..].iter().map(|c| ("100mbit link", "z", *c)));
+    for set in ["v", "vi"] {
+        expected.extend(["ferry", "btrbk_default"].map(|c| ("loopback", set, c)));
     }
     for (net, set, who) in expected {
         let row = results
@@ -68,6 +76,24 @@ fn bench_quick_measures_every_contender_and_cleans_up() {
                     "{who} {net} {set}: wire bytes"
                 );
             }
+        }
+        // Each end's own CPU is split from btrfs's where the run timed it (full sends).
+        if ["a", "b", "z", "v"].contains(&set) && ["ferry", "raw"].contains(&who) {
+            for key in ["cpu_btrfs_send", "cpu_btrfs_receive"] {
+                assert!(row[key].as_f64().is_some(), "{who} {net} {set}: {key}");
+            }
+            if who == "ferry" {
+                for key in ["cpu_send_end", "cpu_recv_end"] {
+                    assert!(row[key].as_f64().is_some(), "{who} {net} {set}: {key}");
+                }
+            }
+        }
+        // Where the figure is the stream itself, every contender's is counted.
+        if ["z", "v", "vi"].contains(&set) {
+            assert!(
+                row["stream_own"].as_u64().unwrap_or(0) > 0,
+                "{who} {net} {set}: its own stream's bytes"
+            );
         }
         if who == "ferry" {
             assert!(
@@ -113,7 +139,7 @@ fn bench_quick_measures_every_contender_and_cleans_up() {
     assert!(goal["pass"].is_boolean(), "{goal}");
 
     let goals = doc["goals"].as_array().expect("goals");
-    assert!(goals.len() >= 10, "goals: {goals:?}");
+    assert!(goals.len() >= 17, "goals: {goals:?}");
     for g in goals {
         assert!(g["pass"].is_boolean(), "goal without a verdict: {g}");
         assert!(g["measured"].is_number(), "goal without a figure: {g}");
