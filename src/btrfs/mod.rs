@@ -12,6 +12,7 @@ mod qgroup;
 mod receive;
 mod send;
 mod snapshots;
+mod splice;
 mod subvolume;
 mod support;
 

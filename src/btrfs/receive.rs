@@ -8,12 +8,13 @@ use std::process::Stdio;
 use std::task::{Context, Poll};
 
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
-use tokio::process::{Child, ChildStdin};
+use tokio::process::Child;
 use tokio::task::JoinHandle;
 
 use super::error::Error;
 use super::parse::received_name;
 use super::process::{command_with, drain, trimmed, wait, widen_pipe, BTRFS};
+use super::splice::SplicePipe;
 
 /// What a finished receive created.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -40,7 +41,9 @@ pub struct Receive {
     command: String,
     dest: PathBuf,
     child: Child,
-    stdin: Option<ChildStdin>,
+    stdin: Option<SplicePipe>,
+    /// Buffers the closed pipe may still hold: kept until btrfs receive exits.
+    held: Vec<Vec<u8>>,
     stdout: JoinHandle<Vec<u8>>,
     stderr: JoinHandle<Vec<u8>>,
 }
@@ -83,11 +86,16 @@ impl Receive {
             });
         };
         widen_pipe(std::os::fd::AsFd::as_fd(&stdin));
+        let stdin = stdin
+            .into_owned_fd()
+            .and_then(SplicePipe::new)
+            .map_err(|e| Error::spawn(line.clone(), e))?;
         Ok(Receive {
             command: line,
             dest: dest_dir.to_path_buf(),
             child,
             stdin: Some(stdin),
+            held: Vec::new(),
             stdout: drain(stdout),
             stderr: drain(stderr),
         })
@@ -103,6 +111,31 @@ impl Receive {
         self.child.id()
     }
 
+    /// A buffer to fill with stream bytes for [`lend`](Self::lend): one that
+    /// btrfs receive has read to its end, or a new one (empty).
+    pub fn spare(&mut self) -> Vec<u8> {
+        self.stdin
+            .as_mut()
+            .map(SplicePipe::spare)
+            .unwrap_or_default()
+    }
+
+    /// Writes `buf[..len]` into btrfs receive without copying it (`vmsplice`):
+    /// the pipe takes the buffer's pages, and this keeps `buf` until btrfs
+    /// receive has read them ([`spare`](Self::spare) then hands it out again).
+    /// Like `write_all`, it returns once every byte is in the pipe.
+    ///
+    /// # Errors
+    ///
+    /// `BrokenPipe` when btrfs receive stopped reading (or the input was closed),
+    /// and other errors of the pipe.
+    pub async fn lend(&mut self, buf: Vec<u8>, len: usize) -> io::Result<()> {
+        match self.stdin.as_mut() {
+            Some(pipe) => pipe.lend(buf, len).await,
+            None => Err(io::ErrorKind::BrokenPipe.into()),
+        }
+    }
+
     /// Closes the stream, waits for btrfs receive, and names what it received.
     ///
     /// # Errors
@@ -111,11 +144,15 @@ impl Receive {
     /// stream cut short, a missing parent, a full disk); [`Error::Io`] when waiting
     /// for it fails; [`Error::Parse`] when it names no subvolume it created.
     pub async fn finish(mut self) -> Result<Received, Error> {
-        if let Some(mut stdin) = self.stdin.take() {
-            // A failed shutdown means btrfs already stopped reading; its exit status says why.
-            let _ = stdin.shutdown().await;
+        // Closing the pipe is what delivers EOF; the buffers it may still hold
+        // stay untouched until btrfs receive has exited.
+        let mut held = std::mem::take(&mut self.held);
+        if let Some(pipe) = self.stdin.take() {
+            held.extend(pipe.close());
         }
-        let stderr = wait(self.command.clone(), self.child, self.stderr).await?;
+        let stderr = wait(self.command.clone(), self.child, self.stderr).await;
+        drop(held);
+        let stderr = stderr?;
         // Older btrfs-progs print "At subvol" on stdout, newer on stderr.
         let stdout = trimmed(&self.stdout.await.unwrap_or_default());
         let output = format!("{stdout}\n{stderr}");
@@ -156,8 +193,12 @@ impl AsyncWrite for Receive {
             Some(stdin) => std::task::ready!(Pin::new(stdin).poll_shutdown(cx)),
             None => Ok(()),
         };
-        // Dropping the pipe is what delivers EOF to btrfs receive.
-        self.stdin = None;
+        // Closing the pipe is what delivers EOF to btrfs receive; what it
+        // still holds of lent buffers stays until btrfs receive exits.
+        if let Some(pipe) = self.stdin.take() {
+            let held = pipe.close();
+            self.held.extend(held);
+        }
         Poll::Ready(result)
     }
 }

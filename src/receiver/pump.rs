@@ -90,8 +90,13 @@ where
                 row.stream_version(version);
             }
         }
+        // The chunk goes into btrfs receive's pipe by reference, not copied:
+        // its buffer is lent to `proc` until btrfs receive has read it.
+        let len = chunk.len();
+        let spare = proc.spare();
+        let full = reader.take_chunk(spare);
         let (written, event) =
-            holding(s, timeout(stall, proc.write_all(chunk)), commit, seen, at).await;
+            holding(s, timeout(stall, proc.lend(full, len)), commit, seen, at).await;
         match written {
             Err(_) => return Err(PumpError::WriteStalled),
             Ok(Err(e)) => return Err(PumpError::Write(e)),

@@ -220,6 +220,14 @@ impl<R: AsyncRead + Unpin> ChunkReader<R> {
         Ok(self.stats())
     }
 
+    /// Takes the buffer holding the last chunk [`next_chunk`](Self::next_chunk)
+    /// returned (its bytes are the buffer's first ones, as many as that chunk
+    /// had), and reads the next chunk into `spare` instead: the caller may
+    /// hand the chunk on without copying it (`btrfs::Receive::lend`).
+    pub fn take_chunk(&mut self, spare: Vec<u8>) -> Vec<u8> {
+        std::mem::replace(&mut self.out, spare)
+    }
+
     pub fn is_done(&self) -> bool {
         self.done
     }
