@@ -66,9 +66,10 @@ lint:
 test: deps lint
 	$(CARGO) test --locked
 
-# ferry against btrfs send|receive, ssh and btrbk, on loopback and a shaped
-# 100 Mbit link; see "Performance" in README.md. BENCH_REPS (3), BENCH_IDLE_SECS
-# (60) and BENCH_TASKS (1000) tune it; target/bench/latest.json has the figures.
+# ferry against btrfs send|receive, ssh and btrbk, on loopback and shaped
+# 100 Mbit and 1 Gbit links, with each end's CPU; see "Performance" in README.md.
+# BENCH_REPS (3), BENCH_INC_REPS (7), BENCH_IDLE_SECS (60) and BENCH_TASKS (1000)
+# tune it; target/bench/latest.json has the figures.
 bench: bench-deps build
 	python3 bench/bench.py
 

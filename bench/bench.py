@@ -1,8 +1,9 @@
 #!/usr/bin/env python3
-"""ferry's benchmark (issue 5): ferry against `btrfs send | btrfs receive`, the
-same through ssh, and btrbk (default and tuned), on loopback and on a shaped
-100 Mbit link between two network namespaces; plus the idle cost of a sender
-holding many tasks. Run as root on a scratch machine: `make bench`.
+"""ferry's benchmark (issues 5 and 16): ferry against `btrfs send | btrfs receive`,
+the same through ssh, and btrbk (default and tuned; on the compressed pool with
+send stream v2 and compressed data), on loopback and on shaped 100 Mbit and
+1 Gbit links between network namespaces, with each end's own CPU; plus the idle
+cost of a sender holding many tasks. Run as root on a scratch machine: `make bench`.
 
 Contenders alternate within each repetition (ABCD ABCD ABCD), every measured run
 starts with cold caches, and every run is undone before the next one, so each
@@ -70,7 +71,7 @@ def parse():
     p.add_argument("--link-ssh-a", action="store_true", default=os.environ.get("BENCH_LINK_SSH_A") == "1",
                    help="also run the plain ssh pipe with data set (a) on the shaped link (slow: adds reps x ~3 min)")
     p.add_argument("--skip-link-a", action="store_true", default=os.environ.get("BENCH_SKIP_LINK_A") == "1",
-                   help="leave out data set (a) on the shaped link (link-bound, ~27 of the ~45 minutes); its goals then say SKIP")
+                   help="leave out data set (a) on the shaped link (link-bound, ~18 of the ~50 minutes); its goals then say SKIP")
     p.add_argument("--out-dir", default=os.path.join(REPO, "target/bench"))
     p.add_argument("--warm", action="store_true", help="skip dropping caches before each run (--quick does)")
     p.add_argument("--only", default=os.environ.get("BENCH_ONLY", ""),
