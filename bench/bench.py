@@ -290,8 +290,9 @@ def run(args, cleanup):
                      "b": {"what": "compressible tree of small files", "bytes": tree_bytes},
                      "c": {"what": "1% of (a) overwritten in place, incremental"},
                      "d": {"what": "no change, incremental"},
-                     "d-after": {"what": "no change, incremental, right after a full send of (a) (warm, nothing "
-                                         "synced in between; keep 1 on both sides, so it prunes the full one)"},
+                     "d-after": {"what": "no change, incremental, right after a 2 GiB incremental that pruned the "
+                                         "previous replica (one receiver for both; warm, nothing synced in between; "
+                                         "keep 1 on both sides)"},
                      "z": {"what": "(b)'s text on pools mounted compress=zstd:3, send stream v2 with compressed "
                                    "extents", "bytes": tree_z, "apparent": int(stored_z)},
                      "v": {"what": "sparse VM image, full", "bytes": image, "data": image_data},

@@ -341,15 +341,16 @@ class Ferry(Contender):
         r = self.run_task(self.tasks[self.share(ds)], ds, net, timed=ds in TIMED_SETS)
         return r if measured else None
 
-    def run_task(self, task, ds, net, timed=False, cold=None):
-        """One `task run` of `task` against a fresh receiver. When `timed`, both
+    def run_task(self, task, ds, net, timed=False, cold=None, receiver=None):
+        """One `task run` of `task` against a fresh receiver, or against
+        `receiver` (from `start_receiver`, left running). When `timed`, both
         ends run btrfs through the timed wrapper: each end's own CPU is its
         process tree's less its `btrfs send` or `btrfs receive`."""
         env, log = None, None
         if timed:
             log = os.path.join(self.b.logs, "btrfs-times")
             env = dict(os.environ, PATH=self.b.path_with("timed"), BENCH_BTRFS_LOG=log)
-        rx, meta, data = self.start_receiver(net, env)
+        rx, meta, data = receiver or self.start_receiver(net, env)
         profile = None
         try:
             self.cli(self.nas1, "appliance", "set", "nas2", "--address", net.addr,
@@ -369,7 +370,8 @@ class Ferry(Contender):
             if profile:
                 profile.send_signal(2)
                 profile.wait()
-            self.b.procs.stop(rx)
+            if receiver is None:
+                self.b.procs.stop(rx)
         row = json.loads(self.cli(self.nas1, "history", "send", "--task", task, "--limit", "1", "--json"))[0]
         if row["status"] != "succeeded":
             raise RuntimeError(f"ferry run of {task} is {row['status']}: {row['error']}")
@@ -382,23 +384,43 @@ class Ferry(Contender):
         return r
 
     def after_large(self, net):
-        """(d) right after a large run: a fresh share of (a) under a task that
-        keeps one snapshot on each side. Its first run sends (a) in full
-        (unmeasured); the measured no-change run follows at once, caches warm
-        and nothing synced in between, so whatever the full run left to do (its
-        dirty data, the prune of its snapshot and replica) falls on it if
-        anything on the run's path waits for it. Everything it made goes after."""
+        """(d) right after a large run, as a daemon sees it: a task keeping one
+        snapshot on each side, and one receiver for its runs. A full send of
+        (b) and a no-change run (unmeasured), then the share's content replaced
+        by (a)'s (reflinked: instant) and sent as a 2 GiB incremental, which
+        prunes the no-change replica after `received` (a delete and its
+        commit); the measured no-change run follows at once, caches warm
+        and nothing synced in between, so that pruning, and anything else the
+        large run left to do, falls on it if the run waits for it.
+        Everything it made goes after."""
         self.afters += 1
         share = f"after{self.afters}"
         path = os.path.join(self.home, share)
-        snapshot(self.golden["inc"], path)
+        snapshot(self.golden["b"], path)
         task = f"t{share}"
         self.add_task(task, path, keep=1)
         try:
-            full = self.run_task(task, "d-after", net)
-            if full["kind"] != "full":
-                raise RuntimeError(f"the first run of {task} was {full['kind']}, not full")
-            return self.run_task(task, "d-after", net, cold=False)
+            first = self.run_task(task, "d-after", net)
+            if first["kind"] != "full":
+                raise RuntimeError(f"the first run of {task} was {first['kind']}, not full")
+            # A second replica, which the large run prunes after `received`
+            # (retention's grid keeps the first one of the hour).
+            self.run_task(task, "d-after", net)
+            for name in os.listdir(path):
+                sh("rm", "-rf", os.path.join(path, name))
+            for name in os.listdir(self.golden["inc"]):
+                sh("cp", "-a", "--reflink=always", os.path.join(self.golden["inc"], name), path)
+            receiver = self.start_receiver(net)
+            try:
+                large = self.run_task(task, "d-after", net, receiver=receiver)
+                size = sum(os.path.getsize(os.path.join(path, n)) for n in os.listdir(path))
+                if large["kind"] != "incremental" or large["ferry_stream_bytes"] < size // 2:
+                    raise RuntimeError(f"the large run of {task} sent {large['ferry_stream_bytes']} B {large['kind']}")
+                r = self.run_task(task, "d-after", net, cold=False, receiver=receiver)
+            finally:
+                self.b.procs.stop(receiver[0])
+            r["after_bytes"] = large["ferry_stream_bytes"]
+            return r
         finally:
             self.cli(self.nas1, "task", "delete", task, "--yes")
             delete_subvols_in(self.snapdir(share), (), share)

@@ -171,7 +171,7 @@ def goals(rows, scale, link_label, fast=None, phases_run=None, contenders_run=No
     goal("(d) loopback: ferry no-change run < 0.5 s end to end (s)",
          lambda: (fd["wall"]["median"], 0.5, fd["wall"]["median"] < 0.5), ["lo-inc"])
     fda = get(lo, "d-after", "ferry")
-    goal("(d) loopback: ferry no-change run right after a full (a) run < 0.5 s end to end (s)",
+    goal("(d) loopback: ferry no-change run right after a 2 GiB run that pruned < 0.5 s end to end (s)",
          lambda: (fda["wall"]["median"], 0.5, fda["wall"]["median"] < 0.5), ["lo-inc"])
     goal(f"scale: {scale.get('tasks')} idle tasks, ferry sender peak RSS <= 64 MiB (MiB)",
          lambda: (scale["vm_hwm"] / MiB, 64, scale["vm_hwm"] <= 64 * MiB), ["scale"])
