@@ -20,6 +20,9 @@ fn harness_link_is_gone_after_a_panicking_test() {
             .args(["netns", "exec", &link.rx, "sleep", "600"])
             .spawn()
             .expect("a process inside");
+        // `ip netns exec` enters the namespace and then becomes `sleep`; until
+        // it has, the namespace lists no process (a loaded machine is slow here).
+        inside(&link.rx, child.id());
         *seen.lock().expect("lock") = Some((link.tx.clone(), link.rx.clone(), child));
         panic!("on purpose, with the link up");
     }));
@@ -39,4 +42,26 @@ fn harness_link_is_gone_after_a_panicking_test() {
     let status = child.wait().expect("wait");
     use std::os::unix::process::ExitStatusExt;
     assert_eq!(status.signal(), Some(9), "{status:?}");
+}
+
+/// Waits (up to 30 s) until `pid` is listed inside the namespace `ns`.
+fn inside(ns: &str, pid: u32) {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    loop {
+        let out = std::process::Command::new("ip")
+            .args(["netns", "pids", ns])
+            .output()
+            .expect("ip netns pids");
+        let listed = String::from_utf8_lossy(&out.stdout)
+            .lines()
+            .any(|l| l.trim() == pid.to_string());
+        if listed {
+            return;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "pid {pid} never entered namespace {ns}"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
 }
