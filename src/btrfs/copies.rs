@@ -10,29 +10,8 @@ use uuid::Uuid;
 use super::error::Error;
 use super::fs;
 use super::ioctl;
-use super::process::run;
-use super::snapshots::show;
+use super::snapshots::{check_new, show, snapshot};
 use super::subvolume::Subvolume;
-
-/// Refuses an existing `dest` and a `source` that is no subvolume: btrfs
-/// would otherwise create the snapshot *inside* `dest`.
-fn check(source: &Path, dest: &Path) -> Result<(), Error> {
-    match std::fs::symlink_metadata(dest) {
-        Ok(_) => {
-            return Err(Error::Exists {
-                path: dest.to_path_buf(),
-            })
-        }
-        Err(e) if e.kind() == io::ErrorKind::NotFound => {}
-        Err(e) => return Err(Error::path(dest, e)),
-    }
-    if !fs::is_subvolume(source)? {
-        return Err(Error::NotSubvolume {
-            path: source.to_path_buf(),
-        });
-    }
-    Ok(())
-}
 
 /// A writable snapshot of `source` at `dest`, then [`show`] of it. The kernel
 /// makes a writable snapshot without its source's received_uuid.
@@ -43,21 +22,7 @@ fn check(source: &Path, dest: &Path) -> Result<(), Error> {
 /// `source` is not a subvolume; [`Error::Path`] when the ioctl fails (EXDEV
 /// across filesystems); [`Error::Failed`] from the btrfs-progs fallback.
 pub async fn snapshot_writable(source: &Path, dest: &Path) -> Result<Subvolume, Error> {
-    check(source, dest)?;
-    let (from, to) = (source.to_path_buf(), dest.to_path_buf());
-    let made = tokio::task::spawn_blocking(move || ioctl::snapshot(&from, &to, false))
-        .await
-        .map_err(|e| Error::path(dest, io::Error::other(e)))??;
-    if !made {
-        run([
-            "subvolume".as_ref(),
-            "snapshot".as_ref(),
-            source.as_os_str(),
-            dest.as_os_str(),
-        ])
-        .await?;
-    }
-    show(dest).await
+    snapshot(source, dest, false).await
 }
 
 /// A read-only snapshot of `source` at `dest` whose received_uuid is
@@ -74,7 +39,7 @@ pub async fn snapshot_writable(source: &Path, dest: &Path) -> Result<Subvolume, 
 /// [`Error::ChangedBeforeReadOnly`] when something wrote into it meanwhile.
 pub async fn snapshot_as_received(source: &Path, dest: &Path) -> Result<Subvolume, Error> {
     let origin = show(source).await?;
-    check(source, dest)?;
+    check_new(source, dest)?;
     let stransid = origin.ctransid.unwrap_or(origin.generation);
     let (from, to, uuid) = (source.to_path_buf(), dest.to_path_buf(), origin.uuid);
     let made = tokio::task::spawn_blocking(move || mark(&from, &to, uuid, stransid))

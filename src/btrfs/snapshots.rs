@@ -23,6 +23,12 @@ use super::subvolume::Subvolume;
 /// not a subvolume; [`Error::Path`] when a path cannot be read or the ioctl fails;
 /// [`Error::Failed`] when the btrfs-progs fallback fails; and what [`show`] returns.
 pub async fn snapshot_readonly(source: &Path, dest: &Path) -> Result<Subvolume, Error> {
+    snapshot(source, dest, true).await
+}
+
+/// Refuses an existing `dest` and a `source` that is no subvolume: btrfs
+/// would otherwise create the snapshot *inside* `dest`.
+pub(super) fn check_new(source: &Path, dest: &Path) -> Result<(), Error> {
     match std::fs::symlink_metadata(dest) {
         Ok(_) => {
             return Err(Error::Exists {
@@ -37,20 +43,30 @@ pub async fn snapshot_readonly(source: &Path, dest: &Path) -> Result<Subvolume, 
             path: source.to_path_buf(),
         });
     }
+    Ok(())
+}
+
+/// A snapshot of `source` at `dest`, read-only or writable, then [`show`] of
+/// it: the ioctl, or btrfs-progs where the ioctl is not there. Errors as
+/// [`snapshot_readonly`].
+pub(super) async fn snapshot(
+    source: &Path,
+    dest: &Path,
+    readonly: bool,
+) -> Result<Subvolume, Error> {
+    check_new(source, dest)?;
     // A snapshot commits a btrfs transaction: milliseconds of blocking work.
     let (from, to) = (source.to_path_buf(), dest.to_path_buf());
-    let made = tokio::task::spawn_blocking(move || ioctl::snapshot(&from, &to, true))
+    let made = tokio::task::spawn_blocking(move || ioctl::snapshot(&from, &to, readonly))
         .await
         .map_err(|e| Error::path(dest, io::Error::other(e)))??;
     if !made {
-        run([
-            "subvolume".as_ref(),
-            "snapshot".as_ref(),
-            "-r".as_ref(),
-            source.as_os_str(),
-            dest.as_os_str(),
-        ])
-        .await?;
+        let mut args = vec!["subvolume".as_ref(), "snapshot".as_ref()];
+        if readonly {
+            args.push("-r".as_ref());
+        }
+        args.extend([source.as_os_str(), dest.as_os_str()]);
+        run(args).await?;
     }
     show(dest).await
 }
