@@ -4,10 +4,8 @@
 
 use std::time::Duration;
 
-use ferry::btrfs;
 use ferry::store::Status;
 use ferry::wire::{self, Meta};
-use tokio::io::AsyncReadExt;
 
 use crate::common::daemon::{subvolumes, Pair};
 
@@ -19,21 +17,8 @@ async fn pool_remove_is_refused_while_a_receive_runs_and_force_aborts_it_cleanly
     let d = pair.start(|_| {}).await;
     let mut c = pair.client(&d).await;
     let s1 = pair.snapshot("s1").await;
-    let session = c
-        .begin("photos", "backup", &s1, None, 1)
-        .await
-        .expect("ready");
-    let mut stream = Vec::new();
-    btrfs::send(&s1.path, None)
-        .expect("send")
-        .read_to_end(&mut stream)
-        .await
-        .expect("read the stream");
-    let mut w = c.open_data(session).await;
     // All but the end: the receive is in flight.
-    w.write_chunk(&stream[..stream.len() - 40])
-        .await
-        .expect("chunk");
+    let (w, _) = c.all_but_the_end(&s1).await;
     pair.receiving().await;
 
     let err = pair.nas2.refused(2, &["pool", "remove", "backup"]);

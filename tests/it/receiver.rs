@@ -595,21 +595,7 @@ async fn shutdown_aborts_a_running_receive_and_leaves_nothing() {
     let d = pair.start(|_| {}).await;
     let mut c = pair.client(&d).await;
     let s1 = pair.snapshot("s1").await;
-    let session = c
-        .begin("photos", "backup", &s1, None, 1)
-        .await
-        .expect("ready");
-    let mut stream = Vec::new();
-    btrfs::send(&s1.path, None)
-        .expect("send")
-        .read_to_end(&mut stream)
-        .await
-        .expect("read the stream");
-    let mut w = c.open_data(session).await;
-    // All but the end: btrfs receive has made the subvolume and waits for more.
-    w.write_chunk(&stream[..stream.len() - 40])
-        .await
-        .expect("chunk");
+    let (_w, _) = c.all_but_the_end(&s1).await;
     wait_for_log(&["data connection attached"]).await;
     d.stop().await;
     match c.conn().recv().await {

@@ -4,9 +4,7 @@
 
 use std::time::{Duration, Instant};
 
-use ferry::btrfs;
 use ferry::store::Status;
-use tokio::io::AsyncReadExt;
 
 use crate::common::daemon::Pair;
 use crate::common::ferry::Node;
@@ -64,19 +62,7 @@ async fn a_second_receiver_exits_1_at_once_and_the_first_ones_receive_goes_on() 
     let d = pair.start(|_| {}).await;
     let mut c = pair.client(&d).await;
     let s1 = pair.snapshot("s1").await;
-    let session = c
-        .begin("photos", "backup", &s1, None, 1)
-        .await
-        .expect("ready");
-    let mut stream = Vec::new();
-    btrfs::send(&s1.path, None)
-        .expect("send")
-        .read_to_end(&mut stream)
-        .await
-        .expect("read the stream");
-    let mut w = c.open_data(session).await;
-    let (head, tail) = stream.split_at(stream.len() - 40);
-    w.write_chunk(head).await.expect("chunk");
+    let (mut w, tail) = c.all_but_the_end(&s1).await;
     pair.receiving().await;
 
     // This test process is the first receiver.
@@ -84,7 +70,7 @@ async fn a_second_receiver_exits_1_at_once_and_the_first_ones_receive_goes_on() 
     refused_at_once(&pair.nas2, RECEIVER, &line).await;
     cli_works(&pair.nas2).await;
 
-    w.write_chunk(tail).await.expect("chunk");
+    w.write_chunk(&tail).await.expect("chunk");
     let stats = w.finish().await.expect("end");
     let got = c
         .commit(stats.end - stats.start, &stats.blake3)

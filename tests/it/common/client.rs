@@ -13,6 +13,7 @@ use ferry::wire::{
     Parent, Prefix, Replica, StreamStats,
 };
 use rustls::ClientConfig;
+use tokio::io::AsyncReadExt;
 use tokio::net::{TcpSocket, TcpStream};
 use tokio_rustls::client::TlsStream;
 use tokio_rustls::TlsConnector;
@@ -183,6 +184,26 @@ impl Client {
         ChunkWriter::resume(tls.expect("data TLS"), session, prefix, 3)
             .await
             .expect("data hello")
+    }
+
+    /// Begins a full receive of `snap` into pool `backup` and sends all of its
+    /// stream but the last 40 bytes: btrfs receive has made the subvolume and
+    /// waits for more. Returns the data connection and the rest of the stream.
+    pub async fn all_but_the_end(&mut self, snap: &Subvolume) -> (ChunkWriter<Tls>, Vec<u8>) {
+        let session = self
+            .begin("photos", "backup", snap, None, 1)
+            .await
+            .expect("ready");
+        let mut stream = Vec::new();
+        btrfs::send(&snap.path, None)
+            .expect("send")
+            .read_to_end(&mut stream)
+            .await
+            .expect("read the stream");
+        let mut w = self.open_data(session).await;
+        let tail = stream.split_off(stream.len() - 40);
+        w.write_chunk(&stream).await.expect("chunk");
+        (w, tail)
     }
 
     pub async fn open_data(&self, session: Uuid) -> ChunkWriter<Tls> {
