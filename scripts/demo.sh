@@ -33,7 +33,12 @@ trap cleanup EXIT
 trap 'cleanup 130' INT
 trap 'cleanup 143' TERM
 
-step() { printf '\n\033[1m== %s\033[0m\n' "$*"; }
+# Bold headings on a terminal only, and never under NO_COLOR (no-color.org).
+if [ -t 1 ] && [ -z "${NO_COLOR:-}" ]; then
+    step() { printf '\n\033[1m== %s\033[0m\n' "$*"; }
+else
+    step() { printf '\n== %s\n' "$*"; }
+fi
 nas1() { "$FERRY" --state-dir "$WORK/nas1" --config /dev/null "$@"; }
 nas2() { "$FERRY" --state-dir "$WORK/nas2" --config /dev/null "$@"; }
 fingerprint() { "$@" id --json | sed -n 's/.*"fingerprint": *"\([^"]*\)".*/\1/p'; }
