@@ -35,6 +35,7 @@ mod stream;
 mod transfer;
 mod view;
 mod watch;
+mod writeback;
 
 use std::future::Future;
 use std::net::SocketAddr;

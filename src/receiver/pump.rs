@@ -12,6 +12,7 @@ use super::outcome::{Failure, Seen, Tell};
 use super::row::Row;
 use super::shared::DataStream;
 use super::watch::{holding, watching};
+use super::writeback::Writeback;
 use crate::btrfs::{self, Receive};
 use crate::wire::{self, ChunkReader, Commit, StreamStats};
 
@@ -56,6 +57,7 @@ impl PumpError {
 /// each write runs to its end even when the meta connection speaks meanwhile.
 /// Every step is bounded by `stall`, so a peer that stops sending cannot hold
 /// the share's lock.
+#[allow(clippy::too_many_arguments)]
 pub(super) async fn pump<S>(
     s: &mut Link<'_, S>,
     reader: &mut ChunkReader<DataStream>,
@@ -64,6 +66,7 @@ pub(super) async fn pump<S>(
     stall: Duration,
     commit: &mut Option<Commit>,
     seen: &mut Seen,
+    writeback: &mut Writeback,
 ) -> Result<StreamStats, PumpError>
 where
     S: AsyncRead + AsyncWrite + Unpin + Send,
@@ -100,7 +103,7 @@ where
         match written {
             Err(_) => return Err(PumpError::WriteStalled),
             Ok(Err(e)) => return Err(PumpError::Write(e)),
-            Ok(Ok(())) => {}
+            Ok(Ok(())) => writeback.wrote(len),
         }
         if let Some(f) = event {
             return Err(PumpError::Meta(f));

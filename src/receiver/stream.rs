@@ -15,6 +15,7 @@ use super::pump::{pump, PumpError};
 use super::row::Row;
 use super::shared::DataConn;
 use super::watch::watching;
+use super::writeback::Writeback;
 use crate::btrfs::{self, Receive};
 use crate::replica_layout::settled_ctransid;
 use crate::wire::{self, Begin, Commit, Meta, Prefix, StreamStats};
@@ -79,7 +80,18 @@ where
         return Err(Failure::failed("btrfs receive is not running"));
     };
     let mut reader = conn.reader;
-    let pumped = pump(s, &mut reader, proc, row, wait, &mut commit, seen).await;
+    let mut writeback = Writeback::new(dir);
+    let pumped = pump(
+        s,
+        &mut reader,
+        proc,
+        row,
+        wait,
+        &mut commit,
+        seen,
+        &mut writeback,
+    )
+    .await;
     let n = reader.prefix().offset();
     let stats = match pumped {
         Ok(stats) => stats,
