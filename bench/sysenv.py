@@ -269,8 +269,6 @@ def make_link(cleanup, prefix, rate, subnet="10.77.0"):
         sh("ip", "-n", ns, "link", "set", dev, "up")
         sh("tc", "-n", ns, "qdisc", "add", "dev", dev, "root", "tbf",
            "rate", rate, "burst", tbf_burst(rate), "latency", "400ms")
-    if os.environ.get("XRMEM"):
-        sh("ip", "netns", "exec", rx, "sysctl", "-qw", "net.ipv4.tcp_rmem=4096 131072 " + os.environ["XRMEM"])
     net = Net(f"{rate} link", tx, rx, f"{subnet}.2", [(tx, a), (rx, b)])
     net.rate = rate
     return net
