@@ -16,11 +16,12 @@ use tokio_rustls::TlsAcceptor;
 
 use super::error::RouteError;
 use super::park;
+use super::read_threshold;
 use super::session::serve_meta;
 use super::shared::{DataConn, DataStream, Shared, StorePeers};
 use super::stats::Refusal;
 use crate::identity::{self, Fingerprint, TrustedPeers};
-use crate::wire::{read_data_hello, ChunkReader};
+use crate::wire::{read_data_hello, ChunkReader, WaitHint};
 
 /// How long sessions get to clean up (kill btrfs receive, delete the partial,
 /// finish their rows) once shutdown starts.
@@ -259,19 +260,26 @@ async fn data_connection(
     addr: SocketAddr,
     permit: OwnedSemaphorePermit,
 ) {
+    let wake = read_threshold::hint(&tcp, DATA_READ_BUFFER);
     let tcp = BufReader::with_capacity(DATA_READ_BUFFER, tcp);
     let tls = accept_tls(&shared, "data", tcp, addr).await;
     drop(permit);
     if let Some((tls, fp)) = tls {
-        serve_data(&shared, tls, fp, addr).await;
+        serve_data(&shared, tls, fp, addr, wake).await;
     }
 }
 
 /// Reads a data connection's hello and hands the connection to the session that
 /// announced its id, if `peer` is that session's peer. Anything else is logged
-/// and dropped.
-pub async fn serve_data<S>(shared: &Shared, stream: S, peer: Fingerprint, addr: SocketAddr)
-where
+/// and dropped. `wake` tunes when reads of the stream wake (see
+/// [`ChunkReader::waking`]).
+pub async fn serve_data<S>(
+    shared: &Shared,
+    stream: S,
+    peer: Fingerprint,
+    addr: SocketAddr,
+    wake: Option<WaitHint>,
+) where
     S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
     let mut boxed: DataStream = Box::new(stream);
@@ -318,7 +326,13 @@ where
         })
     } else {
         match ChunkReader::resume(boxed, pending.prefix) {
-            Ok(reader) => Ok(DataConn { reader, addr }),
+            Ok(reader) => {
+                let reader = match wake {
+                    Some(w) => reader.waking(w),
+                    None => reader,
+                };
+                Ok(DataConn { reader, addr })
+            }
             Err(e) => Err(RouteError::Reader(e.to_string())),
         }
     };

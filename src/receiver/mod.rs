@@ -23,6 +23,7 @@ mod pool;
 mod prepare;
 mod prune;
 mod pump;
+mod read_threshold;
 mod recovery;
 mod reply;
 mod retention;

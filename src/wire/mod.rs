@@ -113,7 +113,7 @@ pub use message::{
     Meta, Parent, Parked, Prune, Pruned, Ready, Reason, Received, Refused, Replica, ResumeAt,
     Withheld, PROTOCOL,
 };
-pub use reader::ChunkReader;
+pub use reader::{ChunkReader, WaitHint};
 pub use throttle::Throttle;
 pub use writer::{ChunkWriter, Position};
 

@@ -36,7 +36,13 @@ pub struct ChunkReader<R> {
     wire: Vec<u8>,
     out: Vec<u8>,
     done: bool,
+    /// Told how many payload bytes the reader is about to wait for (0: none
+    /// known), so the connection can wake it only once most have arrived.
+    waiting_for: Option<WaitHint>,
 }
+
+/// See [`ChunkReader::waking`].
+pub type WaitHint = Box<dyn FnMut(usize) + Send>;
 
 impl<R: AsyncRead + Unpin> ChunkReader<R> {
     /// A reader expecting the first chunk at `offset`, hashing from there.
@@ -53,6 +59,7 @@ impl<R: AsyncRead + Unpin> ChunkReader<R> {
             wire: Vec::new(),
             out: Vec::new(),
             done: false,
+            waiting_for: None,
         })
     }
 
@@ -71,7 +78,23 @@ impl<R: AsyncRead + Unpin> ChunkReader<R> {
             wire: Vec::new(),
             out: Vec::new(),
             done: false,
+            waiting_for: None,
         })
+    }
+
+    /// Calls `hint` with a chunk payload's length before reading it and with
+    /// 0 after: a receiver on a slow link sets its socket's wake-up threshold
+    /// from it (see `receiver::read_threshold`), instead of waking for every
+    /// packet. Nothing else changes.
+    pub fn waking(mut self, hint: WaitHint) -> Self {
+        self.waiting_for = Some(hint);
+        self
+    }
+
+    fn hint(&mut self, bytes: usize) {
+        if let Some(h) = self.waiting_for.as_mut() {
+            h(bytes);
+        }
     }
 
     /// The stream up to the last chunk returned: what a later connection may
@@ -166,6 +189,22 @@ impl<R: AsyncRead + Unpin> ChunkReader<R> {
                 })
             }
         };
+        self.hint(wire_len);
+        let filled = self.fill_payload(codec, offset, raw_len, wire_len).await;
+        self.hint(0);
+        filled?;
+        let raw = &self.out[..raw_len];
+        self.counters.record(raw, codec, CHUNK_HEADER + wire_len)?;
+        Ok(raw)
+    }
+
+    async fn fill_payload(
+        &mut self,
+        codec: Codec,
+        offset: u64,
+        raw_len: usize,
+        wire_len: usize,
+    ) -> Result<(), Error> {
         match codec {
             Codec::Raw => fill(&mut self.r, scratch(&mut self.out, raw_len), "chunk").await?,
             Codec::Zstd => {
@@ -198,9 +237,7 @@ impl<R: AsyncRead + Unpin> ChunkReader<R> {
                 unpack_piece(stream, &self.wire[..wire_len], out, offset)?;
             }
         }
-        let raw = &self.out[..raw_len];
-        self.counters.record(raw, codec, CHUNK_HEADER + wire_len)?;
-        Ok(raw)
+        Ok(())
     }
 
     /// Writes every chunk to `w` (e.g. `btrfs receive`'s stdin) until a
