@@ -141,7 +141,7 @@ pub fn load(state_dir: &Path) -> Result<Identity, Error> {
         what: "PEM private key",
         reason: e.to_string(),
     })?;
-    let signing_key = rustls::crypto::ring::default_provider()
+    let signing_key = rustls::crypto::aws_lc_rs::default_provider()
         .key_provider
         .load_private_key(key.clone_key())
         .map_err(|e| Error::Corrupt {

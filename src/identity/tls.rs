@@ -65,7 +65,7 @@ pub fn peer_fingerprint(conn: &CommonState) -> Option<Fingerprint> {
 pub(super) fn provider() -> Arc<CryptoProvider> {
     // Explicit, so behaviour never depends on which provider some other crate
     // in the process happened to install as the default.
-    let mut provider = rustls::crypto::ring::default_provider();
+    let mut provider = rustls::crypto::aws_lc_rs::default_provider();
     // Both ends are ferry, so the order decides: AES-128-GCM first. It is as
     // safe a choice as AES-256 for this use and costs about a third less CPU
     // per byte, which on a fast link is CPU the stream needs.

@@ -227,7 +227,7 @@ impl ServerCertVerifier for AcceptAnyServer {
 async fn tls12_only_client_is_refused() {
     let (a, b) = (identity("a"), identity("b"));
     let server_cfg = server_config(&b, trusting(&[&a])).expect("server config");
-    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
     let client_cfg = ClientConfig::builder_with_provider(provider.clone())
         .with_protocol_versions(&[&rustls::version::TLS12])
         .expect("tls12")
@@ -247,7 +247,7 @@ struct Impostor(Arc<CertifiedKey>);
 
 impl Impostor {
     fn new(cert: &Identity, key: &Identity) -> Arc<Self> {
-        let signer = rustls::crypto::ring::default_provider()
+        let signer = rustls::crypto::aws_lc_rs::default_provider()
             .key_provider
             .load_private_key(key.key.clone_key())
             .expect("load key");
@@ -276,7 +276,7 @@ impl rustls::client::ResolvesClientCert for Impostor {
 #[tokio::test]
 async fn server_with_copied_certificate_but_wrong_key_is_refused() {
     let (a, b, mallory) = (identity("a"), identity("b"), identity("mallory"));
-    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
     let server_cfg = ServerConfig::builder_with_provider(provider)
         .with_protocol_versions(&[&rustls::version::TLS13])
         .expect("tls13")
@@ -292,7 +292,7 @@ async fn server_with_copied_certificate_but_wrong_key_is_refused() {
 async fn client_with_copied_certificate_but_wrong_key_is_refused() {
     let (a, b, mallory) = (identity("a"), identity("b"), identity("mallory"));
     let server_cfg = server_config(&b, trusting(&[&a])).expect("server config");
-    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
     let client_cfg = ClientConfig::builder_with_provider(provider.clone())
         .with_protocol_versions(&[&rustls::version::TLS13])
         .expect("tls13")
