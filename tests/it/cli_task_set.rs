@@ -2,7 +2,7 @@
 //! messages for the same bad values), refuses to move a task's replica line,
 //! and its edits show in `task show`.
 
-use crate::common::ferry::Node;
+use crate::common::ferry::{task_add, Node};
 use crate::common::{require_root_and_btrfs, TestPool};
 
 const FP: &str = "SHA256:0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef";
@@ -32,19 +32,7 @@ fn source() -> Source {
             &fp,
         ]);
     }
-    node.ok(&[
-        "task",
-        "add",
-        "photos",
-        "--share",
-        &share,
-        "--target",
-        "nas2",
-        "--pool",
-        "backup",
-        "--frequency",
-        "5m",
-    ]);
+    node.ok(&task_add("photos", &share, "5m", &[]));
     Source {
         node,
         _pool: pool,

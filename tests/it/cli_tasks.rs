@@ -1,7 +1,7 @@
 //! The real binary: `task` and `history`, happy paths and every bad input
 //! (exit 2, one line, nothing written).
 
-use crate::common::ferry::Node;
+use crate::common::ferry::{task_add, Node};
 use crate::common::{require_root_and_btrfs, TestPool};
 use ferry::store::{Kind, NewReceive, NewSend, Status};
 
@@ -32,21 +32,7 @@ pub(crate) fn source() -> Source {
 }
 
 pub(crate) fn add_photos(s: &Source, extra: &[&str]) -> String {
-    let mut args = vec![
-        "task",
-        "add",
-        "photos",
-        "--share",
-        &s.share,
-        "--target",
-        "nas2",
-        "--pool",
-        "backup",
-        "--frequency",
-        "5m",
-    ];
-    args.extend_from_slice(extra);
-    s.node.ok(&args)
+    s.node.ok(&task_add("photos", &s.share, "5m", extra))
 }
 
 #[test]

@@ -12,6 +12,7 @@ use tempfile::NamedTempFile;
 
 use crate::common::assert_same_tree;
 use crate::common::content::incompressible;
+use crate::common::ferry::task_add;
 use crate::common::netns::{Link, Side};
 use crate::common::nodes::Nodes;
 use crate::common::process::Running;
@@ -69,21 +70,10 @@ impl Setup {
             &data,
         ]);
         let share_s = share.to_str().expect("utf8");
-        setup.nodes.nas1.ok(&[
-            "task",
-            "add",
-            "photos",
-            "--share",
-            share_s,
-            "--target",
-            "nas2",
-            "--pool",
-            "backup",
-            "--frequency",
-            "5m",
-            "--compress",
-            "0",
-        ]);
+        setup
+            .nodes
+            .nas1
+            .ok(&task_add("photos", share_s, "5m", &["--compress", "0"]));
         incompressible(&share.join("big.bin"), STREAM as usize);
         setup
     }

@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 
 use ferry::btrfs;
 
-use crate::common::ferry::Node;
+use crate::common::ferry::{task_add, Node};
 use crate::common::pair::Pair;
 use crate::common::{assert_same_tree, TestPool};
 
@@ -74,19 +74,7 @@ fn task_add_names_nested_subvolumes_and_refuses_them_unless_skipped() {
         "SHA256:0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef",
     ]);
     let share_s = share.to_str().expect("utf8");
-    let args = [
-        "task",
-        "add",
-        "photos",
-        "--share",
-        share_s,
-        "--target",
-        "nas2",
-        "--pool",
-        "backup",
-        "--frequency",
-        "5m",
-    ];
+    let args = task_add("photos", share_s, "5m", &[]);
     let line = node.refused(2, &args);
     assert!(line.contains("albums/2024, inner"), "{line}");
     assert!(line.contains("--nested skip"), "{line}");

@@ -2,6 +2,7 @@
 //! that merely look alike, and leaves everything else it finds alone.
 
 use crate::common::assert_same_tree;
+use crate::common::ferry::task_add;
 use crate::common::pair::Pair;
 
 /// Pins issue 10, fault 6: task `images_daily` of share `vm` and task `daily`
@@ -16,23 +17,9 @@ async fn tasks_whose_names_run_together_keep_each_others_snapshots() {
     for (task, share) in [("images_daily", "vm"), ("daily", "vm_images")] {
         let path = pair.src.subvolume(share);
         std::fs::write(path.join("disk"), task).expect("write");
-        pair.nas1.ok(&[
-            "task",
-            "add",
-            task,
-            "--share",
-            path.to_str().expect("utf8"),
-            "--target",
-            "nas2",
-            "--pool",
-            "backup",
-            "--frequency",
-            "5m",
-            "--snapshot-dir",
-            &dir_s,
-            "--keep-source",
-            "2",
-        ]);
+        let share = path.to_str().expect("utf8");
+        let extra = ["--snapshot-dir", &dir_s, "--keep-source", "2"];
+        pair.nas1.ok(&task_add(task, share, "5m", &extra));
     }
     // Something else in the directory, named like theirs: nobody's to delete.
     let stranger = dir.join("vm_images_daily_20200101T000000Z");

@@ -14,6 +14,7 @@ use ferry::sender::{self, Outcome, RunOptions};
 use tokio_util::sync::CancellationToken;
 
 use crate::common::daemon::Daemon;
+use crate::common::ferry::task_add;
 use crate::common::nodes::Nodes;
 use crate::common::subvol::edit_readonly;
 use crate::common::{tree_difference, tree_digest};
@@ -269,18 +270,7 @@ async fn a_random_workload_replicates_exactly_round_after_round() {
     let receiver = Daemon::start(&nodes.nas2.state, |_| {}).await;
     nodes.nas1_sends_to(&receiver);
     let share_s = nodes.share.to_str().expect("utf8");
-    nodes.nas1.ok(&[
-        "task",
-        "add",
-        "photos",
-        "--share",
-        share_s,
-        "--target",
-        "nas2",
-        "--pool",
-        "backup",
-        "--frequency",
-        "1h",
+    let extra = [
         "--keep-source",
         "3",
         "--keep-target",
@@ -289,7 +279,8 @@ async fn a_random_workload_replicates_exactly_round_after_round() {
         "none",
         "--nested",
         "skip",
-    ]);
+    ];
+    nodes.nas1.ok(&task_add("photos", share_s, "1h", &extra));
     let snapshots = nodes.src.mount.join(".ferry-snapshots/photos");
     let replicas = nodes.replica_dir();
     let mut share = Share::new(nodes.share.clone(), seed);

@@ -5,6 +5,7 @@ use ferry::btrfs;
 
 use crate::common::assert_same_tree;
 use crate::common::content::{change, populate};
+use crate::common::ferry::task_add;
 use crate::common::pair::Pair;
 use crate::common::subvol::set_readonly;
 
@@ -35,19 +36,7 @@ async fn a_share_received_and_made_writable_the_old_way_replicates() {
         .received_uuid
         .expect("a received_uuid, as in the field");
     let share_s = got.path.to_str().expect("utf8");
-    pair.nas1.ok(&[
-        "task",
-        "add",
-        "migrated",
-        "--share",
-        share_s,
-        "--target",
-        "nas2",
-        "--pool",
-        "backup",
-        "--frequency",
-        "5m",
-    ]);
+    pair.nas1.ok(&task_add("migrated", share_s, "5m", &[]));
 
     let run = |args: &'static [&'static str]| pair.nas1.run_async(args);
     for round in 0..3 {

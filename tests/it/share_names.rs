@@ -4,26 +4,13 @@
 
 use crate::common::assert_same_tree;
 use crate::common::content::{change, populate};
+use crate::common::ferry::task_add;
 use crate::common::pair::Pair;
 use crate::common::TestPool;
 
 fn add(pair: &Pair, task: &str, share: &std::path::Path, extra: &[&str]) -> std::process::Output {
     let share_s = share.to_str().expect("utf8");
-    let mut args = vec![
-        "task",
-        "add",
-        task,
-        "--share",
-        share_s,
-        "--target",
-        "nas2",
-        "--pool",
-        "backup",
-        "--frequency",
-        "5m",
-    ];
-    args.extend_from_slice(extra);
-    pair.nas1.run(&args)
+    pair.nas1.run(&task_add(task, share_s, "5m", extra))
 }
 
 async fn run_ok(pair: &Pair, task: &str) -> String {

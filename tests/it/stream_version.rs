@@ -8,6 +8,7 @@ use std::path::Path;
 use nix::unistd::Whence;
 
 use crate::common::assert_same_tree;
+use crate::common::ferry::task_add;
 use crate::common::pair::Pair;
 
 fn u64_of(v: &serde_json::Value) -> u64 {
@@ -144,21 +145,8 @@ async fn compressed_extents_cross_compressed_unless_the_task_says_no() {
     let pair = Pair::new(&[]).await;
     let other = pair.src.subvolume("documents");
     let other_s = other.to_str().expect("utf8");
-    pair.nas1.ok(&[
-        "task",
-        "add",
-        "documents",
-        "--share",
-        other_s,
-        "--target",
-        "nas2",
-        "--pool",
-        "backup",
-        "--frequency",
-        "5m",
-        "--send-compressed",
-        "no",
-    ]);
+    let extra = ["--send-compressed", "no"];
+    pair.nas1.ok(&task_add("documents", other_s, "5m", &extra));
     let shown = pair.nas1.json(&["task", "show", "documents", "--json"]);
     assert_eq!(shown["send_compressed"], "no");
     assert_eq!(

@@ -127,6 +127,31 @@ fn dump_db_immutable(path: &Path) -> String {
     dump_conn(&conn)
 }
 
+/// `task add NAME --share SHARE --target nas2 --pool backup --frequency
+/// FREQUENCY` and then `extra`: the task most tests add on nas1.
+pub fn task_add<'a>(
+    name: &'a str,
+    share: &'a str,
+    frequency: &'a str,
+    extra: &[&'a str],
+) -> Vec<&'a str> {
+    let mut args = vec![
+        "task",
+        "add",
+        name,
+        "--share",
+        share,
+        "--target",
+        "nas2",
+        "--pool",
+        "backup",
+        "--frequency",
+        frequency,
+    ];
+    args.extend_from_slice(extra);
+    args
+}
+
 pub fn dump_db(path: &Path) -> String {
     if !path.exists() {
         return "(no database)".to_string();

@@ -7,6 +7,7 @@ use std::ops::Deref;
 use std::path::{Path, PathBuf};
 
 use super::daemon::Daemon;
+use super::ferry::task_add;
 use super::nodes::Nodes;
 
 /// nas1 and nas2 as [`Nodes`] pairs them, on 1 GiB pools, with nas2's receiver
@@ -41,21 +42,9 @@ impl Pair {
         let receiver = Daemon::start(&nodes.nas2.state, tweak).await;
         nodes.nas1_sends_to(&receiver);
         let share_s = nodes.share.to_str().expect("utf8").to_string();
-        let mut args = vec![
-            "task",
-            "add",
-            "photos",
-            "--share",
-            &share_s,
-            "--target",
-            "nas2",
-            "--pool",
-            "backup",
-            "--frequency",
-            "5m",
-        ];
-        args.extend_from_slice(task_args);
-        nodes.nas1.ok(&args);
+        nodes
+            .nas1
+            .ok(&task_add("photos", &share_s, "5m", task_args));
         Pair {
             receiver: Some(receiver),
             nodes,
@@ -66,19 +55,7 @@ impl Pair {
     pub fn add_task(&self, name: &str, frequency: &str) -> PathBuf {
         let share = self.src.subvolume(name);
         let share_s = share.to_str().expect("utf8");
-        self.nas1.ok(&[
-            "task",
-            "add",
-            name,
-            "--share",
-            share_s,
-            "--target",
-            "nas2",
-            "--pool",
-            "backup",
-            "--frequency",
-            frequency,
-        ]);
+        self.nas1.ok(&task_add(name, share_s, frequency, &[]));
         share
     }
 
