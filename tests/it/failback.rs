@@ -7,6 +7,7 @@ use std::path::{Path, PathBuf};
 
 use crate::common::content::incompressible;
 use crate::common::daemon::Daemon;
+use crate::common::ferry::Node;
 use crate::common::pair::{names_in, Pair};
 use crate::common::{assert_same_tree, tree_digest};
 
@@ -69,19 +70,7 @@ impl Failover {
             out.contains(&format!("restored {live_s} from replica")),
             "{out}"
         );
-        self.pair.nas2.ok(&[
-            "task",
-            "add",
-            "photos",
-            "--share",
-            &live_s,
-            "--target",
-            "nas1",
-            "--pool",
-            "home",
-            "--frequency",
-            "5m",
-        ]);
+        sends_back(&self.pair.nas2, &live_s);
     }
 
     /// `ferry task run photos` on nas2; its newest send row.
@@ -285,19 +274,7 @@ async fn an_old_peer_gets_a_full_failback_without_an_error() {
     let live_s = live.to_string_lossy();
     pair.nas2
         .ok(&["replica", "restore", "nas1", "photos", "--to", &live_s]);
-    pair.nas2.ok(&[
-        "task",
-        "add",
-        "photos",
-        "--share",
-        &live_s,
-        "--target",
-        "nas1",
-        "--pool",
-        "home",
-        "--frequency",
-        "5m",
-    ]);
+    sends_back(&pair.nas2, &live_s);
     let out = pair.nas2.run_async(&["task", "run", "photos"]).await;
     assert!(
         out.status.success(),
@@ -352,4 +329,21 @@ async fn a_users_subvolume_under_a_bases_name_is_left_alone() {
     );
     assert_same_tree(&f.live(), &f.back_dir().join("latest"));
     f.stop().await;
+}
+
+/// nas2's task sending the live share `live` back to nas1's pool `home`.
+fn sends_back(nas2: &Node, live: &str) {
+    nas2.ok(&[
+        "task",
+        "add",
+        "photos",
+        "--share",
+        live,
+        "--target",
+        "nas1",
+        "--pool",
+        "home",
+        "--frequency",
+        "5m",
+    ]);
 }
